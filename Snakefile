@@ -1,0 +1,23 @@
+# lowdensity: "Generating High Fidelity Data from Low-density Regions using Diffusion
+# Models" (Sehwag et al., CVPR 2022) end to end. The science lives in src/lowdensity/;
+# every rule calls one `lowdensity <stage>` entry point with the config section it uses.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/ddpm.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/data/train_grid.png",
+        "results/ddpm/loss.csv",
+        "results/samples/baseline.npz",
+        "results/samples/baseline_grid.png",

@@ -1,0 +1,214 @@
+"""Datasets: Fashion-MNIST (default), CIFAR-10 and ImageNet-style image folders.
+
+The prepare stage writes one `.npz` per split with
+    images       uint8, (N, C, H, W), at the configured resolution
+    labels       int64, (N,)
+    class_names  str, (num_classes,)
+    resolution, channels, dataset
+and every later stage reads only those files (`load_split`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .io import atomic_savez
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "val": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+class DataMissingError(FileNotFoundError):
+    """Raised with instructions when a dataset is not where the config says."""
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 (N, C, H, W)
+    labels: np.ndarray  # int64 (N,)
+    class_names: tuple
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read a (gzipped) idx file: magic 0x0000 08 <ndim>, big-endian int32 sizes, uint8 data."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    offset = 4 + 4 * ndim
+    data = np.frombuffer(raw, dtype=np.uint8, offset=offset)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {tuple(dims)} but holds {data.size} bytes")
+    return data.reshape(tuple(int(d) for d in dims))
+
+
+def load_fashion_mnist(root: str, split: str) -> Split:
+    image_file, label_file = FASHION_MNIST_FILES[split]
+    paths = [Path(root) / image_file, Path(root) / label_file]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise DataMissingError(
+            f"Fashion-MNIST files not found: {', '.join(missing)}. Install the Debian package "
+            f"'dataset-fashion-mnist' (apt-get install dataset-fashion-mnist, which puts them in "
+            f"/usr/share/datasets/fashion-mnist), or download the four *-ubyte.gz files of "
+            f"Fashion-MNIST and set the config key data.root to their folder."
+        )
+    images = read_idx(paths[0])[:, None]  # (N, 1, 28, 28)
+    labels = read_idx(paths[1]).astype(np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels for split {split}")
+    return Split(images, labels, FASHION_MNIST_CLASSES)
+
+
+def load_cifar10(root: str, split: str, download: bool = False) -> Split:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(root=root, train=(split == "train"), download=download)
+    except RuntimeError as err:
+        raise DataMissingError(
+            f"CIFAR-10 not found under {root!r} ({err}). Download the python version "
+            f"(cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html), extract it "
+            f"so that {root}/cifar-10-batches-py/ holds data_batch_1..5 and test_batch, and set "
+            f"data.root to that folder; or set data.download: true on a machine with internet."
+        ) from err
+    images = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
+    return Split(images, np.asarray(ds.targets, dtype=np.int64), tuple(ds.classes))
+
+
+def load_image_folder(root: str, split: str, resolution: int) -> Split:
+    """ImageNet-style `root/<split>/<class>/*.{jpg,png,...}`; each image is resized so its
+    shorter side is `resolution` (bicubic, antialiased) and centre-cropped (as ADM does)."""
+    from PIL import Image
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise DataMissingError(
+            f"image folder {split_dir} not found: data.root must hold '{split}/<class name>/<images>' "
+            f"(ImageNet-style; for ImageNet use the train/ and val/ folders with one subfolder per class)."
+        )
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if not classes:
+        raise DataMissingError(f"{split_dir} has no class subfolders")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((split_dir / name).iterdir()):
+            if file.suffix.lower() not in IMG_EXTENSIONS:
+                continue
+            with Image.open(file) as im:
+                im = im.convert("RGB")
+                scale = resolution / min(im.size)
+                im = im.resize((max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))), Image.BICUBIC)
+                left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
+                im = im.crop((left, top, left + resolution, top + resolution))
+                images.append(np.asarray(im).transpose(2, 0, 1))
+                labels.append(label)
+    if not images:
+        raise DataMissingError(f"{split_dir} holds no images with extensions {IMG_EXTENSIONS}")
+    return Split(np.stack(images), np.asarray(labels, dtype=np.int64), tuple(classes))
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def resize_uint8(images: np.ndarray, resolution: int) -> np.ndarray:
+    """Resize (N, C, H, W) uint8 images with antialiased bilinear filtering."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    x = torch.from_numpy(images).float()
+    out = []
+    for chunk in x.split(4096):
+        out.append(F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False))
+    return torch.cat(out).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def stratified_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Indices of at most `per_class` images of every class, chosen at random with `seed`, in order."""
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def load_raw(cfg: dict, split: str) -> Split:
+    name = cfg["dataset"]
+    if name == "fashion_mnist":
+        return load_fashion_mnist(cfg["root"], split)
+    if name == "cifar10":
+        return load_cifar10(cfg["root"], split, cfg.get("download", False))
+    if name == "image_folder":
+        return load_image_folder(cfg["root"], split, cfg["resolution"])
+    raise ValueError(f"data.dataset: unknown dataset {name!r}")
+
+
+def prepare_split(cfg: dict, split: str, out_path: str) -> Split:
+    """Load one split, resize it to data.resolution, optionally subsample, and write it."""
+    data = load_raw(cfg, split)
+    per_class = cfg.get("max_train_per_class") if split == "train" else cfg.get("max_val_per_class")
+    keep = stratified_subset(data.labels, per_class, cfg.get("seed", 0))
+    images = resize_uint8(data.images[keep], cfg["resolution"])
+    out = Split(images, data.labels[keep], data.class_names)
+    save_split(out, out_path, dataset=cfg["dataset"])
+    return out
+
+
+def save_split(split: Split, path: str, dataset: str = "") -> None:
+    atomic_savez(
+        path,
+        images=split.images,
+        labels=split.labels,
+        class_names=np.asarray(split.class_names),
+        resolution=np.int64(split.resolution),
+        channels=np.int64(split.channels),
+        dataset=np.asarray(dataset),
+    )
+
+
+def load_split(path: str | os.PathLike) -> Split:
+    if not Path(path).exists():
+        raise DataMissingError(f"{path} not found: run the prepare_data rule first (snakemake {path})")
+    with np.load(path, allow_pickle=False) as f:
+        return Split(f["images"], f["labels"].astype(np.int64), tuple(str(c) for c in f["class_names"]))
+
+
+def to_model_range(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float [-1, 1]."""
+    x = torch.as_tensor(images_uint8).float()
+    return x / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float [-1, 1] → uint8 [0, 255] (rounded, clipped)."""
+    return ((x.detach().cpu().float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()

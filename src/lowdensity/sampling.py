@@ -1,0 +1,148 @@
+"""Sampling sharded by seed, gathering shards, and the samples grid.
+
+Sample i of a set (i = 0 … N−1) has seed `sampling.seed + i` and label i mod C, whatever
+the number of shards; shard k of S holds samples ⌊kN/S⌋ … ⌊(k+1)N/S⌋ − 1. A shard file
+stores uint8 images, labels, seeds and sample indices, and the wall-clock seconds per
+image spent in the sampler on the device that ran it (Table 1 reads them).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .data import to_uint8
+from .ddpm import load_ddpm, sampling_diffusion, select_device
+from .diffusion import CondFn, GaussianDiffusion
+from .io import atomic_path, atomic_savez
+from .noise import NoiseSource
+
+
+def shard_indices(num_samples: int, num_shards: int, shard: int) -> np.ndarray:
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} out of range for {num_shards} shards")
+    return np.arange(shard * num_samples // num_shards, (shard + 1) * num_samples // num_shards)
+
+
+def balanced_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
+    """Sample i gets class i mod C, so every class is equally represented."""
+    return (np.asarray(indices) % num_classes).astype(np.int64)
+
+
+def generate(
+    model,
+    diffusion: GaussianDiffusion,
+    shape: Sequence[int],
+    labels: np.ndarray,
+    seeds: np.ndarray,
+    batch_size: int,
+    method: str = "ddpm",
+    eta: float = 0.0,
+    cond_fn_for: Optional[Callable[[torch.Tensor], CondFn]] = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """uint8 samples (N, *shape), one per (label, seed).
+
+    `cond_fn_for(labels_of_batch)` returns the guidance hook for a batch (None: baseline).
+    """
+    device = next(model.parameters()).device
+    out = [np.zeros((0, *shape), dtype=np.uint8)]
+    for start in range(0, len(labels), batch_size):
+        y = torch.from_numpy(labels[start:start + batch_size]).to(device)
+        noise = NoiseSource(seeds[start:start + batch_size])
+        kwargs = {"y": y} if model.num_classes else {}
+        cond_fn = cond_fn_for(y) if cond_fn_for else None
+        x = diffusion.sample_loop(model, (len(y), *shape), noise, method, eta, kwargs, cond_fn, device, progress)
+        out.append(to_uint8(x))
+    return np.concatenate(out)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def sample_shard(
+    sampling_cfg: dict,
+    model_path: str,
+    shard: int,
+    out_path: str,
+    device: str = "auto",
+    cond_fn_for: Optional[Callable[[torch.Tensor], CondFn]] = None,
+) -> None:
+    """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
+
+    Keys used: num_samples, shards, seed, steps, method ('ddpm' ancestral or 'ddim'), eta,
+    batch_size.
+    """
+    dev = select_device(device)
+    model, meta = load_ddpm(model_path, dev)
+    diffusion = sampling_diffusion(meta["diffusion"], sampling_cfg["steps"])
+    indices = shard_indices(sampling_cfg["num_samples"], sampling_cfg["shards"], shard)
+    labels = balanced_labels(indices, len(meta["class_names"]))
+    seeds = sampling_cfg["seed"] + indices
+    arch = meta["arch"]
+    shape = (arch["in_channels"], arch["image_size"], arch["image_size"])
+    start = time.perf_counter()
+    images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
+                      sampling_cfg["eta"], cond_fn_for, progress=False)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    atomic_savez(
+        out_path, images=images, labels=labels, seeds=seeds, indices=indices,
+        seconds=np.float64(seconds), device=np.asarray(device_description(dev)),
+        class_names=np.asarray(meta["class_names"]),
+    )
+
+
+def gather_shards(shard_paths: Sequence[str], out_path: str) -> None:
+    """Concatenate shards in sample order; checks that together they hold samples 0 … N−1 once."""
+    parts = [dict(np.load(p, allow_pickle=False)) for p in shard_paths]
+    if not parts:
+        raise ValueError("no shards to gather")
+    indices = np.concatenate([p["indices"] for p in parts])
+    order = np.argsort(indices, kind="stable")
+    if not np.array_equal(indices[order], np.arange(len(indices))):
+        raise ValueError(f"shards {list(shard_paths)} do not hold samples 0..{len(indices) - 1} exactly once")
+    cat = {k: np.concatenate([p[k] for p in parts])[order] for k in ("images", "labels", "seeds", "indices")}
+    seconds = float(sum(float(p["seconds"]) for p in parts))
+    devices = sorted({str(p["device"]) for p in parts})
+    atomic_savez(
+        out_path, **cat, seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
+        device=np.asarray("; ".join(devices)), class_names=parts[0]["class_names"],
+    )
+
+
+def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "") -> None:
+    """A PNG with one row per class (its first `per_class` samples), labelled by class name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.load(samples_path, allow_pickle=False) as f:
+        images, labels, class_names = f["images"], f["labels"], [str(c) for c in f["class_names"]]
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 0.7 + 1.2, len(class_names) * 0.7 + 0.4), squeeze=False)
+    for c, name in enumerate(class_names):
+        chosen = np.flatnonzero(labels == c)[:per_class]
+        for j, ax in enumerate(axes[c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if j < len(chosen):
+                img = images[chosen[j]].transpose(1, 2, 0)
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        axes[c][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.14, right=0.99, top=0.95 if title else 0.99, bottom=0.01, wspace=0.05, hspace=0.05)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,138 @@
+"""A resumable, deterministic training loop shared by every network of the pipeline.
+
+- Step s draws all its randomness (batch indices, timesteps, noise, dropout) from a
+  generator seeded by (seed, s), so training that resumes from a checkpoint continues
+  exactly as an uninterrupted run would (same weights after N steps).
+- Checkpoints (weights, EMA weights, optimiser, step, loss log) are written atomically
+  every `checkpoint_every` steps and at the end; a rerun resumes from the last one if its
+  fingerprint (everything that shapes the run except its length) matches.
+- AdamW with linear warm-up, gradient clipping, EMA of the weights.
+- A non-finite loss stops the run with the step number.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+RUN_LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A 63-bit seed for one training step, independent across (seed, step) pairs."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+def fingerprint(*parts) -> str:
+    """Hash of the JSON-serialisable description of a run (config sections, data digest)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    for be, b in zip(ema.buffers(), model.buffers()):
+        be.copy_(b)
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def train(
+    model: torch.nn.Module,
+    compute_losses: Callable[[torch.nn.Module, torch.Generator], dict],
+    train_cfg: dict,
+    checkpoint_path: str | Path,
+    run_fingerprint: str,
+    device: torch.device,
+    desc: str = "training",
+) -> tuple[torch.nn.Module, list[dict]]:
+    """Train `model` for train_cfg['steps'] steps and return (EMA model, loss log).
+
+    `compute_losses(model, generator)` draws a batch with `generator` and returns a dict
+    of scalar tensors with key 'loss' (the one optimised); the others are logged.
+    """
+    seed = int(train_cfg["seed"])
+    steps = int(train_cfg["steps"])
+    model = model.to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0))
+    start, history, pending = 0, [], {}
+
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if state["fingerprint"] == run_fingerprint:
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
+            log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, start)
+        else:
+            log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
+
+    def save(step: int) -> None:
+        atomic_torch_save(
+            {"fingerprint": run_fingerprint, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+             "optimizer": optimizer.state_dict(), "history": history, "pending": pending},
+            checkpoint_path,
+        )
+
+    warmup = int(train_cfg.get("warmup_steps", 0))
+    log_every = int(train_cfg.get("log_every", 50))
+    checkpoint_every = int(train_cfg.get("checkpoint_every", 500))
+    grad_clip = train_cfg.get("grad_clip")
+    ema_decay = float(train_cfg.get("ema_decay", 0.0))
+    model.train()
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=5, disable=None)
+    for step in bar:
+        lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup) if warmup else train_cfg["lr"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        generator = torch.Generator().manual_seed(step_seed(seed, step))
+        torch.manual_seed(step_seed(seed + 1, step))  # dropout
+        losses = compute_losses(model, generator)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
+        optimizer.step()
+        ema_update(ema, model, ema_decay)
+        for key, value in losses.items():
+            pending.setdefault(key, []).append(float(value.detach()))
+        pending.setdefault("grad_norm", []).append(float(grad_norm))
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            row = {"step": step + 1, "lr": lr, **{k: float(np.mean(v)) for k, v in pending.items()}}
+            history.append(row)
+            pending = {}
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save(step + 1)
+    if start < steps or not checkpoint_path.exists():
+        save(steps)
+    ema.eval()
+    return ema, history

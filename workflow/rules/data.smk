@@ -1,0 +1,35 @@
+rule prepare_data:
+    """One split of the dataset, resized to data.resolution, as uint8 .npz."""
+    output:
+        "results/data/{split}.npz",
+    params:
+        cfg=section("data"),
+    wildcard_constraints:
+        split="train|val",
+    log:
+        "logs/prepare_data/{split}.log",
+    threads: config["resources"]["prepare_data"]["cpus_per_task"]
+    resources:
+        **stage_resources("prepare_data"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity prepare-data --params {params.cfg:q} --split {wildcards.split} --out {output} 2> {log}"
+
+
+rule real_grid:
+    """The first training images of every class, for comparison with the samples."""
+    input:
+        "results/data/train.npz",
+    output:
+        "results/data/train_grid.png",
+    params:
+        per_class=config["grid"]["per_class"],
+    log:
+        "logs/real_grid.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'real training images' 2> {log}"

@@ -1,0 +1,79 @@
+rule train_ddpm:
+    """The class-conditional DDPM (ADM U-Net, ε-prediction). Resumes from
+    results/ddpm/checkpoint.pt when a previous run of the same configuration was cut off."""
+    input:
+        "results/data/train.npz",
+    output:
+        model="results/ddpm/model.pt",
+        loss="results/ddpm/loss.csv",
+    params:
+        cfg=section("ddpm", "diffusion"),
+        checkpoint="results/ddpm/checkpoint.pt",
+        device=config["device"],
+    log:
+        "logs/train_ddpm.log",
+    threads: config["resources"]["train_ddpm"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_ddpm"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity train-ddpm --params {params.cfg:q} --data {input} --model {output.model}"
+        " --loss-csv {output.loss} --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
+
+
+rule sample_baseline:
+    """One shard of uniform (baseline) samples, paper Eq. 2."""
+    input:
+        "results/ddpm/model.pt",
+    output:
+        "results/samples/baseline/shard_{shard}.npz",
+    params:
+        cfg=section("sampling"),
+        device=config["device"],
+    wildcard_constraints:
+        shard=r"\d+",
+    log:
+        "logs/sample_baseline/{shard}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample --params {params.cfg:q} --model {input} --shard {wildcards.shard}"
+        " --out {output} --device {params.device} 2> {log}"
+
+
+rule gather_baseline:
+    """All baseline shards in sample order."""
+    input:
+        expand("results/samples/baseline/shard_{shard}.npz", shard=SHARDS),
+    output:
+        "results/samples/baseline.npz",
+    log:
+        "logs/gather_baseline.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity gather --out {output} {input} 2> {log}"
+
+
+rule baseline_grid:
+    """A quick look at the baseline samples: one row per class."""
+    input:
+        "results/samples/baseline.npz",
+    output:
+        "results/samples/baseline_grid.png",
+    params:
+        per_class=config["grid"]["per_class"],
+    log:
+        "logs/baseline_grid.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'baseline samples' 2> {log}"
