@@ -32,6 +32,8 @@ from .noise import NoiseSource
 def linear_beta_schedule(num_steps: int) -> np.ndarray:
     """Ho et al.'s linear schedule from 1e-4 to 0.02, rescaled so any T spans the same range."""
     scale = 1000 / num_steps
+    if scale * 0.02 >= 1:
+        raise ValueError(f"the linear schedule needs more than 50 steps (β_T = {scale * 0.02:.2f} ≥ 1 for T = {num_steps})")
     return np.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=np.float64)
 
 
@@ -127,8 +129,8 @@ class GaussianDiffusion:
         if variance not in ("fixed_small", "fixed_large", "learned_range"):
             raise ValueError(f"unknown variance type {variance!r}")
         betas = np.asarray(betas, dtype=np.float64)
-        if betas.ndim != 1 or not ((betas > 0) & (betas <= 1)).all():
-            raise ValueError("betas must be a 1-D array in (0, 1]")
+        if betas.ndim != 1 or not ((betas > 0) & (betas < 1)).all():
+            raise ValueError("betas must be a 1-D array in (0, 1)")
         self.betas = betas
         self.variance = variance
         self.num_timesteps = len(betas)

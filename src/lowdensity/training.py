@@ -106,7 +106,7 @@ def train(
     grad_clip = train_cfg.get("grad_clip")
     ema_decay = float(train_cfg.get("ema_decay", 0.0))
     model.train()
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=5, disable=None)
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, disable=False)
     for step in bar:
         lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup) if warmup else train_cfg["lr"]
         for group in optimizer.param_groups:

@@ -1,0 +1,129 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lowdensity.data import Split, save_split
+from lowdensity.ddpm import ddpm_losses, load_ddpm, train_ddpm, training_diffusion
+from lowdensity.training import NonFiniteLossError, train
+from lowdensity.unet import UNet
+
+DIFFUSION = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
+MODEL = {"channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "dropout": 0.1,
+         "num_heads": 1, "scale_shift": True, "class_conditional": True}
+
+
+def train_cfg(**kw):
+    cfg = {"steps": 12, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.0, "warmup_steps": 2, "ema_decay": 0.9,
+           "grad_clip": 1.0, "random_flip": True, "checkpoint_every": 5, "log_every": 2, "seed": 3}
+    cfg.update(kw)
+    return cfg
+
+
+def handful_of_images(n=8, size=8):
+    rng = np.random.default_rng(0)
+    base = np.zeros((n, 1, size, size), dtype=np.uint8)
+    for i in range(n):  # bright squares at different places: an easy distribution
+        r, c = rng.integers(0, size - 3, 2)
+        base[i, 0, r:r + 3, c:c + 3] = 255
+    return Split(base, np.arange(n) % 2, ("a", "b"))
+
+
+def make_model_and_losses(split):
+    torch.manual_seed(0)
+    model = UNet(8, 1, 16, 1, 1, (4,), (1, 2), dropout=0.1, num_classes=2)
+    compute = ddpm_losses(training_diffusion(DIFFUSION), torch.from_numpy(split.images), torch.from_numpy(split.labels), 8, torch.device("cpu"), True)
+    return model, compute
+
+
+def test_loss_falls_on_a_handful_of_images(tmp_path):
+    split = handful_of_images()
+    model, compute = make_model_and_losses(split)
+    _, history = train(model, compute, train_cfg(steps=150, log_every=10, checkpoint_every=1000), tmp_path / "ck.pt", "x", torch.device("cpu"))
+    losses = [row["loss"] for row in history]
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:2])
+
+
+def weights_after(tmp_path, name, runs):
+    """Train in successive runs of the given lengths from one checkpoint file; return the weights."""
+    split = handful_of_images()
+    for steps in runs:
+        model, compute = make_model_and_losses(split)
+        ema, history = train(model, compute, train_cfg(steps=steps), tmp_path / f"{name}.pt", "run", torch.device("cpu"))
+    state = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+    return state["model"], ema.state_dict(), history
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_continues_exactly_as_uninterrupted(tmp_path):
+    full_model, full_ema, full_hist = weights_after(tmp_path, "full", [12])
+    resumed_model, resumed_ema, resumed_hist = weights_after(tmp_path, "resumed", [7, 12])
+    assert_same_state(full_model, resumed_model)
+    assert_same_state(full_ema, resumed_ema)
+    # the first, shorter run also logged its own last step (7), so row 8 averages one step
+    # instead of two; every other row agrees
+    def rows(history):
+        return [row for row in history if row["step"] not in (7, 8)]
+
+    assert rows(full_hist) == rows(resumed_hist)
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path):
+    split = handful_of_images()
+    model, compute = make_model_and_losses(split)
+    calls = {"n": 0}
+
+    def dies_at_step_8(m, g):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt("pre-empted")
+        return compute(m, g)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model, dies_at_step_8, train_cfg(), tmp_path / "killed.pt", "run", torch.device("cpu"))
+    assert torch.load(tmp_path / "killed.pt", weights_only=True)["step"] == 5
+    model, compute = make_model_and_losses(split)
+    train(model, compute, train_cfg(), tmp_path / "killed.pt", "run", torch.device("cpu"))
+    full_model, _, _ = weights_after(tmp_path, "full", [12])
+    assert_same_state(torch.load(tmp_path / "killed.pt", weights_only=True)["model"], full_model)
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+    split = handful_of_images()
+    model, compute = make_model_and_losses(split)
+    train(model, compute, train_cfg(steps=5), tmp_path / "ck.pt", "first", torch.device("cpu"))
+    model, compute = make_model_and_losses(split)
+    _, history = train(model, compute, train_cfg(steps=6), tmp_path / "ck.pt", "second", torch.device("cpu"))
+    assert history[0]["step"] == 2  # started from scratch
+
+
+def test_nan_loss_stops_with_the_step_number(tmp_path):
+    split = handful_of_images()
+    model, compute = make_model_and_losses(split)
+    calls = {"n": 0}
+
+    def nan_at_step_3(m, g):
+        out = compute(m, g)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        train(model, nan_at_step_3, train_cfg(), tmp_path / "nan.pt", "run", torch.device("cpu"))
+
+
+def test_train_ddpm_writes_model_and_loss_log(tmp_path):
+    save_split(handful_of_images(), tmp_path / "train.npz")
+    params = {"ddpm": {"model": MODEL, "train": train_cfg(steps=4)}, "diffusion": DIFFUSION}
+    train_ddpm(params, str(tmp_path / "train.npz"), str(tmp_path / "model.pt"), str(tmp_path / "loss.csv"), str(tmp_path / "ck.pt"), "cpu")
+    model, meta = load_ddpm(str(tmp_path / "model.pt"), torch.device("cpu"))
+    assert meta["steps"] == 4 and meta["class_names"] == ["a", "b"] and meta["diffusion"] == DIFFUSION
+    assert not model.training
+    log = pd.read_csv(tmp_path / "loss.csv")
+    assert log["step"].tolist() == [2, 4] and {"loss", "mse", "lr", "grad_norm"} <= set(log.columns)
