@@ -6,7 +6,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default; --configfile files are merged on top of it.
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -17,6 +18,7 @@ include: "workflow/rules/ddpm.smk"
 rule all:
     default_target: True
     input:
+        "results/data/val.npz",
         "results/data/train_grid.png",
         "results/ddpm/loss.csv",
         "results/samples/baseline.npz",
