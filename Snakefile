@@ -13,6 +13,8 @@ configfile: f"{workflow.basedir}/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/ddpm.smk"
+include: "workflow/rules/guidance.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -23,3 +25,7 @@ rule all:
         "results/ddpm/loss.csv",
         "results/samples/baseline.npz",
         "results/samples/baseline_grid.png",
+        "results/samples/guided_grid.png",
+        "results/classifier/accuracy.csv",
+        "results/discriminator/accuracy.csv",
+        expand("paper_figures/{fig}.pdf", fig=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"]),

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import Split, load_split, to_model_range
+from .data import Split, load_split, stratified_subset, to_model_range
 from .ddpm import select_device, training_diffusion
 from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
@@ -155,18 +155,23 @@ def load_encoder(path: str, device: torch.device) -> tuple[EncoderUNet, dict]:
 
 
 def bucket_edges(num_steps: int, num_buckets: int) -> np.ndarray:
-    """Edges splitting [0, T) into `num_buckets` equal ranges of timesteps; 0 buckets: clean only ([0, 1))."""
-    if num_buckets == 0:
-        return np.array([0, 1])
-    return np.linspace(0, num_steps, num_buckets + 1).round().astype(np.int64)
+    """Bucket 0 is the clean images (t = 0); `num_buckets` more split [1, T) into equal ranges.
+
+    Final samples are always scored in bucket 0, so hardness values are comparable across
+    both choices."""
+    noisy = np.linspace(1, num_steps, num_buckets + 1).round().astype(np.int64)[1:]
+    return np.concatenate([[0, 1], noisy])
 
 
 def fit_gaussians_for(model: EncoderUNet, split: Split, cfg: dict, diffusion_cfg: dict) -> tuple[ClassGaussians, pd.DataFrame]:
-    """Class Gaussians of `model`'s embeddings of `split`: of clean images (noise_buckets = 0,
-    paper-literal) or, per noise bucket, of each image noised to a uniformly drawn t in it."""
+    """Class Gaussians of `model`'s embeddings of `split` (at most `max_per_class` images of a
+    class): of clean images (bucket 0; alone when noise_buckets = 0, paper-literal) and, per
+    noise bucket, of each image noised to a uniformly drawn t in it."""
     diffusion = training_diffusion(diffusion_cfg)
     edges = bucket_edges(diffusion.num_timesteps, cfg["noise_buckets"])
     rng = np.random.default_rng(cfg["seed"])
+    keep = stratified_subset(split.labels, cfg.get("max_per_class"), cfg["seed"])
+    split = Split(split.images[keep], split.labels[keep], split.class_names)
     embs, labels, buckets = [], [], []
     for b in range(len(edges) - 1):
         t = rng.integers(edges[b], edges[b + 1], len(split.images))

@@ -50,6 +50,55 @@ def cmd_grid(a):
     samples_grid(a.samples, a.out, a.per_class, a.title)
 
 
+def cmd_train_classifier(a):
+    from .classifier import train_classifier
+
+    train_classifier(_params(a.params), a.data, a.val, a.model, a.accuracy, a.checkpoint, a.device)
+
+
+def cmd_train_discriminator(a):
+    from .classifier import train_discriminator
+
+    train_discriminator(_params(a.params), a.data, a.samples, a.model, a.accuracy, a.checkpoint, a.device)
+
+
+def cmd_fit_gaussians(a):
+    from .classifier import fit_class_gaussians
+
+    fit_class_gaussians(_params(a.params), a.model, a.data, a.out, a.summary, a.samples, a.device)
+
+
+def cmd_sample_guided(a):
+    from .guidance import sample_guided_shard
+
+    sample_guided_shard(_params(a.params), a.alpha, a.beta, a.tau, a.loss, a.model, tuple(a.classifier),
+                        tuple(a.discriminator), a.shard, a.out, a.device)
+
+
+def cmd_score_sets(a):
+    from .guided_eval import score_sample_sets
+
+    score_sample_sets(_params(a.params), a.classifier, a.gaussians, a.train, a.val, a.sets, a.hardness_csv, a.precision_csv, a.device)
+
+
+def cmd_figure(a):
+    from . import figures
+
+    p, i = _params(a.params), a.inputs
+    if a.name == "fig3":
+        figures.fig3_grid(i[:-1], p["alphas"], p["betas"], p["classes"], i[-1], a.out, a.csv)
+    elif a.name == "fig4":
+        figures.fig4_hardness_precision(i[0], i[1], p["fig4a_alphas"], p["fig4b"]["alpha"], p["fig4b"]["betas"], a.out, a.csv)
+    elif a.name == "fig5":
+        figures.fig5_pairs(i[0], i[1], p["pairs"], a.out, a.csv)
+    elif a.name == "fig6":
+        figures.fig6_classes(i[0], i[1], p["fig6_classes"], p["per_class"], a.out, a.csv)
+    elif a.name == "fig10":
+        figures.fig10_progressive(i[:-1], p["alphas"], p["beta"], p["seeds"], i[-1], a.out, a.csv)
+    elif a.name == "figA5":
+        figures.figA5_ablation(i[0], p["alphas"], p["beta"], a.out, a.csv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +137,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=10)
     p.add_argument("--title", default="")
     p.set_defaults(func=cmd_grid)
+
+    for name, func, doc in [("train-classifier", cmd_train_classifier, "the time-conditioned classifier g∘f"),
+                            ("train-discriminator", cmd_train_discriminator, "the real-vs-synthetic discriminator")]:
+        p = sub.add_parser(name, help=f"train {doc} (resumes from --checkpoint)")
+        p.add_argument("--params", required=True, help='{"classifier"|"discriminator": ..., "diffusion": ...} as JSON')
+        p.add_argument("--data", required=True, help="the prepared training split")
+        if name == "train-classifier":
+            p.add_argument("--val", required=True, help="the prepared validation split")
+        else:
+            p.add_argument("--samples", required=True, help="the gathered baseline samples")
+        p.add_argument("--model", required=True)
+        p.add_argument("--accuracy", required=True, help="CSV of accuracy per timestep")
+        p.add_argument("--checkpoint", required=True)
+        p.add_argument("--device", default="auto")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("fit-gaussians", help="class Gaussians of an encoder's embeddings (Eq. 3)")
+    p.add_argument("--params", required=True, help='{"gaussians": ..., "diffusion": ...[, "discriminator": ...]} as JSON')
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--samples", default=None, help="baseline samples: fit the discriminator's real/synthetic Gaussians")
+    p.add_argument("--out", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_fit_gaussians)
+
+    p = sub.add_parser("sample-guided", help="one shard of α/β-guided samples (Algorithm 1)")
+    p.add_argument("--params", required=True, help="the sampling section as JSON")
+    p.add_argument("--alpha", type=float, required=True)
+    p.add_argument("--beta", type=float, required=True)
+    p.add_argument("--tau", type=float, required=True)
+    p.add_argument("--loss", choices=["hardness", "softmax"], required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--classifier", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))
+    p.add_argument("--discriminator", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample_guided)
+
+    p = sub.add_parser("score-sets", help="hardness, accuracy and precision of sample sets in the classifier space")
+    p.add_argument("--params", required=True, help='{"precision": {"k": ..., "num_real": ...}} as JSON')
+    p.add_argument("--classifier", required=True)
+    p.add_argument("--gaussians", required=True)
+    p.add_argument("--train", required=True)
+    p.add_argument("--val", required=True)
+    p.add_argument("--hardness-csv", required=True)
+    p.add_argument("--precision-csv", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("sets", nargs="+")
+    p.set_defaults(func=cmd_score_sets)
+
+    p = sub.add_parser("figure", help="draw one of the guided sampler's figures")
+    p.add_argument("name", choices=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"])
+    p.add_argument("--params", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(func=cmd_figure)
     return parser
 
 

@@ -116,4 +116,5 @@ def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: floa
     classifier = load_guide(*classifier_paths, dev) if alpha else None
     discriminator = load_guide(*discriminator_paths, dev) if beta else None
     sample_shard(sampling_cfg, model_path, shard, out_path, device,
-                 cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator))
+                 cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator),
+                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss})

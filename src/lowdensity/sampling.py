@@ -74,11 +74,12 @@ def sample_shard(
     out_path: str,
     device: str = "auto",
     cond_fn_for: Optional[Callable[[torch.Tensor], CondFn]] = None,
+    metadata: Optional[dict] = None,
 ) -> None:
     """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
 
     Keys used: num_samples, shards, seed, steps, method ('ddpm' ancestral or 'ddim'), eta,
-    batch_size.
+    batch_size. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
     """
     dev = select_device(device)
     model, meta = load_ddpm(model_path, dev)
@@ -96,8 +97,10 @@ def sample_shard(
     seconds = time.perf_counter() - start
     atomic_savez(
         out_path, images=images, labels=labels, seeds=seeds, indices=indices,
-        seconds=np.float64(seconds), device=np.asarray(device_description(dev)),
+        seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
+        device=np.asarray(device_description(dev)),
         class_names=np.asarray(meta["class_names"]),
+        **{f"meta_{k}": np.asarray(v) for k, v in (metadata or {}).items()},
     )
 
 
@@ -116,6 +119,7 @@ def gather_shards(shard_paths: Sequence[str], out_path: str) -> None:
     atomic_savez(
         out_path, **cat, seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
         device=np.asarray("; ".join(devices)), class_names=parts[0]["class_names"],
+        **{k: v for k, v in parts[0].items() if k.startswith("meta_")},
     )
 
 

@@ -29,3 +29,23 @@ def stage_resources(stage):
 
 
 SHARDS = list(range(config["sampling"]["shards"]))
+
+
+def cell_name(loss, alpha, beta):
+    """File stem of an (α, β) cell of the guidance grids, e.g. hardness_a0.5_b1."""
+    return f"{loss}_a{float(alpha):g}_b{float(beta):g}"
+
+
+def guidance_cells():
+    """Every (loss, α, β) cell any figure needs, once each."""
+    g = config["guidance"]
+    cells = {("hardness", a, b) for a in g["fig3"]["alphas"] for b in g["fig3"]["betas"]}
+    cells |= {("hardness", a, 0.0) for a in g["fig4a_alphas"]}
+    cells |= {("hardness", g["fig4b"]["alpha"], b) for b in g["fig4b"]["betas"]}
+    cells |= {("hardness", a, g["fig10"]["beta"]) for a in g["fig10"]["alphas"]}
+    cells |= {(loss, a, g["figA5"]["beta"]) for a in g["figA5"]["alphas"] for loss in ("hardness", "softmax")}
+    return sorted({cell_name(*c) for c in cells})
+
+
+def cell_paths(cells):
+    return [f"results/samples/cells/{c}.npz" for c in cells]

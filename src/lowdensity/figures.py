@@ -1,0 +1,222 @@
+"""The paper's figures of the guided sampler (3, 4, 5, 6, 10, A5), each drawn from tidy data.
+
+Every function reads sample files and the tidy score tables, writes the figure as PDF and
+the exact numbers it shows as a tidy CSV (one row per image or per plotted value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path, atomic_to_csv
+from .guided_eval import set_name
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_pdf: str) -> None:
+    with atomic_path(out_pdf, suffix=".pdf") as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight")
+    _plt().close(fig)
+
+
+def _show(ax, image: np.ndarray) -> None:
+    img = image.transpose(1, 2, 0)
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _load(path: str) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in ("images", "labels", "seeds")} | {"class_names": [str(c) for c in f["class_names"]]}
+
+
+def cell_name(loss: str, alpha: float, beta: float) -> str:
+    """The file stem of an (α, β) cell: e.g. hardness_a0.5_b1."""
+    return f"{loss}_a{alpha:g}_b{beta:g}"
+
+
+def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
+    rows = scores[scores["set"] == name]
+    if rows.empty:
+        raise ValueError(f"the score table has no rows for sample set {name!r}")
+    return rows
+
+
+def fig3_grid(cell_paths: list[str], alphas: list[float], betas: list[float], classes: list[int], scores_csv: str,
+              out_pdf: str, out_csv: str) -> None:
+    """α (rows) × β (columns) for one seed of each shown class: the first sample of that class."""
+    plt = _plt()
+    cells = {set_name(p): _load(p) for p in cell_paths}
+    scores = pd.read_csv(scores_csv)
+    fig, axes = plt.subplots(len(alphas), len(betas) * len(classes), figsize=(1.0 * len(betas) * len(classes) + 0.6, 1.0 * len(alphas) + 0.6), squeeze=False)
+    rows = []
+    for ci, c in enumerate(classes):
+        for ai, a in enumerate(alphas):
+            for bi, b in enumerate(betas):
+                name = cell_name("hardness", a, b)
+                data = cells[name]
+                idx = int(np.flatnonzero(data["labels"] == c)[0])
+                ax = axes[ai][ci * len(betas) + bi]
+                _show(ax, data["images"][idx])
+                h = _hardness_of(scores, name).set_index("index").loc[idx]
+                rows.append({"class": c, "class_name": data["class_names"][c], "alpha": a, "beta": b, "index": idx,
+                             "seed": int(data["seeds"][idx]), "hardness": h["hardness"], "predicted": int(h["predicted"])})
+                if ai == 0:
+                    ax.set_title(f"β={b:g}", fontsize=7)
+                if ci == 0 and bi == 0:
+                    ax.set_ylabel(f"α={a:g}", fontsize=7)
+        axes[0][ci * len(betas)].annotate(data["class_names"][c], (0, 1.35), xycoords="axes fraction", fontsize=8, weight="bold")
+    fig.suptitle("Figure 3: α × β grid, one seed per class (rows α, columns β)", fontsize=9, y=1.04)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def fig4_hardness_precision(scores_csv: str, precision_csv: str, alphas: list[float], fig4b_alpha: float, betas: list[float],
+                            out_pdf: str, out_csv: str) -> None:
+    """(a) hardness distribution per α at β = 0; (b) improved precision per β at α = fig4b_alpha."""
+    plt = _plt()
+    scores, precision = pd.read_csv(scores_csv), pd.read_csv(precision_csv)
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    all_h = pd.concat([_hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"] for a in alphas])
+    bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 40)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))
+    rows = []
+    for a, colour in zip(alphas, colours):
+        h = _hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"]
+        ax_a.hist(h, bins=bins, histtype="step", density=True, color=colour, lw=1.5, label=f"α={a:g} (median {h.median():.1f})")
+        rows.append({"panel": "a", "alpha": a, "beta": 0.0, "statistic": "median_hardness", "value": float(h.median()), "n": len(h)})
+        rows.append({"panel": "a", "alpha": a, "beta": 0.0, "statistic": "mean_hardness", "value": float(h.mean()), "n": len(h)})
+    ax_a.set_xlabel("hardness score H(x, y) (classifier embedding)")
+    ax_a.set_ylabel("density")
+    ax_a.set_title("(a) increasing α at β = 0", fontsize=9)
+    ax_a.legend(fontsize=7)
+    values = []
+    for b in betas:
+        row = precision[precision["set"] == cell_name("hardness", fig4b_alpha, b)]
+        if row.empty:
+            raise ValueError(f"no precision for the cell α={fig4b_alpha:g}, β={b:g}")
+        values.append(float(row["precision"].iloc[0]))
+        rows.append({"panel": "b", "alpha": fig4b_alpha, "beta": b, "statistic": "precision", "value": values[-1], "n": int(row["num_fake"].iloc[0])})
+    ax_b.plot(betas, values, "o-")
+    ax_b.set_xlabel("β")
+    ax_b.set_ylabel(f"precision (k = {int(precision['k'].iloc[0])})")
+    ax_b.set_title(f"(b) increasing β at α = {fig4b_alpha:g}", fontsize=9)
+    fig.suptitle("Figure 4: effect of α and β", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def _pairs_rows(baseline: dict, guided: dict, indices) -> list[dict]:
+    return [{"index": int(i), "seed": int(baseline["seeds"][i]), "label": int(baseline["labels"][i]),
+             "class_name": baseline["class_names"][baseline["labels"][i]]} for i in indices]
+
+
+def _check_pairs(baseline: dict, guided: dict, n: int) -> None:
+    if not (np.array_equal(baseline["seeds"][:n], guided["seeds"][:n]) and np.array_equal(baseline["labels"][:n], guided["labels"][:n])):
+        raise ValueError("baseline and guided sets do not share seeds and labels: they cannot be paired")
+
+
+def fig5_pairs(baseline_path: str, guided_path: str, num_pairs: int, out_pdf: str, out_csv: str) -> None:
+    """Guided (top) and baseline (bottom) samples from identical seeds."""
+    plt = _plt()
+    baseline, guided = _load(baseline_path), _load(guided_path)
+    _check_pairs(baseline, guided, num_pairs)
+    cols = min(num_pairs, 12)
+    blocks = int(np.ceil(num_pairs / cols))
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(cols * 0.8, blocks * 1.75), squeeze=False)
+    for i in range(blocks * cols):
+        r, c = divmod(i, cols)
+        for k, (data, name) in enumerate([(guided, "guided"), (baseline, "baseline")]):
+            ax = axes[2 * r + k][c]
+            if i < num_pairs:
+                _show(ax, data["images"][i])
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.suptitle("Figure 5: guided (top) vs baseline (bottom), identical seeds", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(_pairs_rows(baseline, guided, range(num_pairs))), out_csv)
+
+
+def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_class: int, out_pdf: str, out_csv: str) -> None:
+    """For each of two classes: baseline samples (left) and guided samples from the same seeds (right)."""
+    plt = _plt()
+    baseline, guided = _load(baseline_path), _load(guided_path)
+    _check_pairs(baseline, guided, len(baseline["labels"]))
+    side = int(np.ceil(np.sqrt(per_class)))
+    fig, axes = plt.subplots(side * len(classes), 2 * side + 1, figsize=((2 * side + 1) * 0.7, side * len(classes) * 0.75), squeeze=False)
+    rows = []
+    for ci, c in enumerate(classes):
+        idx = np.flatnonzero(baseline["labels"] == c)[:per_class]
+        rows += _pairs_rows(baseline, guided, idx)
+        for j in range(side * side):
+            r, col = divmod(j, side)
+            for offset, data in [(0, baseline), (side + 1, guided)]:
+                ax = axes[ci * side + r][offset + col]
+                _show(ax, data["images"][idx[j]]) if j < len(idx) else ax.axis("off")
+            axes[ci * side + r][side].axis("off")
+        axes[ci * side][0].set_title(f"{baseline['class_names'][c]}: baseline", fontsize=7, loc="left")
+        axes[ci * side][side + 1].set_title("guided", fontsize=7, loc="left")
+    fig.suptitle("Figure 6: baseline (left) vs guided (right), same seeds", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def fig10_progressive(cell_paths: list[str], alphas: list[float], beta: float, num_seeds: int, scores_csv: str,
+                      out_pdf: str, out_csv: str) -> None:
+    """One row per seed, one column per α (increasing), β fixed."""
+    plt = _plt()
+    cells = {set_name(p): _load(p) for p in cell_paths}
+    scores = pd.read_csv(scores_csv)
+    fig, axes = plt.subplots(num_seeds, len(alphas), figsize=(len(alphas) * 0.9, num_seeds * 0.9 + 0.4), squeeze=False)
+    rows = []
+    for ai, a in enumerate(alphas):
+        name = cell_name("hardness", a, beta)
+        data, table = cells[name], _hardness_of(scores, name).set_index("index")
+        for s in range(num_seeds):
+            _show(axes[s][ai], data["images"][s])
+            rows.append({"alpha": a, "beta": beta, "index": s, "seed": int(data["seeds"][s]), "label": int(data["labels"][s]),
+                         "hardness": float(table.loc[s, "hardness"])})
+        axes[0][ai].set_title(f"α={a:g}", fontsize=7)
+    fig.suptitle(f"Figure 10: progressive α (β = {beta:g}), one row per seed", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def figA5_ablation(scores_csv: str, alphas: list[float], beta: float, out_pdf: str, out_csv: str) -> None:
+    """Hardness distributions under the hardness loss (Eq. 4) and the softmax loss (A.5) at matched α, β."""
+    plt = _plt()
+    scores = pd.read_csv(scores_csv)
+    fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3), squeeze=False)
+    base = _hardness_of(scores, "baseline")
+    rows = []
+    for ax, a in zip(axes[0], alphas):
+        sets = {"baseline": base}
+        for loss in ("hardness", "softmax"):
+            sets[loss] = _hardness_of(scores, cell_name(loss, a, beta))
+        all_h = pd.concat([s["hardness"] for s in sets.values()])
+        bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 35)
+        for name, table in sets.items():
+            h = table["hardness"]
+            ax.hist(h, bins=bins, histtype="step", density=True, lw=1.5, label=f"{name} (median {h.median():.1f}, acc {table['correct'].mean():.2f})")
+            rows.append({"alpha": a, "beta": beta, "loss": name, "median_hardness": float(h.median()),
+                         "mean_hardness": float(h.mean()), "classifier_accuracy": float(table["correct"].mean()), "n": len(h)})
+        ax.set_title(f"α = {a:g}, β = {beta:g}", fontsize=9)
+        ax.set_xlabel("hardness score")
+        ax.legend(fontsize=6)
+    fig.suptitle("Appendix A.5: hardness loss vs softmax loss", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)

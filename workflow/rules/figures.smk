@@ -1,0 +1,121 @@
+G = config["guidance"]
+SCORES = "results/guidance/hardness.csv"
+
+
+rule fig3:
+    """α × β grid of samples from one seed per shown class."""
+    input:
+        cells=cell_paths(cell_name("hardness", a, b) for a in G["fig3"]["alphas"] for b in G["fig3"]["betas"]),
+        scores=SCORES,
+    output:
+        pdf="paper_figures/fig3.pdf",
+        csv="results/fig3.csv",
+    params:
+        cfg=json.dumps(G["fig3"]),
+    log:
+        "logs/figures/fig3.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure fig3 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+
+
+rule fig4:
+    """(a) hardness per α at β = 0; (b) precision per β at the fixed α."""
+    input:
+        scores=SCORES,
+        precision="results/guidance/precision.csv",
+    output:
+        pdf="paper_figures/fig4.pdf",
+        csv="results/fig4.csv",
+    params:
+        cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": G["fig4b"]}),
+    log:
+        "logs/figures/fig4.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure fig4 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.scores} {input.precision} 2> {log}"
+
+
+rule fig5:
+    """Guided vs baseline pairs from identical seeds."""
+    input:
+        baseline="results/samples/baseline.npz",
+        guided="results/samples/guided.npz",
+    output:
+        pdf="paper_figures/fig5.pdf",
+        csv="results/fig5.csv",
+    params:
+        cfg=json.dumps({"pairs": G["pairs"]}),
+    log:
+        "logs/figures/fig5.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure fig5 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+
+
+rule fig6:
+    """Two classes: baseline (left) vs guided (right), same seeds."""
+    input:
+        baseline="results/samples/baseline.npz",
+        guided="results/samples/guided.npz",
+    output:
+        pdf="paper_figures/fig6.pdf",
+        csv="results/fig6.csv",
+    params:
+        cfg=json.dumps({"fig6_classes": G["fig6_classes"], "per_class": 16}),
+    log:
+        "logs/figures/fig6.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure fig6 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+
+
+rule fig10:
+    """Progressive α for fixed seeds."""
+    input:
+        cells=cell_paths(cell_name("hardness", a, G["fig10"]["beta"]) for a in G["fig10"]["alphas"]),
+        scores=SCORES,
+    output:
+        pdf="paper_figures/fig10.pdf",
+        csv="results/fig10.csv",
+    params:
+        cfg=json.dumps(G["fig10"]),
+    log:
+        "logs/figures/fig10.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure fig10 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+
+
+rule figA5:
+    """Guidance-loss ablation: hardness (Eq. 4) vs softmax (appendix A.5) at matched α, β."""
+    input:
+        scores=SCORES,
+    output:
+        pdf="paper_figures/figA5.pdf",
+        csv="results/figA5.csv",
+    params:
+        cfg=json.dumps(G["figA5"]),
+    log:
+        "logs/figures/figA5.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity figure figA5 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.scores} 2> {log}"

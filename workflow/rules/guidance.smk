@@ -1,0 +1,225 @@
+GUIDES = {
+    "classifier_model": "results/classifier/model.pt",
+    "classifier_gaussians": "results/classifier/gaussians.pt",
+    "discriminator_model": "results/discriminator/model.pt",
+    "discriminator_gaussians": "results/discriminator/gaussians.pt",
+}
+
+
+rule train_classifier:
+    """The time-conditioned classifier g∘f on x_t ~ q(x_t | x_0); accuracy per t on the validation split."""
+    input:
+        train="results/data/train.npz",
+        val="results/data/val.npz",
+    output:
+        model="results/classifier/model.pt",
+        accuracy="results/classifier/accuracy.csv",
+    params:
+        cfg=section("classifier", "diffusion"),
+        checkpoint="results/classifier/checkpoint.pt",
+        device=config["device"],
+    log:
+        "logs/train_classifier.log",
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity train-classifier --params {params.cfg:q} --data {input.train} --val {input.val}"
+        " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
+        " --device {params.device} 2> {log}"
+
+
+rule fit_classifier_gaussians:
+    """Class Gaussians of the classifier's embeddings of the training images (Eq. 3)."""
+    input:
+        model="results/classifier/model.pt",
+        data="results/data/train.npz",
+    output:
+        gaussians="results/classifier/gaussians.pt",
+        summary="results/classifier/gaussians.csv",
+    params:
+        cfg=section("gaussians", "diffusion"),
+        device=config["device"],
+    log:
+        "logs/fit_classifier_gaussians.log",
+    threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
+    resources:
+        **stage_resources("fit_gaussians"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.data}"
+        " --out {output.gaussians} --summary {output.summary} --device {params.device} 2> {log}"
+
+
+rule train_discriminator:
+    """Real training images vs as many baseline samples; held-out accuracy per t."""
+    input:
+        train="results/data/train.npz",
+        samples="results/samples/baseline.npz",
+    output:
+        model="results/discriminator/model.pt",
+        accuracy="results/discriminator/accuracy.csv",
+    params:
+        cfg=section("discriminator", "diffusion"),
+        checkpoint="results/discriminator/checkpoint.pt",
+        device=config["device"],
+    log:
+        "logs/train_discriminator.log",
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity train-discriminator --params {params.cfg:q} --data {input.train} --samples {input.samples}"
+        " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
+        " --device {params.device} 2> {log}"
+
+
+rule fit_discriminator_gaussians:
+    """Real and synthetic Gaussians of the discriminator's embeddings (H' of Eq. 6)."""
+    input:
+        model="results/discriminator/model.pt",
+        data="results/data/train.npz",
+        samples="results/samples/baseline.npz",
+    output:
+        gaussians="results/discriminator/gaussians.pt",
+        summary="results/discriminator/gaussians.csv",
+    params:
+        cfg=section("gaussians", "diffusion", "discriminator"),
+        device=config["device"],
+    log:
+        "logs/fit_discriminator_gaussians.log",
+    threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
+    resources:
+        **stage_resources("fit_gaussians"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.data}"
+        " --samples {input.samples} --out {output.gaussians} --summary {output.summary}"
+        " --device {params.device} 2> {log}"
+
+
+rule sample_guided:
+    """One shard of the main guided set (guidance.alpha, guidance.beta): the baseline's seeds and labels."""
+    input:
+        ddpm="results/ddpm/model.pt",
+        **GUIDES,
+    output:
+        "results/samples/guided/shard_{shard}.npz",
+    params:
+        sampling=section("sampling"),
+        alpha=config["guidance"]["alpha"],
+        beta=config["guidance"]["beta"],
+        tau=config["guidance"]["tau"],
+        loss=config["guidance"]["loss"],
+        device=config["device"],
+    wildcard_constraints:
+        shard=r"\d+",
+    log:
+        "logs/sample_guided/{shard}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
+        " --tau {params.tau} --loss {params.loss} --model {input.ddpm}"
+        " --classifier {input.classifier_model} {input.classifier_gaussians}"
+        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
+        " --shard {wildcards.shard} --out {output} --device {params.device} 2> {log}"
+
+
+rule gather_guided:
+    input:
+        expand("results/samples/guided/shard_{shard}.npz", shard=SHARDS),
+    output:
+        "results/samples/guided.npz",
+    log:
+        "logs/gather_guided.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity gather --out {output} {input} 2> {log}"
+
+
+rule guided_grid:
+    input:
+        "results/samples/guided.npz",
+    output:
+        "results/samples/guided_grid.png",
+    params:
+        per_class=config["grid"]["per_class"],
+    log:
+        "logs/guided_grid.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'guided samples' 2> {log}"
+
+
+rule sample_cell:
+    """One (loss, α, β) cell of the figures' grids: the first guidance.cell_samples seeds of the
+    baseline set, so that α = β = 0 reproduces the baseline bit for bit."""
+    input:
+        ddpm="results/ddpm/model.pt",
+        **GUIDES,
+    output:
+        "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
+    params:
+        sampling=json.dumps({**config["sampling"], "num_samples": config["guidance"]["cell_samples"], "shards": 1}, sort_keys=True),
+        tau=config["guidance"]["tau"],
+        device=config["device"],
+    wildcard_constraints:
+        loss="hardness|softmax",
+        alpha=r"[0-9.]+",
+        beta=r"[0-9.]+",
+    log:
+        "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample-guided --params {params.sampling:q} --alpha {wildcards.alpha} --beta {wildcards.beta}"
+        " --tau {params.tau} --loss {wildcards.loss} --model {input.ddpm}"
+        " --classifier {input.classifier_model} {input.classifier_gaussians}"
+        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
+        " --shard 0 --out {output} --device {params.device} 2> {log}"
+
+
+rule score_sample_sets:
+    """Hardness, classifier accuracy (tidy, per image) and precision (per set) of every sample set."""
+    input:
+        classifier="results/classifier/model.pt",
+        gaussians="results/classifier/gaussians.pt",
+        train="results/data/train.npz",
+        val="results/data/val.npz",
+        sets=["results/samples/baseline.npz", "results/samples/guided.npz"] + cell_paths(guidance_cells()),
+    output:
+        hardness="results/guidance/hardness.csv",
+        precision="results/guidance/precision.csv",
+    params:
+        cfg=json.dumps({"precision": config["guidance"]["precision"]}),
+        device=config["device"],
+    log:
+        "logs/score_sample_sets.log",
+    threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
+    resources:
+        **stage_resources("fit_gaussians"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity score-sets --params {params.cfg:q} --classifier {input.classifier} --gaussians {input.gaussians}"
+        " --train {input.train} --val {input.val} --hardness-csv {output.hardness}"
+        " --precision-csv {output.precision} --device {params.device} {input.sets} 2> {log}"
