@@ -52,18 +52,69 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
     assert planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n")) == {}
 
 
-def test_editing_sampling_reruns_only_sampling(tiny_run, snakemake_exe, repo, tmp_path):
-    override = tmp_path / "seed.yaml"
-    override.write_text("sampling:\n  seed: 5\n")
-    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", configs=("configs/tiny.yaml", str(override))))
-    assert jobs == {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "all": 1}
+FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
+GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES, "all": 1}
+TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
+
+
+def dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, yaml_text):
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml_text)
+    return snakemake(snakemake_exe, repo, tiny_run, "-n", configs=("configs/tiny.yaml", str(override)))
+
+
+def test_editing_sampling_reruns_sampling_and_downstream_only(tiny_run, snakemake_exe, repo, tmp_path):
+    jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "sampling:\n  seed: 5\n"))
+    assert jobs == {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
+                    "fit_discriminator_gaussians": 1, "sample_cell": len(TINY_CELLS), **GUIDED_DOWNSTREAM}
+
+
+def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
+    jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "guidance:\n  alpha: 0.7\n"))
+    assert jobs == GUIDED_DOWNSTREAM
 
 
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
-    override = tmp_path / "lr.yaml"
-    override.write_text("ddpm:\n  train:\n    lr: 0.002\n")
-    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", configs=("configs/tiny.yaml", str(override))))
-    assert jobs == {"train_ddpm": 1, "sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "all": 1}
+    jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
+    assert jobs == {"train_ddpm": 1, "sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
+                    "fit_discriminator_gaussians": 1, "sample_cell": len(TINY_CELLS), **GUIDED_DOWNSTREAM}
+
+
+def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
+    made = {p.stem for p in (tiny_run / "results/samples/cells").glob("*.npz")}
+    assert made == TINY_CELLS
+    # adding α = 2 to figure 4a's list samples exactly one new cell
+    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "guidance:\n  fig4a_alphas: [0.0, 1.0, 2.0]\n")
+    score_figures = {f: 1 for f in ("fig3", "fig4", "fig10", "figA5")}
+    assert planned_jobs(output) == {"sample_cell": 1, "score_sample_sets": 1, **score_figures, "all": 1}
+    assert "results/samples/cells/hardness_a2_b0.npz" in output
+
+
+def test_zero_weight_cell_equals_the_baseline_bit_for_bit(tiny_run):
+    cell = np.load(tiny_run / "results/samples/cells/hardness_a0_b0.npz")
+    baseline = np.load(tiny_run / "results/samples/baseline.npz")
+    n = len(cell["seeds"])
+    np.testing.assert_array_equal(cell["seeds"], baseline["seeds"][:n])
+    np.testing.assert_array_equal(cell["images"], baseline["images"][:n])
+    moved = np.load(tiny_run / "results/samples/cells/hardness_a1_b0.npz")
+    assert not np.array_equal(moved["images"], cell["images"])
+
+
+def test_tiny_dag_produces_the_guidance_figures_and_tables(tiny_run):
+    import pandas as pd
+
+    for fig in FIGURES:
+        pdf = tiny_run / f"paper_figures/{fig}.pdf"
+        assert pdf.read_bytes()[:4] == b"%PDF", fig
+        assert len(pd.read_csv(tiny_run / f"results/{fig}.csv")) > 0, fig
+    scores = pd.read_csv(tiny_run / "results/guidance/hardness.csv")
+    assert set(scores["set"]) == {"real", "baseline", "guided"} | TINY_CELLS
+    assert len(scores[scores["set"] == "baseline"]) == 20 and len(scores[scores["set"] == "real"]) == 100
+    precision = pd.read_csv(tiny_run / "results/guidance/precision.csv")
+    assert precision["precision"].between(0, 1).all() and len(precision) == 2 + len(TINY_CELLS)
+    for network in ("classifier", "discriminator"):
+        accuracy = pd.read_csv(tiny_run / f"results/{network}/accuracy.csv")
+        assert accuracy["timestep"].tolist() == [0, 500] and accuracy["accuracy"].between(0, 1).all()
 
 
 def test_invalid_config_fails_naming_the_key(tiny_run, snakemake_exe, repo, tmp_path):

@@ -72,7 +72,7 @@ def cmd_sample_guided(a):
     from .guidance import sample_guided_shard
 
     sample_guided_shard(_params(a.params), a.alpha, a.beta, a.tau, a.loss, a.model, tuple(a.classifier),
-                        tuple(a.discriminator), a.shard, a.out, a.device)
+                        tuple(a.discriminator), a.shard, a.out, a.device, a.step_scale)
 
 
 def cmd_score_sets(a):
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, required=True)
     p.add_argument("--tau", type=float, required=True)
     p.add_argument("--loss", choices=["hardness", "softmax"], required=True)
+    p.add_argument("--step-scale", choices=["variance", "std"], required=True, help="Σ_θ of Eq. 7: σ_t² or σ_t")
     p.add_argument("--model", required=True)
     p.add_argument("--classifier", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))
     p.add_argument("--discriminator", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))

@@ -247,13 +247,14 @@ class GaussianDiffusion:
         """
         with torch.no_grad():
             out = self.p_mean_variance(model, x, t, model_kwargs)
-        eps, pred_xstart = out.eps, out.pred_xstart
+        eps = out.eps
         nonzero = (t != 0).float().reshape(-1, *([1] * (x.ndim - 1)))
         if cond_fn is not None:
             shift = cond_fn(x, self.model_timesteps(t), out)
             eps = eps - nonzero * _extract(self.sqrt_one_minus_alphas_cumprod, t, x.shape) * shift
-            pred_xstart = self.predict_xstart_from_eps(x, t, eps).clamp(-1, 1)
-            eps = self.predict_eps_from_xstart(x, t, pred_xstart)
+        # ε consistent with the clipped x̂_0 (as guided-diffusion), the same ops with or without guidance
+        pred_xstart = self.predict_xstart_from_eps(x, t, eps).clamp(-1, 1)
+        eps = self.predict_eps_from_xstart(x, t, pred_xstart)
         alpha_bar = _extract(self.alphas_cumprod, t, x.shape)
         alpha_bar_prev = _extract(self.alphas_cumprod_prev, t, x.shape)
         sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * torch.sqrt(1 - alpha_bar / alpha_bar_prev)

@@ -68,9 +68,15 @@ def guidance_gradient(guide: Guide, x: torch.Tensor, t: torch.Tensor, loss_fn) -
 
 
 def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, loss: str,
-                 classifier: Optional[Guide], discriminator: Optional[Guide]):
-    """The guidance hook for one batch: returns α ∇*L_g1 + β ∇*L_g2 (the sampler multiplies by Σ_θ
-    and skips the last step). A zero weight skips its network entirely."""
+                 classifier: Optional[Guide], discriminator: Optional[Guide], step_scale: str = "variance"):
+    """The guidance hook for one batch: returns α ∇*L_g1 + β ∇*L_g2, which the ancestral sampler
+    multiplies by the step variance σ_t² and skips at the last step.
+
+    step_scale='std' divides the hook by σ_t so that the shift is σ_t (α ∇*L_g1 + β ∇*L_g2):
+    the reading of Eq. 7 in which Σ_θ is the same factor that multiplies z in Eq. 2 and 7
+    (a standard deviation). A zero weight skips its network entirely."""
+    if step_scale not in ("variance", "std"):
+        raise ValueError(f"guidance.step_scale must be 'variance' or 'std', not {step_scale!r}")
     if loss not in ("hardness", "softmax"):
         raise ValueError(f"guidance.loss must be 'hardness' or 'softmax', not {loss!r}")
     if alpha and classifier is None:
@@ -92,6 +98,8 @@ def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, lo
             shift = shift + alpha * normalize_per_sample(guidance_gradient(classifier, x, t, l_g1))
         if beta:
             shift = shift + beta * normalize_per_sample(guidance_gradient(discriminator, x, t, l_g2))
+        if step_scale == "std":
+            shift = shift * torch.exp(-0.5 * out.log_variance)
         return shift
 
     return cond_fn
@@ -106,7 +114,7 @@ def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Gu
 
 def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,
                         classifier_paths: tuple[str, str], discriminator_paths: tuple[str, str], shard: int, out_path: str,
-                        device: str = "auto") -> None:
+                        device: str = "auto", step_scale: str = "variance") -> None:
     """One shard of α/β-guided samples (Algorithm 1); same seeds, labels and layout as the
     baseline set of `sampling_cfg`, so sample i pairs with baseline sample i."""
     from .ddpm import select_device
@@ -116,5 +124,5 @@ def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: floa
     classifier = load_guide(*classifier_paths, dev) if alpha else None
     discriminator = load_guide(*discriminator_paths, dev) if beta else None
     sample_shard(sampling_cfg, model_path, shard, out_path, device,
-                 cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator),
-                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss})
+                 cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
+                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale})

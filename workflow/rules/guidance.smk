@@ -117,6 +117,7 @@ rule sample_guided:
         beta=config["guidance"]["beta"],
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
+        step_scale=config["guidance"]["step_scale"],
         device=config["device"],
     wildcard_constraints:
         shard=r"\d+",
@@ -129,7 +130,7 @@ rule sample_guided:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
-        " --tau {params.tau} --loss {params.loss} --model {input.ddpm}"
+        " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
         " --classifier {input.classifier_model} {input.classifier_gaussians}"
         " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
         " --shard {wildcards.shard} --out {output} --device {params.device} 2> {log}"
@@ -178,6 +179,7 @@ rule sample_cell:
     params:
         sampling=json.dumps({**config["sampling"], "num_samples": config["guidance"]["cell_samples"], "shards": 1}, sort_keys=True),
         tau=config["guidance"]["tau"],
+        step_scale=config["guidance"]["step_scale"],
         device=config["device"],
     wildcard_constraints:
         loss="hardness|softmax",
@@ -192,7 +194,7 @@ rule sample_cell:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity sample-guided --params {params.sampling:q} --alpha {wildcards.alpha} --beta {wildcards.beta}"
-        " --tau {params.tau} --loss {wildcards.loss} --model {input.ddpm}"
+        " --tau {params.tau} --loss {wildcards.loss} --step-scale {params.step_scale} --model {input.ddpm}"
         " --classifier {input.classifier_model} {input.classifier_gaussians}"
         " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
         " --shard 0 --out {output} --device {params.device} 2> {log}"

@@ -1,0 +1,222 @@
+"""Hardness, the guidance losses and Algorithm 1."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.covariance import LedoitWolf
+
+from lowdensity.classifier import REAL, SYNTHETIC, bucket_edges, embed_images, fit_gaussians_for, load_encoder
+from lowdensity.data import Split, save_split
+from lowdensity.ddpm import train_ddpm
+from lowdensity.gaussians import ClassGaussians
+from lowdensity.guidance import (
+    Guide,
+    loss_g1_hardness,
+    loss_g1_softmax,
+    loss_g2,
+    make_cond_fn,
+    normalize_per_sample,
+    sample_guided_shard,
+)
+from lowdensity.sampling import sample_shard
+
+
+def random_class_data(seed=0, n=200, k=5, classes=3):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    centres = rng.normal(0, 3, (classes, k))
+    mixing = rng.normal(0, 1, (classes, k, k))
+    x = np.stack([centres[c] + mixing[c] @ rng.normal(size=k) for c in labels])
+    return x, labels
+
+
+def test_hardness_equals_negative_scipy_logpdf():
+    x, labels = random_class_data()
+    gaussians, summary = ClassGaussians.fit(x, labels, 3, shrinkage=0.0)
+    queries = np.random.default_rng(1).normal(0, 3, (17, 5))
+    H = gaussians.hardness(torch.from_numpy(queries).float()).numpy()
+    for c in range(3):
+        rows = x[labels == c]
+        cov = np.cov(rows, rowvar=False, bias=True)
+        ref = -stats.multivariate_normal(rows.mean(0), cov).logpdf(queries)
+        np.testing.assert_allclose(H[:, c], ref, rtol=2e-4, atol=2e-3)
+    assert [r["count"] for r in summary] == [67, 67, 66]
+
+
+def test_ledoit_wolf_shrinkage_matches_sklearn_estimator():
+    x, labels = random_class_data(n=60, k=8)
+    gaussians, summary = ClassGaussians.fit(x, labels, 3, shrinkage="ledoit_wolf")
+    for c in range(3):
+        lw = LedoitWolf().fit(x[labels == c])
+        assert summary[c]["shrinkage"] == pytest.approx(lw.shrinkage_, rel=1e-10)
+        chol = gaussians.chol[0, c].double().numpy()
+        np.testing.assert_allclose(chol @ chol.T, lw.covariance_, rtol=1e-4, atol=1e-5)
+        assert gaussians.logdet[0, c].item() == pytest.approx(np.linalg.slogdet(lw.covariance_)[1], rel=1e-5)
+
+
+def test_noise_buckets_pick_the_gaussians_of_the_timestep():
+    edges = bucket_edges(1000, 4)
+    assert edges.tolist() == [0, 1, 251, 500, 750, 1000]
+    x, labels = random_class_data(n=300, k=3)
+    buckets = np.arange(300) % 5
+    x = x + 10 * buckets[:, None]  # each bucket's embeddings sit elsewhere
+    gaussians, _ = ClassGaussians.fit(x, labels, 3, 0.0, buckets, edges)
+    t = torch.tensor([0, 1, 250, 251, 999])
+    assert gaussians.bucket_of(t).tolist() == [0, 1, 1, 2, 4]
+    emb = torch.from_numpy(x[:5]).float()  # rows 0..4 are in buckets 0..4
+    own = gaussians.hardness(emb, torch.tensor([0, 1, 300, 600, 900]))
+    other = gaussians.hardness(emb, torch.tensor([900, 900, 0, 0, 0]))
+    assert torch.all(own.min(1).values < other.min(1).values)
+
+
+def test_loss_g1_hand_computed():
+    H = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 4.0]])
+    y = torch.tensor([1, 2])
+    expected = [2 - math.log(math.exp(1) + math.exp(2) + math.exp(3)),
+                4 - math.log(2 * math.exp(0.5) + math.exp(4))]
+    torch.testing.assert_close(loss_g1_hardness(H, y, 1.0), torch.tensor(expected))
+    tau = 2.0
+    expected_tau = 1.0 - math.log(math.exp(0.5) + math.exp(1.0) + math.exp(1.5))
+    assert loss_g1_hardness(H[:1], torch.tensor([1]), tau).item() == pytest.approx(expected_tau, rel=1e-6)
+
+
+def test_loss_g1_softmax_hand_computed():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    assert loss_g1_softmax(logits, torch.tensor([1])).item() == pytest.approx(-0.75)
+
+
+def test_loss_g2_hand_computed():
+    assert (SYNTHETIC, REAL) == (0, 1)
+    Hp = torch.tensor([[2.0, 5.0]])  # H'(x, synthetic) = 2, H'(x, real) = 5
+    expected = -(5 - math.log(math.exp(2) + math.exp(5)))
+    assert loss_g2(Hp, 1.0).item() == pytest.approx(expected, rel=1e-6)
+    # maximising L_g2 lowers H'(x, real) relative to H'(x, synthetic)
+    assert loss_g2(torch.tensor([[5.0, 2.0]]), 1.0).item() > loss_g2(Hp, 1.0).item()
+
+
+def test_normalized_gradient_has_unit_norm_per_sample():
+    g = torch.randn(4, 1, 6, 6) * torch.tensor([1e-6, 1.0, 30.0, 1e4]).reshape(-1, 1, 1, 1)
+    norms = normalize_per_sample(g).flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.ones(4))
+
+
+class LinearEncoder(torch.nn.Module):
+    """A differentiable stand-in for EncoderUNet: f(x, t) = W vec(x)."""
+
+    def __init__(self, k=4, d=16, classes=3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.w = torch.nn.Linear(d, k)
+        self.head = torch.nn.Linear(k, classes)
+
+    def embed(self, x, t):
+        return self.w(x.flatten(1))
+
+
+def test_guidance_shift_ascends_both_losses():
+    enc, disc = LinearEncoder(), LinearEncoder(classes=2)
+    x_emb, labels = random_class_data(n=90, k=4)
+    g1, _ = ClassGaussians.fit(x_emb, labels, 3, 0.1)
+    g2, _ = ClassGaussians.fit(x_emb[:60], labels[:60] % 2, 2, 0.1)
+    x = torch.randn(3, 1, 4, 4)
+    t = torch.tensor([5, 5, 5])
+    y = torch.tensor([0, 1, 2])
+    for alpha, beta, value in [(1.0, 0.0, lambda z: loss_g1_hardness(g1.hardness(enc.embed(z, t), t), y, 1.0)),
+                               (0.0, 1.0, lambda z: loss_g2(g2.hardness(disc.embed(z, t), t), 1.0))]:
+        shift = make_cond_fn(y, alpha, beta, 1.0, "hardness", Guide(enc, g1), Guide(disc, g2))(x, t, None)
+        torch.testing.assert_close(shift.flatten(1).norm(dim=1), torch.ones(3))
+        with torch.no_grad():
+            assert torch.all(value(x + 1e-3 * shift) > value(x))
+
+
+# --------------------------------------------------------------------------- with trained networks
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, repo):
+    """A tiny DDPM and classifier trained on 8×8 Fashion-MNIST-like data, with Gaussians."""
+    from lowdensity.classifier import train_classifier
+    from lowdensity.io import atomic_torch_save
+
+    root = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(0)
+    n = 240
+    labels = np.arange(n) % 3
+    images = np.zeros((n, 1, 8, 8), dtype=np.uint8)
+    for i, c in enumerate(labels):  # three shapes: horizontal bar, vertical bar, square, with jitter
+        r, col = rng.integers(1, 4, 2)
+        if c == 0:
+            images[i, 0, r + 1:r + 3, 1:7] = 200 + rng.integers(0, 55)
+        elif c == 1:
+            images[i, 0, 1:7, col + 1:col + 3] = 200 + rng.integers(0, 55)
+        else:
+            images[i, 0, r:r + 4, col:col + 4] = 200 + rng.integers(0, 55)
+    split = Split(images, labels.astype(np.int64), ("h", "v", "sq"))
+    save_split(split, root / "train.npz")
+    diffusion = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
+    unet = {"channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "dropout": 0.0,
+            "num_heads": 1, "scale_shift": True}
+    train = {"steps": 150, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.0, "warmup_steps": 10, "ema_decay": 0.9,
+             "grad_clip": 1.0, "random_flip": False, "checkpoint_every": 1000, "log_every": 50, "seed": 0}
+    train_ddpm({"ddpm": {"model": {**unet, "class_conditional": True}, "train": train}, "diffusion": diffusion},
+               str(root / "train.npz"), str(root / "ddpm.pt"), str(root / "loss.csv"), str(root / "ddpm_ck.pt"), "cpu")
+    clf = {"model": {**unet, "embedding_dim": 8}, "train": {**train, "steps": 100, "seed": 1}, "eval_timesteps": [0]}
+    train_classifier({"classifier": clf, "diffusion": diffusion}, str(root / "train.npz"), str(root / "train.npz"),
+                     str(root / "clf.pt"), str(root / "acc.csv"), str(root / "clf_ck.pt"), "cpu")
+    model, _ = load_encoder(str(root / "clf.pt"), torch.device("cpu"))
+    gaussians, _ = fit_gaussians_for(model, split, {"noise_buckets": 2, "shrinkage": "ledoit_wolf", "seed": 0, "max_per_class": None}, diffusion)
+    atomic_torch_save(gaussians.state_dict(), root / "gaussians.pt")
+    return root
+
+
+SAMPLING = {"num_samples": 24, "shards": 1, "batch_size": 12, "steps": 20, "method": "ddpm", "eta": 0.0, "seed": 7}
+
+
+def guided(root, name, alpha, beta=0.0, loss="hardness", step_scale="variance", **sampling):
+    out = root / f"{name}.npz"
+    paths = (str(root / "clf.pt"), str(root / "gaussians.pt"))
+    sample_guided_shard({**SAMPLING, **sampling}, alpha, beta, 1.0, loss, str(root / "ddpm.pt"), paths, paths, 0, str(out), "cpu", step_scale)
+    return dict(np.load(out))
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_zero_weights_reproduce_the_baseline_bit_for_bit(trained, method):
+    sample_shard({**SAMPLING, "method": method}, str(trained / "ddpm.pt"), 0, str(trained / f"base_{method}.npz"), "cpu")
+    base = np.load(trained / f"base_{method}.npz")
+    zero = guided(trained, f"zero_{method}", 0.0, 0.0, method=method)
+    np.testing.assert_array_equal(base["images"], zero["images"])
+    np.testing.assert_array_equal(base["seeds"], zero["seeds"])
+    moved = guided(trained, f"moved_{method}", 2.0, 0.0, method=method)
+    assert not np.array_equal(base["images"], moved["images"])
+
+
+def test_positive_alpha_raises_mean_hardness(trained):
+    model, _ = load_encoder(str(trained / "clf.pt"), torch.device("cpu"))
+    gaussians = ClassGaussians.from_state_dict(torch.load(trained / "gaussians.pt", weights_only=True))
+
+    def mean_hardness(samples):
+        emb = embed_images(model, samples["images"], 0)
+        return gaussians.hardness_of_label(torch.from_numpy(emb), torch.from_numpy(samples["labels"])).mean().item()
+
+    h0 = mean_hardness(guided(trained, "a0", 0.0))
+    h_high = mean_hardness(guided(trained, "a4", 4.0))
+    assert h_high > h0 + 1.0, (h0, h_high)
+
+
+def test_std_step_scale_divides_by_sigma():
+    """step_scale='std': the sampler's σ_t² · hook becomes σ_t (α ∇*L_g1)."""
+    from types import SimpleNamespace
+
+    enc = LinearEncoder()
+    x_emb, labels = random_class_data(n=90, k=4)
+    g1, _ = ClassGaussians.fit(x_emb, labels, 3, 0.1)
+    x, t, y = torch.randn(2, 1, 4, 4), torch.tensor([5, 5]), torch.tensor([0, 1])
+    log_var = torch.log(torch.tensor([0.04, 0.25])).reshape(2, 1, 1, 1).expand(2, 1, 4, 4)
+    out = SimpleNamespace(log_variance=log_var)
+    plain = make_cond_fn(y, 2.0, 0.0, 1.0, "hardness", Guide(enc, g1), None, "variance")(x, t, out)
+    std = make_cond_fn(y, 2.0, 0.0, 1.0, "hardness", Guide(enc, g1), None, "std")(x, t, out)
+    torch.testing.assert_close(plain.flatten(1).norm(dim=1), torch.tensor([2.0, 2.0]))
+    torch.testing.assert_close(std, plain / torch.tensor([0.2, 0.5]).reshape(2, 1, 1, 1))
