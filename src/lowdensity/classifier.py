@@ -20,7 +20,7 @@ from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
 from .io import atomic_to_csv, atomic_torch_save, load_weights
 from .training import array_digest, fingerprint, train
-from .unet import EncoderUNet, count_parameters
+from .unet import EncoderUNet, count_parameters, load_network
 
 SYNTHETIC, REAL = 0, 1
 
@@ -63,12 +63,12 @@ def embed_images(model: EncoderUNet, images: np.ndarray, timesteps: np.ndarray |
     """f(x_t, t) of uint8 images (and g's logits if asked); images are noised to x_t with a
     seeded draw when t > 0 (`diffusion` then required)."""
     device = next(model.parameters()).device
-    timesteps = np.broadcast_to(np.asarray(timesteps, dtype=np.int64), (len(images),))
+    timesteps = np.broadcast_to(np.asarray(timesteps, dtype=np.int64), (len(images),)).copy()
     generator = torch.Generator().manual_seed(seed)
     embs, logits = [], []
     for start in range(0, len(images), batch_size):
         x0 = to_model_range(images[start:start + batch_size])
-        t = torch.from_numpy(np.ascontiguousarray(timesteps[start:start + batch_size]))
+        t = torch.from_numpy(timesteps[start:start + batch_size])
         noise = torch.randn(x0.shape, generator=generator)
         x = x0 if diffusion is None else diffusion.q_sample(x0, t, noise)
         if diffusion is None and (t > 0).any():
@@ -145,13 +145,7 @@ def train_discriminator(params: dict, data_path: str, samples_path: str, model_p
 
 
 def load_encoder(path: str, device: torch.device) -> tuple[EncoderUNet, dict]:
-    state = load_weights(path)
-    arch = dict(state["arch"])
-    for key in ("attention_resolutions", "channel_mult"):
-        arch[key] = tuple(arch[key])
-    model = EncoderUNet(**arch)
-    model.load_state_dict(state["state_dict"])
-    return model.to(device).eval().requires_grad_(False), state
+    return load_network(path, EncoderUNet, device)
 
 
 def bucket_edges(num_steps: int, num_buckets: int) -> np.ndarray:

@@ -7,9 +7,9 @@ import torch
 
 from .data import load_split, to_model_range
 from .diffusion import GaussianDiffusion, build_diffusion
-from .io import atomic_to_csv, atomic_torch_save, load_weights
+from .io import atomic_to_csv, atomic_torch_save
 from .training import array_digest, fingerprint, train
-from .unet import UNet, count_parameters
+from .unet import UNet, count_parameters, load_network
 
 
 def unet_kwargs(model_cfg: dict, resolution: int, channels: int, num_classes: int, learn_sigma: bool) -> dict:
@@ -91,10 +91,4 @@ def train_ddpm(params: dict, data_path: str, model_path: str, loss_csv: str, che
 
 def load_ddpm(model_path: str, device: torch.device) -> tuple[UNet, dict]:
     """The trained U-Net (EMA weights, eval mode) and the file's metadata."""
-    state = load_weights(model_path)
-    arch = dict(state["arch"])
-    for key in ("attention_resolutions", "channel_mult"):
-        arch[key] = tuple(arch[key])
-    model = UNet(**arch)
-    model.load_state_dict(state["state_dict"])
-    return model.to(device).eval().requires_grad_(False), state
+    return load_network(model_path, UNet, device)

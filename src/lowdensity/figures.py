@@ -117,7 +117,7 @@ def fig4_hardness_precision(scores_csv: str, precision_csv: str, alphas: list[fl
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-def _pairs_rows(baseline: dict, guided: dict, indices) -> list[dict]:
+def _pairs_rows(baseline: dict, indices) -> list[dict]:
     return [{"index": int(i), "seed": int(baseline["seeds"][i]), "label": int(baseline["labels"][i]),
              "class_name": baseline["class_names"][baseline["labels"][i]]} for i in indices]
 
@@ -147,7 +147,7 @@ def fig5_pairs(baseline_path: str, guided_path: str, num_pairs: int, out_pdf: st
                 ax.set_ylabel(name, fontsize=7)
     fig.suptitle("Figure 5: guided (top) vs baseline (bottom), identical seeds", fontsize=9)
     _save(fig, out_pdf)
-    atomic_to_csv(pd.DataFrame(_pairs_rows(baseline, guided, range(num_pairs))), out_csv)
+    atomic_to_csv(pd.DataFrame(_pairs_rows(baseline, range(num_pairs))), out_csv)
 
 
 def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_class: int, out_pdf: str, out_csv: str) -> None:
@@ -160,7 +160,7 @@ def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_c
     rows = []
     for ci, c in enumerate(classes):
         idx = np.flatnonzero(baseline["labels"] == c)[:per_class]
-        rows += _pairs_rows(baseline, guided, idx)
+        rows += _pairs_rows(baseline, idx)
         for j in range(side * side):
             r, col = divmod(j, side)
             for offset, data in [(0, baseline), (side + 1, guided)]:
@@ -169,6 +169,7 @@ def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_c
             axes[ci * side + r][side].axis("off")
         axes[ci * side][0].set_title(f"{baseline['class_names'][c]}: baseline", fontsize=7, loc="left")
         axes[ci * side][side + 1].set_title("guided", fontsize=7, loc="left")
+    fig.subplots_adjust(hspace=0.45)
     fig.suptitle("Figure 6: baseline (left) vs guided (right), same seeds", fontsize=9)
     _save(fig, out_pdf)
     atomic_to_csv(pd.DataFrame(rows), out_csv)
@@ -196,16 +197,16 @@ def fig10_progressive(cell_paths: list[str], alphas: list[float], beta: float, n
 
 
 def figA5_ablation(scores_csv: str, alphas: list[float], beta: float, out_pdf: str, out_csv: str) -> None:
-    """Hardness distributions under the hardness loss (Eq. 4) and the softmax loss (A.5) at matched α, β."""
+    """Hardness distributions under the hardness loss (Eq. 4) and the softmax loss (A.5) at matched
+    α, β, beside the baseline samples of the same seeds."""
     plt = _plt()
     scores = pd.read_csv(scores_csv)
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3), squeeze=False)
-    base = _hardness_of(scores, "baseline")
+    baseline = _hardness_of(scores, "baseline")
     rows = []
     for ax, a in zip(axes[0], alphas):
-        sets = {"baseline": base}
-        for loss in ("hardness", "softmax"):
-            sets[loss] = _hardness_of(scores, cell_name(loss, a, beta))
+        sets = {loss: _hardness_of(scores, cell_name(loss, a, beta)) for loss in ("hardness", "softmax")}
+        sets = {"baseline": baseline[baseline["index"] < len(sets["hardness"])], **sets}
         all_h = pd.concat([s["hardness"] for s in sets.values()])
         bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 35)
         for name, table in sets.items():

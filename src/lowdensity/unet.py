@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .io import load_weights
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
     """Sinusoidal embedding of (possibly fractional) timesteps, shape (batch, dim)."""
@@ -249,6 +251,18 @@ class EncoderUNet(nn.Module):
 
     def forward(self, x, t):
         return self.head(self.embed(x, t))
+
+
+def load_network(path, network_class: type[nn.Module], device: torch.device) -> tuple[nn.Module, dict]:
+    """A trained network from a file holding its `arch` (constructor arguments) and
+    `state_dict`: frozen, in eval mode, on `device`; also returns the file's contents."""
+    state = load_weights(path)
+    arch = dict(state["arch"])
+    for key in ("attention_resolutions", "channel_mult"):
+        arch[key] = tuple(arch[key])
+    model = network_class(**arch)
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval().requires_grad_(False), state
 
 
 def count_parameters(model: nn.Module) -> int:
