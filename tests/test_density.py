@@ -1,0 +1,77 @@
+"""Exact k-NN, AvgkNN, LOF and the closest-pair search against brute force and pyod."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from lowdensity.density import LocalOutlierFactor, avg_knn, closest_pairs
+from lowdensity.knn import improved_precision_recall, knn
+
+
+def brute_knn(q, r, k, exclude_self=False):
+    d = cdist(q, r)
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+@pytest.mark.parametrize("block", [3, 7, 4096])
+def test_knn_matches_brute_force_with_ties_and_small_blocks(block):
+    rng = np.random.default_rng(0)
+    refs = rng.integers(0, 4, (40, 3)).astype(float)  # many exact ties and duplicates
+    queries = rng.integers(0, 4, (25, 3)).astype(float)
+    d, i = knn(queries, refs, k=9, block=block)  # k larger than the block
+    bd, bi = brute_knn(queries, refs, 9)
+    np.testing.assert_allclose(d, bd, atol=1e-9)
+    np.testing.assert_array_equal(i, bi)  # ties: the lower reference index first
+    d, i = knn(refs, refs, k=4, exclude_self=True, block=block)
+    bd, bi = brute_knn(refs, refs, 4, exclude_self=True)
+    np.testing.assert_allclose(d, bd, atol=1e-9)
+
+
+def test_knn_rejects_k_beyond_the_reference_set():
+    with pytest.raises(ValueError, match="exceeds"):
+        knn(np.zeros((2, 2)), np.zeros((3, 2)), k=3, exclude_self=True)
+
+
+def test_avg_knn_and_lof_match_pyod():
+    from pyod.models.knn import KNN
+    from pyod.models.lof import LOF
+
+    rng = np.random.default_rng(1)
+    train = np.concatenate([rng.normal(0, 1, (300, 8)), rng.normal(4, 0.3, (100, 8))])
+    test = np.concatenate([rng.normal(0, 1, (50, 8)), rng.normal(10, 1, (10, 8))])
+    ours = avg_knn(test, train, k=5, block=64)
+    ref = KNN(n_neighbors=5, method="mean").fit(train).decision_function(test)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    lof = LocalOutlierFactor(train, k=20, block=64).score(test)
+    ref = LOF(n_neighbors=20).fit(train).decision_function(test)
+    np.testing.assert_allclose(lof, ref, rtol=1e-5, atol=1e-5)
+    assert lof[-10:].min() > 2 * np.median(lof[:50])  # the far cluster is outlying
+
+
+def test_closest_pairs_match_brute_force():
+    rng = np.random.default_rng(2)
+    q, r = rng.normal(size=(60, 4)), rng.normal(size=(90, 4))
+    d, qi, ri = closest_pairs(q, r, top=25, block=16)
+    full = cdist(q, r)
+    order = np.argsort(full, axis=None, kind="stable")[:25]
+    bq, br = np.unravel_index(order, full.shape)
+    np.testing.assert_allclose(d, full[bq, br], atol=1e-9)
+    np.testing.assert_allclose(full[qi, ri], d, atol=1e-9)
+    assert set(zip(qi, ri)) == set(zip(bq, br))
+
+
+def test_improved_precision_recall_brute_force():
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(80, 3)), rng.normal(0.7, 1.0, size=(70, 3))
+
+    def coverage(support, points, k=3):
+        radii = np.sort(cdist(support, support), axis=1)[:, k]  # column 0 is the point itself
+        return float((cdist(points, support) <= radii[None]).any(1).mean())
+
+    pr = improved_precision_recall(real, fake, k=3)
+    assert pr["precision"] == pytest.approx(coverage(real, fake))
+    assert pr["recall"] == pytest.approx(coverage(fake, real))
+    assert improved_precision_recall(real, real + 100, k=3)["precision"] == 0.0
