@@ -15,6 +15,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/ddpm.smk"
 include: "workflow/rules/guidance.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
@@ -29,3 +30,6 @@ rule all:
         "results/classifier/accuracy.csv",
         "results/discriminator/accuracy.csv",
         expand("paper_figures/{fig}.pdf", fig=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"]),
+        expand("paper_figures/{fig}.pdf", fig=["fig7", "fig8", "fig9", "fig17"]),
+        "results/memorization.csv",
+        expand("results/metrics/{extractor}_sets.csv", extractor=EXTRACTORS),

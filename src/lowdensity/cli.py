@@ -99,6 +99,39 @@ def cmd_figure(a):
         figures.figA5_ablation(i[0], p["alphas"], p["beta"], a.out, a.csv)
 
 
+def cmd_extract_features(a):
+    from .evaluation import extract_features
+
+    extract_features(_params(a.params), a.extractor, a.set, a.images, a.out, a.classifier, a.device)
+
+
+def cmd_density_metrics(a):
+    from .evaluation import density_metrics
+
+    sets = dict(item.split("=", 1) for item in a.sets)
+    density_metrics(_params(a.params), a.extractor, a.reference, sets, a.metrics_csv, a.sets_csv)
+
+
+def cmd_memorization(a):
+    from .evaluation import memorization
+
+    memorization(_params(a.params), a.reference, a.guided, a.real, a.summary, a.pairs, a.neighbours)
+
+
+def cmd_eval_figure(a):
+    from . import figures
+    from .evaluation import load_image_set
+
+    p = _params(a.params)
+    if a.name in ("fig7", "fig17"):
+        title = {"fig7": "Figure 7: neighbourhood density", "fig17": "Figure 17: density in every feature space"}[a.name]
+        figures.fig7_density(a.inputs, a.out, a.csv, title)
+    else:
+        reference_images, _ = load_image_set("reference", a.train, p["num_reference"])
+        draw = figures.fig8_closest_pairs if a.name == "fig8" else figures.fig9_neighbours
+        draw(a.inputs[0], a.inputs[1], reference_images, p["memorization"]["show"], a.out, a.csv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +230,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("inputs", nargs="+")
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("extract-features", help="features of one image set in one evaluation space")
+    p.add_argument("--params", required=True, help="the evaluation section as JSON")
+    p.add_argument("--extractor", required=True, help="a configured extractor's name, or 'classifier'")
+    p.add_argument("--set", required=True, help="reference | real | a sample set")
+    p.add_argument("--images", required=True)
+    p.add_argument("--classifier", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_extract_features)
+
+    p = sub.add_parser("density-metrics", help="hardness, AvgkNN, LOF, precision/recall in one space")
+    p.add_argument("--params", required=True, help="the evaluation section as JSON")
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--reference", required=True)
+    p.add_argument("--metrics-csv", required=True)
+    p.add_argument("--sets-csv", required=True)
+    p.add_argument("sets", nargs="+", help="NAME=FEATURES.npz")
+    p.set_defaults(func=cmd_density_metrics)
+
+    p = sub.add_parser("memorization", help="nearest-neighbour distances and closest pairs (Section 5)")
+    p.add_argument("--params", required=True, help="the evaluation section as JSON")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--guided", required=True)
+    p.add_argument("--real", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--neighbours", required=True)
+    p.set_defaults(func=cmd_memorization)
+
+    p = sub.add_parser("eval-figure", help="draw one of the evaluation figures")
+    p.add_argument("name", choices=["fig7", "fig17", "fig8", "fig9"])
+    p.add_argument("--params", required=True, help="the evaluation section as JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--train", default=None, help="the prepared training split (fig8, fig9)")
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(func=cmd_eval_figure)
     return parser
 
 

@@ -221,3 +221,87 @@ def figA5_ablation(scores_csv: str, alphas: list[float], beta: float, out_pdf: s
     fig.tight_layout()
     _save(fig, out_pdf)
     atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+# ----------------------------------------------------------------------------- evaluation figures
+
+METRIC_LABELS = {"hardness": "hardness score", "avgknn": "AvgkNN distance (k = 5)", "lof": "local outlier factor"}
+SET_ORDER = ["real", "baseline", "guided"]
+
+
+def _density_panels(axes, table: pd.DataFrame, extractor: str, rows: list) -> None:
+    for ax, metric in zip(axes, METRIC_LABELS):
+        sub = table[table["metric"] == metric]
+        values = sub["value"]
+        lo, hi = np.percentile(values, 0.5), np.percentile(values, 99.5)
+        bins = np.linspace(lo, hi, 40)
+        for name in [s for s in SET_ORDER if s in set(sub["set"])] + sorted(set(sub["set"]) - set(SET_ORDER)):
+            v = sub[sub["set"] == name]["value"]
+            ax.hist(v.clip(lo, hi), bins=bins, histtype="step", density=True, lw=1.5, label=f"{name} (median {v.median():.3g})")
+            rows.append({"extractor": extractor, "metric": metric, "set": name, "median": float(v.median()),
+                         "mean": float(v.mean()), "q90": float(v.quantile(0.9)), "n": len(v)})
+        ax.set_xlabel(METRIC_LABELS[metric], fontsize=8)
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel(extractor, fontsize=8)
+
+
+def fig7_density(metrics_csvs: list[str], out_pdf: str, out_csv: str, title: str) -> None:
+    """Hardness, AvgkNN and LOF distributions of real (held-out), baseline and guided images,
+    one row of panels per feature extractor (figure 7: the first; figure 17: all)."""
+    plt = _plt()
+    tables = [pd.read_csv(p) for p in metrics_csvs]
+    fig, axes = plt.subplots(len(tables), 3, figsize=(11, 3 * len(tables)), squeeze=False)
+    rows: list = []
+    for ax_row, table in zip(axes, tables):
+        _density_panels(ax_row, table, str(table["extractor"].iloc[0]), rows)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def fig8_closest_pairs(pairs_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str) -> None:
+    """The globally closest guided–training pairs: guided (left) and training image (right)."""
+    plt = _plt()
+    pairs = pd.read_csv(pairs_csv).head(show)
+    guided = _load(guided_path)
+    cols = 4
+    rows_n = int(np.ceil(len(pairs) / cols))
+    fig, axes = plt.subplots(rows_n, 2 * cols, figsize=(2 * cols * 0.9, rows_n * 1.1), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, pair in enumerate(pairs.itertuples()):
+        row, col = divmod(r, cols)
+        _show(axes[row][2 * col], guided["images"][pair.guided_index])
+        _show(axes[row][2 * col + 1], reference_images[pair.reference_index])
+        axes[row][2 * col].set_title(f"d={pair.distance:.2f}", fontsize=6)
+    fig.suptitle("Figure 8: closest synthetic (left) – real (right) pairs", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pairs, out_csv)
+
+
+def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str) -> None:
+    """Guided samples (first column) with their nearest training images and labels; samples
+    whose nearest neighbour carries another label come first."""
+    plt = _plt()
+    table = pd.read_csv(neighbours_csv)
+    guided = _load(guided_path)
+    names = guided["class_names"]
+    nearest = table[table["rank"] == 0].set_index("guided_index")
+    other = nearest.index[nearest["reference_label"] != nearest["guided_label"]]
+    same = nearest.index[nearest["reference_label"] == nearest["guided_label"]]
+    chosen = list(other[:show]) + list(same[:max(0, show - len(other))])
+    k = int(table["rank"].max()) + 1
+    fig, axes = plt.subplots(len(chosen), k + 1, figsize=((k + 1) * 0.9, len(chosen) * 1.0), squeeze=False)
+    for r, g in enumerate(chosen):
+        _show(axes[r][0], guided["images"][g])
+        axes[r][0].set_title(f"{names[guided['labels'][g]]}", fontsize=6, color="blue")
+        for _, nb in table[table["guided_index"] == g].sort_values("rank").iterrows():
+            ax = axes[r][int(nb["rank"]) + 1]
+            _show(ax, reference_images[int(nb["reference_index"])])
+            ax.set_title(names[int(nb["reference_label"])], fontsize=6, color="red" if nb["reference_label"] != nb["guided_label"] else "black")
+    fraction = float((nearest["reference_label"] != nearest["guided_label"]).mean())
+    fig.suptitle(f"Figure 9: guided samples and their {k} nearest real images "
+                 f"({fraction:.1%} of guided samples have a nearest neighbour of another class)", fontsize=8)
+    _save(fig, out_pdf)
+    atomic_to_csv(table[table["guided_index"].isin(chosen)], out_csv)

@@ -1,0 +1,175 @@
+EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
+DEFAULT_EXTRACTOR = EXTRACTORS[0]
+IMAGE_SETS = {
+    "reference": "results/data/train.npz",
+    "real": "results/data/val.npz",
+    "baseline": "results/samples/baseline.npz",
+    "guided": "results/samples/guided.npz",
+}
+
+
+def feature_inputs(wildcards):
+    inputs = {"images": IMAGE_SETS[wildcards.set]}
+    if wildcards.extractor == "classifier":
+        inputs["classifier"] = "results/classifier/model.pt"
+    return inputs
+
+
+def features(extractor, set_name):
+    return f"results/features/{extractor}/{set_name}.npz"
+
+
+rule extract_features:
+    """Features of one image set in one evaluation space, extracted once; every metric reads them."""
+    input:
+        unpack(feature_inputs),
+    output:
+        "results/features/{extractor}/{set}.npz",
+    params:
+        cfg=section("evaluation"),
+        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if "classifier" in input.keys() else "",
+        device=config["device"],
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+        set="|".join(IMAGE_SETS),
+    log:
+        "logs/extract_features/{extractor}_{set}.log",
+    threads: config["resources"]["features"]["cpus_per_task"]
+    resources:
+        **stage_resources("features"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity extract-features --params {params.cfg:q} --extractor {wildcards.extractor} --set {wildcards.set}"
+        " --images {input.images} {params.classifier} --out {output} --device {params.device} 2> {log}"
+
+
+rule density_metrics:
+    """Hardness, AvgkNN and LOF per image; precision and recall per set, in one feature space."""
+    input:
+        reference=features("{extractor}", "reference"),
+        sets=[features("{extractor}", s) for s in ("real", "baseline", "guided")],
+    output:
+        metrics="results/metrics/{extractor}.csv",
+        sets="results/metrics/{extractor}_sets.csv",
+    params:
+        cfg=section("evaluation"),
+        named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(("real", "baseline", "guided"), input.sets)),
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+    log:
+        "logs/density_metrics/{extractor}.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
+    resources:
+        **stage_resources("metrics"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor}"
+        " --reference {input.reference} --metrics-csv {output.metrics} --sets-csv {output.sets} {params.named} 2> {log}"
+
+
+rule memorization:
+    """Section 5 in the first extractor's space: NN distances, closest pairs, neighbours' labels."""
+    input:
+        reference=features(DEFAULT_EXTRACTOR, "reference"),
+        guided=features(DEFAULT_EXTRACTOR, "guided"),
+        real=features(DEFAULT_EXTRACTOR, "real"),
+    output:
+        summary="results/memorization.csv",
+        pairs="results/memorization_pairs.csv",
+        neighbours="results/memorization_neighbours.csv",
+    params:
+        cfg=section("evaluation"),
+    log:
+        "logs/memorization.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
+    resources:
+        **stage_resources("metrics"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity memorization --params {params.cfg:q} --reference {input.reference} --guided {input.guided}"
+        " --real {input.real} --summary {output.summary} --pairs {output.pairs} --neighbours {output.neighbours} 2> {log}"
+
+
+rule fig7:
+    """Hardness, AvgkNN and LOF distributions of real, baseline and guided images (first extractor)."""
+    input:
+        f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
+    output:
+        pdf="paper_figures/fig7.pdf",
+        csv="results/fig7.csv",
+    params:
+        cfg=section("evaluation"),
+    log:
+        "logs/figures/fig7.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity eval-figure fig7 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input} 2> {log}"
+
+
+rule fig17:
+    """Figure 7 in every feature space: the configured extractors and the classifier embedding."""
+    input:
+        expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
+    output:
+        pdf="paper_figures/fig17.pdf",
+        csv="results/fig17.csv",
+    params:
+        cfg=section("evaluation"),
+    log:
+        "logs/figures/fig17.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity eval-figure fig17 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input} 2> {log}"
+
+
+rule fig8:
+    """The globally closest guided–training pairs."""
+    input:
+        pairs="results/memorization_pairs.csv",
+        guided="results/samples/guided.npz",
+        train="results/data/train.npz",
+    output:
+        pdf="paper_figures/fig8.pdf",
+        csv="results/fig8.csv",
+    params:
+        cfg=section("evaluation"),
+    log:
+        "logs/figures/fig8.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity eval-figure fig8 --params {params.cfg:q} --train {input.train} --out {output.pdf} --csv {output.csv}"
+        " {input.pairs} {input.guided} 2> {log}"
+
+
+rule fig9:
+    """Guided samples with their nearest real images and labels."""
+    input:
+        neighbours="results/memorization_neighbours.csv",
+        guided="results/samples/guided.npz",
+        train="results/data/train.npz",
+    output:
+        pdf="paper_figures/fig9.pdf",
+        csv="results/fig9.csv",
+    params:
+        cfg=section("evaluation"),
+    log:
+        "logs/figures/fig9.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity eval-figure fig9 --params {params.cfg:q} --train {input.train} --out {output.pdf} --csv {output.csv}"
+        " {input.neighbours} {input.guided} 2> {log}"
