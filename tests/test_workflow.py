@@ -53,7 +53,11 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
 
 
 FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
-GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES, "all": 1}
+EVALUATION = {"density_metrics": 2, "memorization": 1, "fig7": 1, "fig17": 1, "fig8": 1, "fig9": 1}
+GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES,
+                     "extract_features": 2, **EVALUATION, "all": 1}
+BASELINE_DOWNSTREAM = {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
+                       "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM, "extract_features": 4}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
 
 
@@ -65,8 +69,7 @@ def dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, yaml_text):
 
 def test_editing_sampling_reruns_sampling_and_downstream_only(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "sampling:\n  seed: 5\n"))
-    assert jobs == {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
-                    "fit_discriminator_gaussians": 1, "sample_cell": len(TINY_CELLS), **GUIDED_DOWNSTREAM}
+    assert jobs == {**BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
 
 
 def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
@@ -76,8 +79,7 @@ def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snak
 
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
-    assert jobs == {"train_ddpm": 1, "sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
-                    "fit_discriminator_gaussians": 1, "sample_cell": len(TINY_CELLS), **GUIDED_DOWNSTREAM}
+    assert jobs == {"train_ddpm": 1, **BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
 
 
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
@@ -125,3 +127,22 @@ def test_invalid_config_fails_naming_the_key(tiny_run, snakemake_exe, repo, tmp_
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode != 0
     assert "config key 'sampling.shards'" in result.stdout + result.stderr
+
+
+def test_tiny_dag_produces_the_evaluation(tiny_run):
+    import pandas as pd
+
+    for fig in ("fig7", "fig8", "fig9", "fig17"):
+        assert (tiny_run / f"paper_figures/{fig}.pdf").read_bytes()[:4] == b"%PDF", fig
+    for extractor in ("efficientnet_lite0", "classifier"):
+        metrics = pd.read_csv(tiny_run / f"results/metrics/{extractor}.csv")
+        assert set(metrics["metric"]) == {"hardness", "avgknn", "lof"}
+        counts = metrics.groupby(["set", "metric"]).size()
+        assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 20
+        assert metrics["value"].notna().all()
+        features = np.load(tiny_run / f"results/features/{extractor}/reference.npz")
+        assert len(features["features"]) == 100
+    memorization = pd.read_csv(tiny_run / "results/memorization.csv").set_index("set")
+    assert (memorization["mean_nn_distance"] > 0).all() and memorization.loc["guided", "n"] == 20
+    pairs = pd.read_csv(tiny_run / "results/memorization_pairs.csv")
+    assert len(pairs) == 4 and pairs["distance"].is_monotonic_increasing
