@@ -132,6 +132,12 @@ def cmd_eval_figure(a):
         draw(a.inputs[0], a.inputs[1], reference_images, p["memorization"]["show"], a.out, a.csv)
 
 
+def cmd_table1(a):
+    from .cost import make_table1
+
+    make_table1(_params(a.params), a.metrics, {"baseline": a.baseline, "guided": a.guided}, a.out, a.markdown)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", default=None, help="the prepared training split (fig8, fig9)")
     p.add_argument("inputs", nargs="+")
     p.set_defaults(func=cmd_eval_figure)
+
+    p = sub.add_parser("table1", help="the sampling-cost table (Table 1)")
+    p.add_argument("--params", required=True, help="the table1 section as JSON")
+    p.add_argument("--metrics", required=True, help="per-image metrics of the chosen space")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--guided", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--markdown", required=True)
+    p.set_defaults(func=cmd_table1)
     return parser
 
 

@@ -1,5 +1,7 @@
 EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
 DEFAULT_EXTRACTOR = EXTRACTORS[0]
+if config["table1"]["space"] not in EXTRACTORS:
+    raise ValueError(f"config key 'table1.space': {config['table1']['space']!r} is none of the feature spaces {EXTRACTORS}")
 IMAGE_SETS = {
     "reference": "results/data/train.npz",
     "real": "results/data/val.npz",
@@ -173,3 +175,25 @@ rule fig9:
     shell:
         "lowdensity eval-figure fig9 --params {params.cfg:q} --train {input.train} --out {output.pdf} --csv {output.csv}"
         " {input.neighbours} {input.guided} 2> {log}"
+
+
+rule table1:
+    """Days to collect N images per hardness range: rejection sampling from the baseline vs guided sampling."""
+    input:
+        metrics=f"results/metrics/{config['table1']['space']}.csv",
+        baseline="results/samples/baseline.npz",
+        guided="results/samples/guided.npz",
+    output:
+        csv="results/table1.csv",
+        markdown="results/table1.md",
+    params:
+        cfg=section("table1"),
+    log:
+        "logs/table1.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity table1 --params {params.cfg:q} --metrics {input.metrics} --baseline {input.baseline}"
+        " --guided {input.guided} --out {output.csv} --markdown {output.markdown} 2> {log}"
