@@ -123,7 +123,11 @@ def cmd_eval_figure(a):
     from .evaluation import load_image_set
 
     p = _params(a.params)
-    if a.name in ("fig7", "fig17"):
+    if a.name == "fig1":
+        from .data import load_split
+
+        figures.fig1_overview(a.inputs[0], load_split(a.inputs[1]).images, a.inputs[2], a.inputs[3], p["fig1_per_panel"], a.out, a.csv)
+    elif a.name in ("fig7", "fig17"):
         title = {"fig7": "Figure 7: neighbourhood density", "fig17": "Figure 17: density in every feature space"}[a.name]
         figures.fig7_density(a.inputs, a.out, a.csv, title)
     else:
@@ -136,6 +140,20 @@ def cmd_table1(a):
     from .cost import make_table1
 
     make_table1(_params(a.params), a.metrics, {"baseline": a.baseline, "guided": a.guided}, a.out, a.markdown)
+
+
+def cmd_nll(a):
+    from .nll import nll_bits_per_dim
+
+    nll_bits_per_dim(_params(a.params), a.model, a.val, a.out, a.device)
+
+
+def cmd_nll_correlation(a):
+    from . import figures
+    from .nll import nll_correlation
+
+    nll_correlation(a.nll, a.metrics, a.out)
+    figures.fig11_nll(a.nll, a.metrics[0], a.out, a.figure, a.figure_csv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_memorization)
 
     p = sub.add_parser("eval-figure", help="draw one of the evaluation figures")
-    p.add_argument("name", choices=["fig7", "fig17", "fig8", "fig9"])
+    p.add_argument("name", choices=["fig1", "fig7", "fig17", "fig8", "fig9"])
     p.add_argument("--params", required=True, help="the evaluation section as JSON")
     p.add_argument("--out", required=True)
     p.add_argument("--csv", required=True)
@@ -283,6 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--markdown", required=True)
     p.set_defaults(func=cmd_table1)
+
+    p = sub.add_parser("nll", help="NLL bound in bits/dim of held-out images (appendix A.2)")
+    p.add_argument("--params", required=True, help="the nll section as JSON")
+    p.add_argument("--model", required=True)
+    p.add_argument("--val", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_nll)
+
+    p = sub.add_parser("nll-correlation", help="correlations of NLL with the density metrics, and figure 11")
+    p.add_argument("--nll", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure", required=True)
+    p.add_argument("--figure-csv", required=True)
+    p.add_argument("metrics", nargs="+", help="per-image metrics tables; the first is drawn")
+    p.set_defaults(func=cmd_nll_correlation)
     return parser
 
 

@@ -305,3 +305,59 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
                  f"({fraction:.1%} of guided samples have a nearest neighbour of another class)", fontsize=8)
     _save(fig, out_pdf)
     atomic_to_csv(table[table["guided_index"].isin(chosen)], out_csv)
+
+
+def fig1_overview(metrics_csv: str, real_images: np.ndarray, baseline_path: str, guided_path: str, per_panel: int,
+                  out_pdf: str, out_csv: str) -> None:
+    """(a.i) real images of highest and (a.ii) lowest hardness (low- and high-density), (c) baseline
+    samples, (d) guided samples (the first seeds of each)."""
+    plt = _plt()
+    metrics = pd.read_csv(metrics_csv)
+    real = metrics[(metrics["set"] == "real") & (metrics["metric"] == "hardness")].sort_values("value")
+    panels = [("real, low density (highest hardness)", real.tail(per_panel)[::-1], real_images),
+              ("real, high density (lowest hardness)", real.head(per_panel), real_images)]
+    rows = [{"panel": title, "index": int(r["index"]), "hardness": float(r["value"])} for title, table, _ in panels for _, r in table.iterrows()]
+    for title, path in [("baseline samples (DDPM)", baseline_path), ("guided samples (ours)", guided_path)]:
+        data = _load(path)
+        hard = metrics[(metrics["set"] == ("baseline" if "baseline" in title else "guided")) & (metrics["metric"] == "hardness")].set_index("index")
+        table = pd.DataFrame({"index": np.arange(per_panel), "value": hard.loc[np.arange(per_panel), "value"].to_numpy()})
+        panels.append((title, table, data["images"]))
+        rows += [{"panel": title, "index": int(i), "hardness": float(v)} for i, v in zip(table["index"], table["value"])]
+    side = int(np.ceil(np.sqrt(per_panel)))
+    fig, axes = plt.subplots(side, len(panels) * (side + 1) - 1, figsize=(len(panels) * (side + 1) * 0.6, side * 0.7 + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for p, (title, table, images) in enumerate(panels):
+        for j, idx in enumerate(table["index"].to_numpy()[:side * side]):
+            r, c = divmod(j, side)
+            ax = axes[r][p * (side + 1) + c]
+            ax.axis("on")
+            _show(ax, images[int(idx)])
+        axes[0][p * (side + 1)].set_title(title, fontsize=7, loc="left")
+    fig.suptitle("Figure 1: real images from low- and high-density regions, baseline and guided samples", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def fig11_nll(nll_csv: str, metrics_csv: str, correlation_csv: str, out_pdf: str, out_csv: str) -> None:
+    """NLL (bits/dim) of held-out images against hardness, AvgkNN and LOF, with correlations."""
+    plt = _plt()
+    nll = pd.read_csv(nll_csv).set_index("index")
+    metrics = pd.read_csv(metrics_csv)
+    extractor = str(metrics["extractor"].iloc[0])
+    corr = pd.read_csv(correlation_csv)
+    corr = corr[corr["extractor"] == extractor].set_index("metric")
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    rows = []
+    for ax, metric in zip(axes, METRIC_LABELS):
+        real = metrics[(metrics["set"] == "real") & (metrics["metric"] == metric)].set_index("index")
+        joined = nll.join(real["value"], how="inner")
+        ax.scatter(joined["value"], joined["bpd"], s=6, alpha=0.6)
+        ax.set_xlabel(f"{METRIC_LABELS[metric]} ({extractor})", fontsize=8)
+        ax.set_title(f"Spearman {corr.loc[metric, 'spearman']:.2f}, Pearson {corr.loc[metric, 'pearson']:.2f}", fontsize=8)
+        rows += [{"index": int(i), "metric": metric, "value": float(v), "bpd": float(b)} for i, v, b in zip(joined.index, joined["value"], joined["bpd"])]
+    axes[0].set_ylabel(f"NLL (bits/dim, {nll['chain'].iloc[0]})", fontsize=8)
+    fig.suptitle("Figure 11: diffusion-model NLL vs density metrics (held-out images)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.DataFrame(rows), out_csv)

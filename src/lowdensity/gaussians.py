@@ -95,15 +95,26 @@ class ClassGaussians:
         return (torch.bucketize(t, edges[1:-1], right=True)).clamp(0, len(edges) - 2)
 
     def hardness(self, emb: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """H(x, j) for every class j, shape (N, C) (Eq. 3); differentiable in `emb`."""
+        """H(x, j) for every class j, shape (N, C) (Eq. 3); differentiable in `emb`.
+
+        One triangular solve per (bucket, class) over all embeddings in that bucket, so memory
+        stays O(N·k) for any k."""
+        if len(emb) == 0:
+            return emb.new_zeros(0, self.num_classes)
         bucket = torch.zeros(len(emb), dtype=torch.long, device=emb.device) if t is None else self.bucket_of(t)
-        means = self.means.to(emb.device)[bucket]  # (N, C, k)
-        chol = self.chol.to(emb.device)[bucket]  # (N, C, k, k)
-        logdet = self.logdet.to(emb.device)[bucket]  # (N, C)
-        diff = (emb[:, None, :] - means).unsqueeze(-1)  # (N, C, k, 1)
-        z = torch.linalg.solve_triangular(chol, diff, upper=False).squeeze(-1)
-        maha = (z**2).sum(-1)
-        return 0.5 * (maha + logdet + self.dim * math.log(2 * math.pi))
+        means, chol, logdet = (a.to(emb.device) for a in (self.means, self.chol, self.logdet))
+        constant = self.dim * math.log(2 * math.pi)
+        order, blocks = [], []
+        for b in torch.unique(bucket).tolist():
+            rows = torch.nonzero(bucket == b).squeeze(1)
+            e = emb[rows]
+            columns = []
+            for c in range(self.num_classes):
+                z = torch.linalg.solve_triangular(chol[b, c], (e - means[b, c]).T, upper=False)
+                columns.append(0.5 * ((z**2).sum(0) + logdet[b, c] + constant))
+            order.append(rows)
+            blocks.append(torch.stack(columns, dim=1))
+        return torch.cat(blocks)[torch.argsort(torch.cat(order))]
 
     def hardness_of_label(self, emb: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         return self.hardness(emb, t).gather(1, labels[:, None]).squeeze(1)

@@ -17,6 +17,11 @@ def feature_inputs(wildcards):
     return inputs
 
 
+def evaluation_keys(*keys):
+    """Only the evaluation settings a rule uses, so that editing one reruns only its users."""
+    return json.dumps({k: config["evaluation"][k] for k in keys}, sort_keys=True)
+
+
 def features(extractor, set_name):
     return f"results/features/{extractor}/{set_name}.npz"
 
@@ -28,7 +33,7 @@ rule extract_features:
     output:
         "results/features/{extractor}/{set}.npz",
     params:
-        cfg=section("evaluation"),
+        cfg=evaluation_keys("extractors", "num_reference"),
         classifier=lambda wildcards, input: f"--classifier {input.classifier}" if "classifier" in input.keys() else "",
         device=config["device"],
     wildcard_constraints:
@@ -55,7 +60,7 @@ rule density_metrics:
         metrics="results/metrics/{extractor}.csv",
         sets="results/metrics/{extractor}_sets.csv",
     params:
-        cfg=section("evaluation"),
+        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
         named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(("real", "baseline", "guided"), input.sets)),
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
@@ -82,7 +87,7 @@ rule memorization:
         pairs="results/memorization_pairs.csv",
         neighbours="results/memorization_neighbours.csv",
     params:
-        cfg=section("evaluation"),
+        cfg=evaluation_keys("memorization"),
     log:
         "logs/memorization.log",
     threads: config["resources"]["metrics"]["cpus_per_task"]
@@ -103,7 +108,7 @@ rule fig7:
         pdf="paper_figures/fig7.pdf",
         csv="results/fig7.csv",
     params:
-        cfg=section("evaluation"),
+        cfg="{}",
     log:
         "logs/figures/fig7.log",
     resources:
@@ -122,7 +127,7 @@ rule fig17:
         pdf="paper_figures/fig17.pdf",
         csv="results/fig17.csv",
     params:
-        cfg=section("evaluation"),
+        cfg="{}",
     log:
         "logs/figures/fig17.log",
     resources:
@@ -143,7 +148,7 @@ rule fig8:
         pdf="paper_figures/fig8.pdf",
         csv="results/fig8.csv",
     params:
-        cfg=section("evaluation"),
+        cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig8.log",
     resources:
@@ -165,7 +170,7 @@ rule fig9:
         pdf="paper_figures/fig9.pdf",
         csv="results/fig9.csv",
     params:
-        cfg=section("evaluation"),
+        cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig9.log",
     resources:
@@ -197,3 +202,67 @@ rule table1:
     shell:
         "lowdensity table1 --params {params.cfg:q} --metrics {input.metrics} --baseline {input.baseline}"
         " --guided {input.guided} --out {output.csv} --markdown {output.markdown} 2> {log}"
+
+
+rule fig1:
+    """Real low- and high-density images (extremes of hardness in the first extractor's space), baseline and guided samples."""
+    input:
+        metrics=f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
+        real="results/data/val.npz",
+        baseline="results/samples/baseline.npz",
+        guided="results/samples/guided.npz",
+    output:
+        pdf="paper_figures/fig1.pdf",
+        csv="results/fig1.csv",
+    params:
+        cfg=evaluation_keys("fig1_per_panel"),
+    log:
+        "logs/figures/fig1.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity eval-figure fig1 --params {params.cfg:q} --out {output.pdf} --csv {output.csv}"
+        " {input.metrics} {input.real} {input.baseline} {input.guided} 2> {log}"
+
+
+rule nll:
+    """NLL bound (bits/dim) of the first held-out images under the diffusion model."""
+    input:
+        model="results/ddpm/model.pt",
+        val="results/data/val.npz",
+    output:
+        "results/nll.csv",
+    params:
+        cfg=section("nll"),
+        device=config["device"],
+    log:
+        "logs/nll.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity nll --params {params.cfg:q} --model {input.model} --val {input.val} --out {output} --device {params.device} 2> {log}"
+
+
+rule fig11:
+    """NLL against hardness, AvgkNN and LOF with Spearman and Pearson coefficients (every feature space)."""
+    input:
+        nll="results/nll.csv",
+        metrics=expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
+    output:
+        correlation="results/nll_correlation.csv",
+        pdf="paper_figures/fig11.pdf",
+        csv="results/fig11.csv",
+    log:
+        "logs/figures/fig11.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity nll-correlation --nll {input.nll} --out {output.correlation} --figure {output.pdf}"
+        " --figure-csv {output.csv} {input.metrics} 2> {log}"
