@@ -30,7 +30,7 @@ rule all:
         "results/classifier/accuracy.csv",
         "results/discriminator/accuracy.csv",
         expand("paper_figures/{fig}.pdf", fig=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"]),
-        expand("paper_figures/{fig}.pdf", fig=["fig1", "fig7", "fig8", "fig9", "fig11", "fig17"]),
+        expand("paper_figures/{fig}.pdf", fig=["fig1", "fig7", "fig8", "fig9", "fig11", "fig17", "figA7"]),
         "results/memorization.csv",
         "results/table1.csv",
         expand("results/metrics/{extractor}_sets.csv", extractor=EXTRACTORS),

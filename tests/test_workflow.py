@@ -53,11 +53,14 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
 
 
 FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
-EVALUATION = {"density_metrics": 2, "memorization": 1, "fig7": 1, "fig17": 1, "fig8": 1, "fig9": 1}
+EVALUATION = {"density_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1, "fig11": 1, "fig17": 1,
+              "table1": 1}
+# the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
 GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES,
-                     "extract_features": 2, **EVALUATION, "all": 1}
+                     "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
 BASELINE_DOWNSTREAM = {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
-                       "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM, "extract_features": 4}
+                       "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM, "sample_ddim_baseline": 2,
+                       "extract_features": 4 + 4}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
 
 
@@ -79,7 +82,7 @@ def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snak
 
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
-    assert jobs == {"train_ddpm": 1, **BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
+    assert jobs == {"train_ddpm": 1, **BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1}
 
 
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
@@ -132,7 +135,7 @@ def test_invalid_config_fails_naming_the_key(tiny_run, snakemake_exe, repo, tmp_
 def test_tiny_dag_produces_the_evaluation(tiny_run):
     import pandas as pd
 
-    for fig in ("fig7", "fig8", "fig9", "fig17"):
+    for fig in ("fig1", "fig7", "fig8", "fig9", "fig11", "fig17", "figA7"):
         assert (tiny_run / f"paper_figures/{fig}.pdf").read_bytes()[:4] == b"%PDF", fig
     for extractor in ("efficientnet_lite0", "classifier"):
         metrics = pd.read_csv(tiny_run / f"results/metrics/{extractor}.csv")
@@ -146,3 +149,12 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     assert (memorization["mean_nn_distance"] > 0).all() and memorization.loc["guided", "n"] == 20
     pairs = pd.read_csv(tiny_run / "results/memorization_pairs.csv")
     assert len(pairs) == 4 and pairs["distance"].is_monotonic_increasing
+    nll = pd.read_csv(tiny_run / "results/nll.csv")
+    assert len(nll) == 8 and (nll["bpd"] > 0).all() and nll["chain"].iloc[0] == "10 of 1000 steps"
+    correlation = pd.read_csv(tiny_run / "results/nll_correlation.csv")
+    assert len(correlation) == 6 and correlation["spearman"].between(-1, 1).all()
+    table = pd.read_csv(tiny_run / "results/table1.csv")
+    assert len(table) == 6 and set(table["sampler"]) == {"baseline", "guided"} and (table["seconds_per_image"] > 0).all()
+    assert "guided" in (tiny_run / "results/table1.md").read_text()
+    fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
+    assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]

@@ -156,6 +156,19 @@ def cmd_nll_correlation(a):
     figures.fig11_nll(a.nll, a.metrics[0], a.out, a.figure, a.figure_csv)
 
 
+def cmd_fidelity_steps(a):
+    from . import figures
+    from .evaluation import fidelity_vs_steps
+
+    sets = {}
+    for item in a.sets:
+        key, path = item.split("=", 1)
+        sampler, steps = key.rsplit("_", 1)
+        sets[(sampler, int(steps))] = path
+    fidelity_vs_steps(_params(a.params), a.reference, sets, a.out)
+    figures.figA7_steps(a.out, a.figure, a.figure_csv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -317,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure-csv", required=True)
     p.add_argument("metrics", nargs="+", help="per-image metrics tables; the first is drawn")
     p.set_defaults(func=cmd_nll_correlation)
+
+    p = sub.add_parser("fidelity-steps", help="precision per number of DDIM steps, and figure A.7")
+    p.add_argument("--params", required=True, help='{"precision_k": k} as JSON')
+    p.add_argument("--reference", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure", required=True)
+    p.add_argument("--figure-csv", required=True)
+    p.add_argument("sets", nargs="+", help="SAMPLER_STEPS=FEATURES.npz")
+    p.set_defaults(func=cmd_fidelity_steps)
     return parser
 
 

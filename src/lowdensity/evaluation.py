@@ -113,3 +113,15 @@ def memorization(eval_cfg: dict, reference_path: str, guided_path: str, real_pat
         "guided_index": np.repeat(np.arange(len(idx)), idx.shape[1]), "rank": np.tile(np.arange(idx.shape[1]), len(idx)),
         "reference_index": idx.ravel(), "distance": d_guided.ravel(), "guided_label": np.repeat(guided["labels"], idx.shape[1]),
         "reference_label": ref["labels"][idx].ravel()}), neighbours_csv)
+
+
+def fidelity_vs_steps(eval_cfg: dict, reference_path: str, set_paths: dict[tuple[str, int], str], out_csv: str) -> None:
+    """Appendix A.7: improved precision (and recall) of baseline and guided DDIM samples for each
+    number of sampling steps, against the training reference."""
+    ref = _load_features(reference_path)
+    rows = []
+    for (sampler, steps), path in sorted(set_paths.items()):
+        data = _load_features(path)
+        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"])
+        rows.append({"sampler": sampler, "steps": steps, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"])})
+    atomic_to_csv(pd.DataFrame(rows), out_csv)

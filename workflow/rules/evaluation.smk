@@ -8,6 +8,9 @@ IMAGE_SETS = {
     "baseline": "results/samples/baseline.npz",
     "guided": "results/samples/guided.npz",
 }
+DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
+             for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
+IMAGE_SETS.update(DDIM_SETS)
 
 
 def feature_inputs(wildcards):
@@ -266,3 +269,86 @@ rule fig11:
     shell:
         "lowdensity nll-correlation --nll {input.nll} --out {output.correlation} --figure {output.pdf}"
         " --figure-csv {output.csv} {input.metrics} 2> {log}"
+
+
+def ddim_sampling(wildcards):
+    """The sampling section for a DDIM set of figure A.7: η = 0, `steps` evenly strided steps."""
+    return json.dumps({**config["sampling"], "method": "ddim", "eta": 0.0, "steps": f"ddim{wildcards.steps}",
+                       "num_samples": config["figA7"]["num_samples"], "shards": 1}, sort_keys=True)
+
+
+rule sample_ddim_baseline:
+    """Baseline DDIM samples with a given number of steps (appendix A.7)."""
+    input:
+        "results/ddpm/model.pt",
+    output:
+        "results/samples/ddim/baseline_{steps}.npz",
+    params:
+        sampling=ddim_sampling,
+        device=config["device"],
+    wildcard_constraints:
+        steps=r"\d+",
+    log:
+        "logs/sample_ddim/baseline_{steps}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample --params {params.sampling:q} --model {input} --shard 0 --out {output} --device {params.device} 2> {log}"
+
+
+rule sample_ddim_guided:
+    """Guided DDIM samples (guidance.alpha, guidance.beta) with a given number of steps (appendix A.7)."""
+    input:
+        ddpm="results/ddpm/model.pt",
+        **GUIDES,
+    output:
+        "results/samples/ddim/guided_{steps}.npz",
+    params:
+        sampling=ddim_sampling,
+        alpha=config["guidance"]["alpha"],
+        beta=config["guidance"]["beta"],
+        tau=config["guidance"]["tau"],
+        loss=config["guidance"]["loss"],
+        step_scale=config["guidance"]["step_scale"],
+        device=config["device"],
+    wildcard_constraints:
+        steps=r"\d+",
+    log:
+        "logs/sample_ddim/guided_{steps}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
+        " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
+        " --classifier {input.classifier_model} {input.classifier_gaussians}"
+        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
+        " --shard 0 --out {output} --device {params.device} 2> {log}"
+
+
+rule figA7:
+    """Precision against the number of DDIM steps, baseline and guided (first extractor's space)."""
+    input:
+        reference=features(DEFAULT_EXTRACTOR, "reference"),
+        sets=[features(DEFAULT_EXTRACTOR, s) for s in DDIM_SETS],
+    output:
+        fidelity="results/figA7_fidelity.csv",
+        pdf="paper_figures/figA7.pdf",
+        csv="results/figA7.csv",
+    params:
+        cfg=evaluation_keys("precision_k"),
+        named=lambda wildcards, input: " ".join(f"{s[len('ddim_'):]}={p}" for s, p in zip(DDIM_SETS, input.sets)),
+    log:
+        "logs/figures/figA7.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fidelity-steps --params {params.cfg:q} --reference {input.reference} --out {output.fidelity}"
+        " --figure {output.pdf} --figure-csv {output.csv} {params.named} 2> {log}"
