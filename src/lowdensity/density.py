@@ -24,11 +24,15 @@ def avg_knn(queries: np.ndarray, references: np.ndarray, k: int = 5, **knn_kwarg
 class LocalOutlierFactor:
     """LOF of new points against a fixed reference set (novelty detection)."""
 
-    def __init__(self, references: np.ndarray, k: int = 20, **knn_kwargs):
+    def __init__(self, references: np.ndarray, k: int = 20, neighbours: tuple[np.ndarray, np.ndarray] | None = None, **knn_kwargs):
+        """`neighbours`: the references' own k' ≥ k nearest other references (distances,
+        indices), if already computed; their first k columns are used."""
         self.references = np.asarray(references, dtype=np.float64)
         self.k = k
         self.knn_kwargs = knn_kwargs
-        dist, idx = knn(self.references, self.references, k, exclude_self=True, **knn_kwargs)
+        if neighbours is None:
+            neighbours = knn(self.references, self.references, k, exclude_self=True, **knn_kwargs)
+        dist, idx = neighbours[0][:, :k], neighbours[1][:, :k]
         self.k_distance = dist[:, -1]
         self.lrd = self._lrd(dist, idx)
 

@@ -19,7 +19,7 @@ from .ddpm import select_device
 from .density import LocalOutlierFactor, avg_knn, closest_pairs
 from .gaussians import ClassGaussians
 from .io import atomic_savez, atomic_to_csv
-from .knn import improved_precision_recall, knn
+from .knn import improved_precision_recall, knn, knn_radii
 
 
 def load_image_set(set_name: str, path: str, num_reference: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,10 @@ def density_metrics(eval_cfg: dict, extractor: str, reference_path: str, set_pat
     ref = _load_features(reference_path)
     classes = int(ref["labels"].max()) + 1
     gaussians, _ = ClassGaussians.fit(ref["features"], ref["labels"], classes, "ledoit_wolf")
-    lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"])
+    # the reference's own neighbours, once: LOF's k-distances and lrd, and the precision balls
+    own = knn(ref["features"], ref["features"], max(eval_cfg["lof_k"], eval_cfg["precision_k"]), exclude_self=True)
+    lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"], neighbours=own)
+    radii = own[0][:, eval_cfg["precision_k"] - 1]
     rows, set_rows = [], []
     for name, path in set_paths.items():
         data = _load_features(path)
@@ -82,7 +85,7 @@ def density_metrics(eval_cfg: dict, extractor: str, reference_path: str, set_pat
         for metric, v in values.items():
             rows.append(pd.DataFrame({"set": name, "index": np.arange(len(v)), "label": data["labels"], "extractor": extractor,
                                       "metric": metric, "value": v}))
-        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"])
+        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
         set_rows.append({"set": name, "extractor": extractor, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"]),
                          "num_reference": len(ref["labels"]),
                          **{f"median_{m}": float(np.median(v)) for m, v in values.items()}})
@@ -119,9 +122,10 @@ def fidelity_vs_steps(eval_cfg: dict, reference_path: str, set_paths: dict[tuple
     """Appendix A.7: improved precision (and recall) of baseline and guided DDIM samples for each
     number of sampling steps, against the training reference."""
     ref = _load_features(reference_path)
+    radii = knn_radii(ref["features"], eval_cfg["precision_k"])
     rows = []
     for (sampler, steps), path in sorted(set_paths.items()):
         data = _load_features(path)
-        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"])
+        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
         rows.append({"sampler": sampler, "steps": steps, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"])})
     atomic_to_csv(pd.DataFrame(rows), out_csv)

@@ -17,7 +17,7 @@ from .classifier import embed_images, load_encoder, load_gaussians
 from .data import load_split, stratified_subset
 from .ddpm import select_device
 from .io import atomic_to_csv
-from .knn import improved_precision_recall
+from .knn import improved_precision_recall, knn_radii
 
 
 def set_name(path: str) -> str:
@@ -51,6 +51,7 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
     train = load_split(train_path)
     keep = stratified_subset(train.labels, max(2, params["precision"]["num_real"] // len(train.class_names)), seed=0)
     real_emb = embed_images(model, train.images[keep], 0)
+    real_radii = knn_radii(real_emb, params["precision"]["k"])
     val = load_split(val_path)
     frame, _ = score_images(model, gaussians, val.images, val.labels)
     tables = [frame.assign(set="real", sampler="real", loss="none", alpha=np.nan, beta=np.nan, seed=-1)]
@@ -61,7 +62,7 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
         frame, emb = score_images(model, gaussians, images, labels)
         description = set_description(path)
         tables.append(frame.assign(set=set_name(path), seed=seeds, **description))
-        pr = improved_precision_recall(real_emb, emb, k=params["precision"]["k"])
+        pr = improved_precision_recall(real_emb, emb, k=params["precision"]["k"], real_radii=real_radii)
         precision_rows.append({"set": set_name(path), **description, **pr, "k": params["precision"]["k"],
                                "num_real": len(keep), "num_fake": len(labels), "space": "classifier embedding (t = 0)"})
     atomic_to_csv(pd.concat(tables, ignore_index=True), hardness_csv)

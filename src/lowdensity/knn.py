@@ -43,19 +43,27 @@ def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool 
     return torch.cat(out_d).numpy(), torch.cat(out_i).numpy()
 
 
-def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
+def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
+    """Distance of every point to its k-th nearest other point (the k-NN ball radius)."""
+    return knn(points, points, k, exclude_self=True)[0][:, -1]
+
+
+def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> float:
+    """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
+    s = torch.as_tensor(np.asarray(support), dtype=torch.float64)
+    rad = torch.as_tensor(np.asarray(radii), dtype=torch.float64)
+    p = torch.as_tensor(np.asarray(points), dtype=torch.float64)
+    inside = np.zeros(len(p), dtype=bool)
+    for start in range(0, len(p), block):
+        d = torch.cdist(p[start:start + block], s)
+        inside[start:start + block] = (d <= rad[None]).any(1).numpy()
+    return float(inside.mean()) if len(p) else float("nan")
+
+
+def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, real_radii: np.ndarray | None = None) -> dict:
     """Kynkäänniemi et al. (2019): precision = fraction of fake points inside some real point's
-    k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically."""
-
-    def coverage(support: np.ndarray, points: np.ndarray) -> float:
-        radii = knn(support, support, k, exclude_self=True)[0][:, -1]
-        inside = np.zeros(len(points), dtype=bool)
-        p = torch.as_tensor(points, dtype=torch.float64)
-        s = torch.as_tensor(support, dtype=torch.float64)
-        rad = torch.as_tensor(radii)
-        for start in range(0, len(p), 2048):
-            d = torch.cdist(p[start:start + 2048], s)
-            inside[start:start + 2048] = (d <= rad[None]).any(1).numpy()
-        return float(inside.mean())
-
-    return {"precision": coverage(real, fake), "recall": coverage(fake, real)}
+    k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically.
+    `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set."""
+    if real_radii is None:
+        real_radii = knn_radii(real, k)
+    return {"precision": coverage(real, real_radii, fake), "recall": coverage(fake, knn_radii(fake, k), real)}
