@@ -10,6 +10,22 @@ import numpy as np
 import torch
 
 
+def _block_smallest(d2: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest entries of each row, ordered by (distance, index) exactly.
+
+    `topk` is fast but leaves the choice among equal values at the k-th place, and their
+    order, unspecified; rows with such a tie fall back to a stable sort of the whole row."""
+    vals, pos = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+    ties = (d2 <= vals[:, -1:]).sum(1) > k
+    if ties.any():
+        order = torch.sort(d2[ties], dim=1, stable=True).indices[:, :k]
+        pos[ties] = order
+    pos = torch.sort(pos, dim=1).values  # by index first …
+    order = torch.sort(d2.gather(1, pos), dim=1, stable=True).indices  # … then stably by distance
+    pos = pos.gather(1, order)
+    return d2.gather(1, pos), idx.gather(1, pos)
+
+
 def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool = False, block: int = 4096,
         device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Distances (sorted ascending) and indices of the k nearest references of every query.
@@ -33,9 +49,9 @@ def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool 
             if exclude_self:
                 own = torch.arange(qs, qs + len(qb), device=device)[:, None] == idx
                 d2 = d2.masked_fill(own, float("inf"))
-            cand_d = torch.cat([best_d, d2], 1)
-            cand_i = torch.cat([best_i, idx], 1)
-            # stable sort: among equal distances the lower reference index wins
+            new_d, new_i = _block_smallest(d2, idx, min(k, d2.shape[1]))
+            # stable sort of the 2k candidates: earlier blocks (lower indices) win ties
+            cand_d, cand_i = torch.cat([best_d, new_d], 1), torch.cat([best_i, new_i], 1)
             order = torch.sort(cand_d, dim=1, stable=True).indices[:, :k]
             best_d, best_i = cand_d.gather(1, order), cand_i.gather(1, order)
         out_d.append(best_d.sqrt().cpu())
