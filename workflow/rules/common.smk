@@ -49,3 +49,42 @@ def guidance_cells():
 
 def cell_paths(cells):
     return [f"results/samples/cells/{c}.npz" for c in cells]
+
+
+# ---- evaluation (workflow/rules/evaluation.smk)
+
+EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
+DEFAULT_EXTRACTOR = EXTRACTORS[0]
+if config["table1"]["space"] not in EXTRACTORS:
+    raise ValueError(f"config key 'table1.space': {config['table1']['space']!r} is none of the feature spaces {EXTRACTORS}")
+IMAGE_SETS = {
+    "reference": "results/data/train.npz",
+    "real": "results/data/val.npz",
+    "baseline": "results/samples/baseline.npz",
+    "guided": "results/samples/guided.npz",
+}
+DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
+             for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
+IMAGE_SETS.update(DDIM_SETS)
+
+
+def feature_inputs(wildcards):
+    inputs = {"images": IMAGE_SETS[wildcards.set]}
+    if wildcards.extractor == "classifier":
+        inputs["classifier"] = "results/classifier/model.pt"
+    return inputs
+
+
+def evaluation_keys(*keys):
+    """Only the evaluation settings a rule uses, so that editing one reruns only its users."""
+    return json.dumps({k: config["evaluation"][k] for k in keys}, sort_keys=True)
+
+
+def features(extractor, set_name):
+    return f"results/features/{extractor}/{set_name}.npz"
+
+
+def ddim_sampling(wildcards):
+    """The sampling section for a DDIM set of figure A.7: η = 0, `steps` evenly strided steps."""
+    return json.dumps({**config["sampling"], "method": "ddim", "eta": 0.0, "steps": f"ddim{wildcards.steps}",
+                       "num_samples": config["figA7"]["num_samples"], "shards": 1}, sort_keys=True)

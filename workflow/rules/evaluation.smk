@@ -1,34 +1,3 @@
-EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
-DEFAULT_EXTRACTOR = EXTRACTORS[0]
-if config["table1"]["space"] not in EXTRACTORS:
-    raise ValueError(f"config key 'table1.space': {config['table1']['space']!r} is none of the feature spaces {EXTRACTORS}")
-IMAGE_SETS = {
-    "reference": "results/data/train.npz",
-    "real": "results/data/val.npz",
-    "baseline": "results/samples/baseline.npz",
-    "guided": "results/samples/guided.npz",
-}
-DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
-             for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
-IMAGE_SETS.update(DDIM_SETS)
-
-
-def feature_inputs(wildcards):
-    inputs = {"images": IMAGE_SETS[wildcards.set]}
-    if wildcards.extractor == "classifier":
-        inputs["classifier"] = "results/classifier/model.pt"
-    return inputs
-
-
-def evaluation_keys(*keys):
-    """Only the evaluation settings a rule uses, so that editing one reruns only its users."""
-    return json.dumps({k: config["evaluation"][k] for k in keys}, sort_keys=True)
-
-
-def features(extractor, set_name):
-    return f"results/features/{extractor}/{set_name}.npz"
-
-
 rule extract_features:
     """Features of one image set in one evaluation space, extracted once; every metric reads them."""
     input:
@@ -271,12 +240,6 @@ rule fig11:
         " --figure-csv {output.csv} {input.metrics} 2> {log}"
 
 
-def ddim_sampling(wildcards):
-    """The sampling section for a DDIM set of figure A.7: η = 0, `steps` evenly strided steps."""
-    return json.dumps({**config["sampling"], "method": "ddim", "eta": 0.0, "steps": f"ddim{wildcards.steps}",
-                       "num_samples": config["figA7"]["num_samples"], "shards": 1}, sort_keys=True)
-
-
 rule sample_ddim_baseline:
     """Baseline DDIM samples with a given number of steps (appendix A.7)."""
     input:
@@ -313,6 +276,7 @@ rule sample_ddim_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        shard=0,
         device=config["device"],
     wildcard_constraints:
         steps=r"\d+",
@@ -324,11 +288,7 @@ rule sample_ddim_guided:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
-        " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
-        " --classifier {input.classifier_model} {input.classifier_gaussians}"
-        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
-        " --shard 0 --out {output} --device {params.device} 2> {log}"
+        SAMPLE_GUIDED
 
 
 rule figA7:

@@ -1,3 +1,11 @@
+# One shell command for every guided sampling rule: the main set, the grid cells, the DDIM sets.
+SAMPLE_GUIDED = (
+    "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
+    " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
+    " --classifier {input.classifier_model} {input.classifier_gaussians}"
+    " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
+    " --shard {params.shard} --out {output} --device {params.device} 2> {log}"
+)
 GUIDES = {
     "classifier_model": "results/classifier/model.pt",
     "classifier_gaussians": "results/classifier/gaussians.pt",
@@ -118,6 +126,7 @@ rule sample_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        shard=lambda wildcards: wildcards.shard,
         device=config["device"],
     wildcard_constraints:
         shard=r"\d+",
@@ -129,11 +138,7 @@ rule sample_guided:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
-        " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
-        " --classifier {input.classifier_model} {input.classifier_gaussians}"
-        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
-        " --shard {wildcards.shard} --out {output} --device {params.device} 2> {log}"
+        SAMPLE_GUIDED
 
 
 rule gather_guided:
@@ -178,8 +183,12 @@ rule sample_cell:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
     params:
         sampling=json.dumps({**config["sampling"], "num_samples": config["guidance"]["cell_samples"], "shards": 1}, sort_keys=True),
+        alpha=lambda wildcards: wildcards.alpha,
+        beta=lambda wildcards: wildcards.beta,
         tau=config["guidance"]["tau"],
+        loss=lambda wildcards: wildcards.loss,
         step_scale=config["guidance"]["step_scale"],
+        shard=0,
         device=config["device"],
     wildcard_constraints:
         loss="hardness|softmax",
@@ -193,11 +202,7 @@ rule sample_cell:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity sample-guided --params {params.sampling:q} --alpha {wildcards.alpha} --beta {wildcards.beta}"
-        " --tau {params.tau} --loss {wildcards.loss} --step-scale {params.step_scale} --model {input.ddpm}"
-        " --classifier {input.classifier_model} {input.classifier_gaussians}"
-        " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
-        " --shard 0 --out {output} --device {params.device} 2> {log}"
+        SAMPLE_GUIDED
 
 
 rule score_sample_sets:
