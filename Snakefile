@@ -34,3 +34,4 @@ rule all:
         "results/memorization.csv",
         "results/table1.csv",
         expand("results/metrics/{extractor}_sets.csv", extractor=EXTRACTORS),
+        expand("results/metrics/{extractor}_fidelity.csv", extractor=EXTRACTORS[:-1]),

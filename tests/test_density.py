@@ -118,3 +118,26 @@ def test_timm_extractor_loads_a_local_state_dict(tmp_path):
                                torch.device("cpu"))
     images = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
     assert extractor(images).shape == (2, 512)
+
+
+def test_torch_fidelity_with_our_extractor_matches_independent_computation():
+    """FID and precision/recall through torch-fidelity's registered extractor equal scipy's
+    Fréchet distance and our precision/recall on the same features."""
+    import torch
+    from scipy import linalg
+
+    from lowdensity.features import load_efficientnet_lite0
+    from lowdensity.fidelity import fidelity
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (120, 1, 16, 16), dtype=np.uint8)
+    fake = np.clip(real[:100].astype(int) + rng.integers(-40, 40, (100, 1, 16, 16)), 0, 255).astype(np.uint8)
+    out = fidelity({"name": "efficientnet_lite0", "input_size": 32}, real, fake, 3, "cpu")
+    extractor = load_efficientnet_lite0(32, torch.device("cpu"))
+    fr, ff = extractor(real).astype(np.float64), extractor(fake).astype(np.float64)
+    pr = improved_precision_recall(fr, ff, 3)
+    assert out["precision"] == pytest.approx(pr["precision"], abs=1e-6)
+    assert out["recall"] == pytest.approx(pr["recall"], abs=1e-6)
+    s1, s2 = np.cov(ff, rowvar=False), np.cov(fr, rowvar=False)
+    fid = ((ff.mean(0) - fr.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert out["fid_efficientnet_lite0"] == pytest.approx(fid, rel=1e-4)

@@ -54,7 +54,7 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
 
 FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
 EVALUATION = {"density_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1, "fig11": 1, "fig17": 1,
-              "table1": 1}
+              "table1": 1, "fidelity": 1}
 # the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
 GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES,
                      "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
@@ -156,5 +156,7 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     table = pd.read_csv(tiny_run / "results/table1.csv")
     assert len(table) == 6 and set(table["sampler"]) == {"baseline", "guided"} and (table["seconds_per_image"] > 0).all()
     assert "guided" in (tiny_run / "results/table1.md").read_text()
+    via_torch_fidelity = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_fidelity.csv")
+    assert list(via_torch_fidelity["set"]) == ["baseline", "guided"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
     fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
     assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]

@@ -169,6 +169,13 @@ def cmd_fidelity_steps(a):
     figures.figA7_steps(a.out, a.figure, a.figure_csv)
 
 
+def cmd_fidelity(a):
+    from .fidelity import fidelity_table
+
+    sets = dict(item.split("=", 1) for item in a.sets)
+    fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -339,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure-csv", required=True)
     p.add_argument("sets", nargs="+", help="SAMPLER_STEPS=FEATURES.npz")
     p.set_defaults(func=cmd_fidelity_steps)
+
+    p = sub.add_parser("fidelity", help="FID and precision/recall via torch-fidelity in one evaluation space")
+    p.add_argument("--params", required=True, help='{"extractors": ..., "num_reference": ..., "precision_k": ...} as JSON')
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--train", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("sets", nargs="+", help="NAME=SAMPLES.npz")
+    p.set_defaults(func=cmd_fidelity)
     return parser
 
 

@@ -312,3 +312,29 @@ rule figA7:
     shell:
         "lowdensity fidelity-steps --params {params.cfg:q} --reference {input.reference} --out {output.fidelity}"
         " --figure {output.pdf} --figure-csv {output.csv} {params.named} 2> {log}"
+
+
+rule fidelity:
+    """FID and improved precision/recall of baseline and guided samples via torch-fidelity, with the
+    extractor registered as a custom feature extractor (reported as fid_<extractor>)."""
+    input:
+        train="results/data/train.npz",
+        baseline="results/samples/baseline.npz",
+        guided="results/samples/guided.npz",
+    output:
+        "results/metrics/{extractor}_fidelity.csv",
+    params:
+        cfg=evaluation_keys("extractors", "num_reference", "precision_k"),
+        device=config["device"],
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS[:-1]),
+    log:
+        "logs/fidelity/{extractor}.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
+    resources:
+        **stage_resources("metrics"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fidelity --params {params.cfg:q} --extractor {wildcards.extractor} --train {input.train}"
+        " --out {output} --device {params.device} baseline={input.baseline} guided={input.guided} 2> {log}"
