@@ -160,3 +160,11 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     assert list(via_torch_fidelity["set"]) == ["baseline", "guided"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
     fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
     assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]
+
+
+@pytest.mark.parametrize("name, shards", [("cifar10", 50), ("imagenet64", 500)])
+def test_paper_scale_configs_build_their_dag(snakemake_exe, repo, tmp_path, name, shards):
+    """The paper-scale configurations validate and plan the whole DAG (nothing runs)."""
+    jobs = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", configs=(f"configs/{name}.yaml",)))
+    assert jobs["sample_baseline"] == shards and jobs["sample_guided"] == shards
+    assert jobs["train_ddpm"] == 1 and jobs["all"] == 1 and jobs["table1"] == 1
