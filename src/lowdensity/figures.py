@@ -42,7 +42,7 @@ def _load(path: str) -> dict:
 
 def cell_name(loss: str, alpha: float, beta: float) -> str:
     """The file stem of an (α, β) cell: e.g. hardness_a0.5_b1."""
-    return f"{loss}_a{alpha:g}_b{beta:g}"
+    return f"{loss}_a{float(alpha):g}_b{float(beta):g}"
 
 
 def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:

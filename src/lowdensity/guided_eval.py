@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 
 from .classifier import embed_images, load_encoder, load_gaussians
-from .data import load_split, stratified_subset
+from .data import load_split
+from .evaluation import load_image_set
 from .ddpm import select_device
 from .io import atomic_to_csv
 from .knn import improved_precision_recall, knn_radii
@@ -48,9 +49,8 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
     dev = select_device(device)
     model, _ = load_encoder(classifier_path, dev)
     gaussians = load_gaussians(gaussians_path)
-    train = load_split(train_path)
-    keep = stratified_subset(train.labels, max(2, params["precision"]["num_real"] // len(train.class_names)), seed=0)
-    real_emb = embed_images(model, train.images[keep], 0)
+    real_images, _ = load_image_set("reference", train_path, params["precision"]["num_real"])
+    real_emb = embed_images(model, real_images, 0)
     real_radii = knn_radii(real_emb, params["precision"]["k"])
     val = load_split(val_path)
     frame, _ = score_images(model, gaussians, val.images, val.labels)
@@ -64,6 +64,6 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
         tables.append(frame.assign(set=set_name(path), seed=seeds, **description))
         pr = improved_precision_recall(real_emb, emb, k=params["precision"]["k"], real_radii=real_radii)
         precision_rows.append({"set": set_name(path), **description, **pr, "k": params["precision"]["k"],
-                               "num_real": len(keep), "num_fake": len(labels), "space": "classifier embedding (t = 0)"})
+                               "num_real": len(real_images), "num_fake": len(labels), "space": "classifier embedding (t = 0)"})
     atomic_to_csv(pd.concat(tables, ignore_index=True), hardness_csv)
     atomic_to_csv(pd.DataFrame(precision_rows), precision_csv)

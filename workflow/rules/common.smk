@@ -1,6 +1,7 @@
 import json
 
 from lowdensity.config import validate_config
+from lowdensity.figures import cell_name
 
 
 validate_config(config)
@@ -29,11 +30,6 @@ def stage_resources(stage):
 
 
 SHARDS = list(range(config["sampling"]["shards"]))
-
-
-def cell_name(loss, alpha, beta):
-    """File stem of an (α, β) cell of the guidance grids, e.g. hardness_a0.5_b1."""
-    return f"{loss}_a{float(alpha):g}_b{float(beta):g}"
 
 
 def guidance_cells():
