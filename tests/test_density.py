@@ -30,6 +30,28 @@ def test_knn_matches_brute_force_with_ties_and_small_blocks(block):
     np.testing.assert_allclose(d, bd, atol=1e-9)
 
 
+@pytest.mark.parametrize("offset, searched_again", [(0.0, False), (3000.0, True)])
+def test_float32_candidates_are_certified_or_searched_again_in_float64(monkeypatch, offset, searched_again):
+    """Far from the origin, float32 ‖a‖² + ‖b‖² − 2ab cannot resolve the neighbours: those rows
+    must fail certification and be searched again; near it, every row is certified."""
+    import lowdensity.knn as knn_module
+
+    calls = []
+    exact = knn_module._exact_float64
+    monkeypatch.setattr(knn_module, "_exact_float64", lambda q, *a: calls.append(len(q)) or exact(q, *a))
+    rng = np.random.default_rng(3)
+    refs, queries = offset + rng.normal(size=(500, 64)), offset + rng.normal(size=(120, 64))
+    d, i = knn(queries, refs, k=5, block=128)
+    bd, bi = brute_knn(queries, refs, 5)
+    np.testing.assert_allclose(d, bd, rtol=1e-12)
+    np.testing.assert_array_equal(i, bi)
+    d, i = knn(refs, refs, k=5, exclude_self=True, block=128)  # the symmetric self-search
+    bd, bi = brute_knn(refs, refs, 5, exclude_self=True)
+    np.testing.assert_allclose(d, bd, rtol=1e-12)
+    np.testing.assert_array_equal(i, bi)
+    assert bool(calls) == searched_again
+
+
 def test_knn_rejects_k_beyond_the_reference_set():
     with pytest.raises(ValueError, match="exceeds"):
         knn(np.zeros((2, 2)), np.zeros((3, 2)), k=3, exclude_self=True)

@@ -40,9 +40,12 @@ class LocalOutlierFactor:
         reach = np.maximum(dist, self.k_distance[idx])
         return 1.0 / (reach.mean(axis=1) + 1e-10)
 
-    def score(self, queries: np.ndarray) -> np.ndarray:
-        """LOF of each query: mean lrd of its k nearest references over its own lrd (≈ 1 inside clusters)."""
-        dist, idx = knn(queries, self.references, self.k, **self.knn_kwargs)
+    def score(self, queries: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """LOF of each query: mean lrd of its k nearest references over its own lrd (≈ 1 inside clusters).
+        `neighbours`: the queries' k' ≥ k nearest references, if already searched (first k columns used)."""
+        if neighbours is None:
+            neighbours = knn(queries, self.references, self.k, **self.knn_kwargs)
+        dist, idx = neighbours[0][:, :self.k], neighbours[1][:, :self.k]
         return (self.lrd[idx] / self._lrd(dist, idx)[:, None]).mean(axis=1)
 
 
