@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/ddpm.smk"
 include: "workflow/rules/guidance.smk"
+include: "workflow/rules/gan.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluation.smk"
 
@@ -24,9 +25,7 @@ rule all:
         "results/data/val.npz",
         "results/data/train_grid.png",
         "results/ddpm/loss.csv",
-        "results/samples/baseline.npz",
-        "results/samples/baseline_grid.png",
-        "results/samples/guided_grid.png",
+        expand("results/samples/{generator}_grid.png", generator=GENERATORS),
         "results/classifier/accuracy.csv",
         "results/discriminator/accuracy.csv",
         expand("paper_figures/{fig}.pdf", fig=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"]),
@@ -35,3 +34,4 @@ rule all:
         "results/table1.csv",
         expand("results/metrics/{extractor}_sets.csv", extractor=EXTRACTORS),
         expand("results/metrics/{extractor}_fidelity.csv", extractor=EXTRACTORS[:-1]),
+        ["results/gan/loss.csv"] if GAN and not config["gan"]["pretrained"]["path"] else [],

@@ -32,6 +32,10 @@ def planned_jobs(output: str) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, snakemake_exe, repo):
+    """The tiny DAG, run here; or, with LOWDENSITY_TINY_RUN set (make slurm-test), the folder of
+    the same run through SLURM, so that both pass the same checks."""
+    if os.environ.get("LOWDENSITY_TINY_RUN"):
+        return Path(os.environ["LOWDENSITY_TINY_RUN"])
     workdir = tmp_path_factory.mktemp("tiny")
     snakemake(snakemake_exe, repo, workdir)
     return workdir
@@ -43,7 +47,12 @@ def test_tiny_dag_produces_gathered_baseline_samples(tiny_run):
     assert samples["labels"].tolist() == [i % 10 for i in range(20)]
     assert samples["seeds"].tolist() == [1_000_000 + i for i in range(20)]
     assert samples["images"].std() > 5, "samples are constant"
-    for path in ["results/samples/baseline_grid.png", "results/data/train_grid.png", "results/ddpm/loss.csv",
+    gan = np.load(tiny_run / "results/samples/gan.npz")
+    assert gan["images"].shape == (20, 1, 8, 8) and gan["images"].std() > 5
+    np.testing.assert_array_equal(gan["labels"], samples["labels"])  # the baseline's labels and seeds
+    np.testing.assert_array_equal(gan["seeds"], samples["seeds"])
+    for path in ["results/samples/baseline_grid.png", "results/samples/gan_grid.png", "results/gan/loss.csv",
+                 "results/data/train_grid.png", "results/ddpm/loss.csv",
                  "results/ddpm/checkpoint.pt", "results/data/val.npz"]:
         assert (tiny_run / path).exists(), path
 
@@ -56,11 +65,16 @@ FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
 EVALUATION = {"density_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1, "fig11": 1, "fig17": 1,
               "table1": 1, "fidelity": 1}
 # the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
-GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_guided": 1, "guided_grid": 1, "score_sample_sets": 1, **FIGURES,
+GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_samples": 1, "samples_grid": 1, "score_sample_sets": 1, **FIGURES,
                      "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
-BASELINE_DOWNSTREAM = {"sample_baseline": 2, "gather_baseline": 1, "baseline_grid": 1, "train_discriminator": 1,
-                       "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM, "sample_ddim_baseline": 2,
-                       "extract_features": 4 + 4}
+# new diffusion samples: baseline and guided sets in two spaces, DDIM sets of figure A.7 in the first
+DIFFUSION_DOWNSTREAM = {"sample_baseline": 2, "train_discriminator": 1, "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM,
+                        "gather_samples": 2, "samples_grid": 2, "sample_ddim_baseline": 2, "extract_features": 4 + 4}
+# the sampling section also sets the GAN's seeds and shards
+SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4}
+# a GAN set in two spaces and everything that reads the per-image metrics
+GAN_DOWNSTREAM = {"sample_gan": 2, "gather_samples": 1, "samples_grid": 1, "extract_features": 2, "density_metrics": 2,
+                  "fig1": 1, "fig7": 1, "fig17": 1, "fig11": 1, "table1": 1, "fidelity": 1, "all": 1}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
 
 
@@ -72,7 +86,7 @@ def dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, yaml_text):
 
 def test_editing_sampling_reruns_sampling_and_downstream_only(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "sampling:\n  seed: 5\n"))
-    assert jobs == {**BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
+    assert jobs == {**SAMPLING_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
 
 
 def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
@@ -80,9 +94,16 @@ def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snak
     assert jobs == GUIDED_DOWNSTREAM
 
 
+def test_editing_the_gan_truncation_resamples_the_gan_only(tiny_run, snakemake_exe, repo, tmp_path):
+    jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "gan:\n  truncation: 0.5\n"))
+    assert jobs == GAN_DOWNSTREAM
+    jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "gan:\n  train:\n    lr_g: 0.001\n"))
+    assert jobs == {"train_gan": 1, **GAN_DOWNSTREAM}
+
+
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
-    assert jobs == {"train_ddpm": 1, **BASELINE_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1}
+    assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1}
 
 
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
@@ -142,6 +163,7 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
         assert set(metrics["metric"]) == {"hardness", "avgknn", "lof"}
         counts = metrics.groupby(["set", "metric"]).size()
         assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 20
+        assert counts[("gan", "lof")] == 20
         assert metrics["value"].notna().all()
         features = np.load(tiny_run / f"results/features/{extractor}/reference.npz")
         assert len(features["features"]) == 100
@@ -157,7 +179,7 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     assert len(table) == 6 and set(table["sampler"]) == {"baseline", "guided"} and (table["seconds_per_image"] > 0).all()
     assert "guided" in (tiny_run / "results/table1.md").read_text()
     via_torch_fidelity = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_fidelity.csv")
-    assert list(via_torch_fidelity["set"]) == ["baseline", "guided"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
+    assert list(via_torch_fidelity["set"]) == ["baseline", "guided", "gan"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
     fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
     assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]
 
@@ -168,3 +190,5 @@ def test_paper_scale_configs_build_their_dag(snakemake_exe, repo, tmp_path, name
     jobs = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", configs=(f"configs/{name}.yaml",)))
     assert jobs["sample_baseline"] == shards and jobs["sample_guided"] == shards
     assert jobs["train_ddpm"] == 1 and jobs["all"] == 1 and jobs["table1"] == 1
+    assert jobs["sample_gan"] == shards  # cifar10 trains its GAN; imagenet64 samples the pretrained BigGAN-deep
+    assert jobs.get("train_gan", 0) == (1 if name == "cifar10" else 0)

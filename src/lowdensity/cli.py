@@ -38,6 +38,18 @@ def cmd_sample(a):
     sample_shard(_params(a.params), a.model, a.shard, a.out, a.device)
 
 
+def cmd_train_gan(a):
+    from .gan import train_gan
+
+    train_gan(_params(a.params), a.data, a.model, a.loss_csv, a.checkpoint, a.device)
+
+
+def cmd_sample_gan(a):
+    from .gan import sample_gan_shard
+
+    sample_gan_shard(_params(a.params), _params(a.sampling), a.shard, a.out, a.model, a.data, a.device)
+
+
 def cmd_gather(a):
     from .sampling import gather_shards
 
@@ -126,7 +138,8 @@ def cmd_eval_figure(a):
     if a.name == "fig1":
         from .data import load_split
 
-        figures.fig1_overview(a.inputs[0], load_split(a.inputs[1]).images, a.inputs[2], a.inputs[3], p["fig1_per_panel"], a.out, a.csv)
+        samples = dict(item.split("=", 1) for item in a.inputs[2:])
+        figures.fig1_overview(a.inputs[0], load_split(a.inputs[1]).images, samples, p["fig1_per_panel"], a.out, a.csv)
     elif a.name in ("fig7", "fig17"):
         title = {"fig7": "Figure 7: neighbourhood density", "fig17": "Figure 17: density in every feature space"}[a.name]
         figures.fig7_density(a.inputs, a.out, a.csv, title)
@@ -304,13 +317,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", required=True)
     p.set_defaults(func=cmd_memorization)
 
+    p = sub.add_parser("train-gan", help="train the BigGAN-style GAN baseline")
+    p.add_argument("--params", required=True, help='{"model": ..., "train": ...} of the gan section as JSON')
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--loss-csv", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("sample-gan", help="one shard of GAN samples (trained GAN or pretrained BigGAN-deep)")
+    p.add_argument("--params", required=True, help='{"truncation": ..., "pretrained": ...} of the gan section as JSON')
+    p.add_argument("--sampling", required=True, help="the sampling section as JSON")
+    p.add_argument("--model", default=None, help="the trained generator (without gan.pretrained.path)")
+    p.add_argument("--data", default=None, help="the prepared training split (with gan.pretrained.path)")
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample_gan)
+
     p = sub.add_parser("eval-figure", help="draw one of the evaluation figures")
     p.add_argument("name", choices=["fig1", "fig7", "fig17", "fig8", "fig9"])
     p.add_argument("--params", required=True, help="the evaluation section as JSON")
     p.add_argument("--out", required=True)
     p.add_argument("--csv", required=True)
     p.add_argument("--train", default=None, help="the prepared training split (fig8, fig9)")
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("inputs", nargs="+", help="fig1: METRICS.csv REAL.npz NAME=SAMPLES.npz ...; fig7/fig17: METRICS.csv ...;"
+                   " fig8/fig9: TABLE.csv GUIDED.npz")
     p.set_defaults(func=cmd_eval_figure)
 
     p = sub.add_parser("table1", help="the sampling-cost table (Table 1)")

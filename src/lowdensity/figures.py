@@ -226,7 +226,7 @@ def figA5_ablation(scores_csv: str, alphas: list[float], beta: float, out_pdf: s
 # ----------------------------------------------------------------------------- evaluation figures
 
 METRIC_LABELS = {"hardness": "hardness score", "avgknn": "AvgkNN distance (k = 5)", "lof": "local outlier factor"}
-SET_ORDER = ["real", "baseline", "guided"]
+SET_ORDER = ["real", "baseline", "guided", "gan"]
 
 
 def _density_panels(axes, table: pd.DataFrame, extractor: str, rows: list) -> None:
@@ -307,21 +307,24 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
     atomic_to_csv(table[table["guided_index"].isin(chosen)], out_csv)
 
 
-def fig1_overview(metrics_csv: str, real_images: np.ndarray, baseline_path: str, guided_path: str, per_panel: int,
+SAMPLE_TITLES = {"baseline": "baseline samples (DDPM)", "guided": "guided samples (ours)", "gan": "GAN samples"}
+
+
+def fig1_overview(metrics_csv: str, real_images: np.ndarray, samples: dict[str, str], per_panel: int,
                   out_pdf: str, out_csv: str) -> None:
-    """(a.i) real images of highest and (a.ii) lowest hardness (low- and high-density), (c) baseline
-    samples, (d) guided samples (the first seeds of each)."""
+    """(a.i) real images of highest and (a.ii) lowest hardness (low- and high-density), then the
+    first samples of each generator in `samples` (name → path: baseline, guided, gan)."""
     plt = _plt()
     metrics = pd.read_csv(metrics_csv)
     real = metrics[(metrics["set"] == "real") & (metrics["metric"] == "hardness")].sort_values("value")
     panels = [("real, low density (highest hardness)", real.tail(per_panel)[::-1], real_images),
               ("real, high density (lowest hardness)", real.head(per_panel), real_images)]
     rows = [{"panel": title, "index": int(r["index"]), "hardness": float(r["value"])} for title, table, _ in panels for _, r in table.iterrows()]
-    for title, path in [("baseline samples (DDPM)", baseline_path), ("guided samples (ours)", guided_path)]:
-        data = _load(path)
-        hard = metrics[(metrics["set"] == ("baseline" if "baseline" in title else "guided")) & (metrics["metric"] == "hardness")].set_index("index")
+    for name, path in samples.items():
+        title = SAMPLE_TITLES.get(name, f"{name} samples")
+        hard = metrics[(metrics["set"] == name) & (metrics["metric"] == "hardness")].set_index("index")
         table = pd.DataFrame({"index": np.arange(per_panel), "value": hard.loc[np.arange(per_panel), "value"].to_numpy()})
-        panels.append((title, table, data["images"]))
+        panels.append((title, table, _load(path)["images"]))
         rows += [{"panel": title, "index": int(i), "hardness": float(v)} for i, v in zip(table["index"], table["value"])]
     side = int(np.ceil(np.sqrt(per_panel)))
     fig, axes = plt.subplots(side, len(panels) * (side + 1) - 1, figsize=(len(panels) * (side + 1) * 0.6, side * 0.7 + 0.5), squeeze=False)
@@ -334,7 +337,7 @@ def fig1_overview(metrics_csv: str, real_images: np.ndarray, baseline_path: str,
             ax.axis("on")
             _show(ax, images[int(idx)])
         axes[0][p * (side + 1)].set_title(title, fontsize=7, loc="left")
-    fig.suptitle("Figure 1: real images from low- and high-density regions, baseline and guided samples", fontsize=9)
+    fig.suptitle("Figure 1: real images from low- and high-density regions, and samples of each generator", fontsize=9)
     _save(fig, out_pdf)
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 

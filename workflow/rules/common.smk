@@ -30,6 +30,8 @@ def stage_resources(stage):
 
 
 SHARDS = list(range(config["sampling"]["shards"]))
+GAN = config["gan"]["enabled"]
+GENERATORS = ["baseline", "guided"] + (["gan"] if GAN else [])  # the sample sets every evaluation compares
 
 
 def guidance_cells():
@@ -56,9 +58,9 @@ if config["table1"]["space"] not in EXTRACTORS:
 IMAGE_SETS = {
     "reference": "results/data/train.npz",
     "real": "results/data/val.npz",
-    "baseline": "results/samples/baseline.npz",
-    "guided": "results/samples/guided.npz",
+    **{g: f"results/samples/{g}.npz" for g in GENERATORS},
 }
+EVALUATED_SETS = ["real"] + GENERATORS
 DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
              for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
 IMAGE_SETS.update(DDIM_SETS)
@@ -84,3 +86,15 @@ def ddim_sampling(wildcards):
     """The sampling section for a DDIM set of figure A.7: η = 0, `steps` evenly strided steps."""
     return json.dumps({**config["sampling"], "method": "ddim", "eta": 0.0, "steps": f"ddim{wildcards.steps}",
                        "num_samples": config["figA7"]["num_samples"], "shards": 1}, sort_keys=True)
+
+
+def gan_keys(*keys):
+    """Only the GAN settings a rule uses (training does not rerun when the truncation changes)."""
+    return json.dumps({k: config["gan"][k] for k in keys}, sort_keys=True)
+
+
+def gan_sampling_inputs(wildcards):
+    """The trained generator, or (pretrained BigGAN-deep) the data for the class names and size."""
+    if config["gan"]["pretrained"]["path"]:
+        return {"data": "results/data/train.npz"}
+    return {"model": "results/gan/model.pt"}

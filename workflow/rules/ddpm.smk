@@ -45,14 +45,16 @@ rule sample_baseline:
         " --out {output} --device {params.device} 2> {log}"
 
 
-rule gather_baseline:
-    """All baseline shards in sample order."""
+rule gather_samples:
+    """All shards of one sample set (baseline, guided or gan) in sample order."""
     input:
-        expand("results/samples/baseline/shard_{shard}.npz", shard=SHARDS),
+        lambda wildcards: expand(f"results/samples/{wildcards.generator}/shard_{{shard}}.npz", shard=SHARDS),
     output:
-        "results/samples/baseline.npz",
+        "results/samples/{generator}.npz",
+    wildcard_constraints:
+        generator="|".join(GENERATORS),
     log:
-        "logs/gather_baseline.log",
+        "logs/gather_samples/{generator}.log",
     resources:
         **stage_resources("light"),
     conda:
@@ -61,19 +63,21 @@ rule gather_baseline:
         "lowdensity gather --out {output} {input} 2> {log}"
 
 
-rule baseline_grid:
-    """A quick look at the baseline samples: one row per class."""
+rule samples_grid:
+    """A quick look at a sample set: one row per class."""
     input:
-        "results/samples/baseline.npz",
+        "results/samples/{generator}.npz",
     output:
-        "results/samples/baseline_grid.png",
+        "results/samples/{generator}_grid.png",
     params:
         per_class=config["grid"]["per_class"],
+    wildcard_constraints:
+        generator="|".join(GENERATORS),
     log:
-        "logs/baseline_grid.log",
+        "logs/samples_grid/{generator}.log",
     resources:
         **stage_resources("light"),
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'baseline samples' 2> {log}"
+        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title '{wildcards.generator} samples' 2> {log}"

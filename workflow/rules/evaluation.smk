@@ -24,16 +24,17 @@ rule extract_features:
 
 
 rule density_metrics:
-    """Hardness, AvgkNN and LOF per image; precision and recall per set, in one feature space."""
+    """Hardness, AvgkNN and LOF per image; precision and recall per set (real, baseline, guided, and
+    gan when enabled), in one feature space."""
     input:
         reference=features("{extractor}", "reference"),
-        sets=[features("{extractor}", s) for s in ("real", "baseline", "guided")],
+        sets=[features("{extractor}", s) for s in EVALUATED_SETS],
     output:
         metrics="results/metrics/{extractor}.csv",
         sets="results/metrics/{extractor}_sets.csv",
     params:
         cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
-        named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(("real", "baseline", "guided"), input.sets)),
+        named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(EVALUATED_SETS, input.sets)),
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
     log:
@@ -73,7 +74,7 @@ rule memorization:
 
 
 rule fig7:
-    """Hardness, AvgkNN and LOF distributions of real, baseline and guided images (first extractor)."""
+    """Hardness, AvgkNN and LOF distributions of real, baseline, guided (and GAN) images (first extractor)."""
     input:
         f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
     output:
@@ -177,17 +178,17 @@ rule table1:
 
 
 rule fig1:
-    """Real low- and high-density images (extremes of hardness in the first extractor's space), baseline and guided samples."""
+    """Real low- and high-density images (extremes of hardness in the first extractor's space), and samples of each generator."""
     input:
         metrics=f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
         real="results/data/val.npz",
-        baseline="results/samples/baseline.npz",
-        guided="results/samples/guided.npz",
+        samples=[IMAGE_SETS[g] for g in GENERATORS],
     output:
         pdf="paper_figures/fig1.pdf",
         csv="results/fig1.csv",
     params:
         cfg=evaluation_keys("fig1_per_panel"),
+        named=lambda wildcards, input: " ".join(f"{g}={p}" for g, p in zip(GENERATORS, input.samples)),
     log:
         "logs/figures/fig1.log",
     resources:
@@ -196,7 +197,7 @@ rule fig1:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity eval-figure fig1 --params {params.cfg:q} --out {output.pdf} --csv {output.csv}"
-        " {input.metrics} {input.real} {input.baseline} {input.guided} 2> {log}"
+        " {input.metrics} {input.real} {params.named} 2> {log}"
 
 
 rule nll:
@@ -315,16 +316,16 @@ rule figA7:
 
 
 rule fidelity:
-    """FID and improved precision/recall of baseline and guided samples via torch-fidelity, with the
+    """FID and improved precision/recall of every generator's samples via torch-fidelity, with the
     extractor registered as a custom feature extractor (reported as fid_<extractor>)."""
     input:
         train="results/data/train.npz",
-        baseline="results/samples/baseline.npz",
-        guided="results/samples/guided.npz",
+        samples=[IMAGE_SETS[g] for g in GENERATORS],
     output:
         "results/metrics/{extractor}_fidelity.csv",
     params:
         cfg=evaluation_keys("extractors", "num_reference", "precision_k"),
+        named=lambda wildcards, input: " ".join(f"{g}={p}" for g, p in zip(GENERATORS, input.samples)),
         device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS[:-1]),
@@ -337,4 +338,4 @@ rule fidelity:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity fidelity --params {params.cfg:q} --extractor {wildcards.extractor} --train {input.train}"
-        " --out {output} --device {params.device} baseline={input.baseline} guided={input.guided} 2> {log}"
+        " --out {output} --device {params.device} {params.named} 2> {log}"

@@ -141,38 +141,6 @@ rule sample_guided:
         SAMPLE_GUIDED
 
 
-rule gather_guided:
-    input:
-        expand("results/samples/guided/shard_{shard}.npz", shard=SHARDS),
-    output:
-        "results/samples/guided.npz",
-    log:
-        "logs/gather_guided.log",
-    resources:
-        **stage_resources("light"),
-    conda:
-        "../../envs/lowdensity.yaml"
-    shell:
-        "lowdensity gather --out {output} {input} 2> {log}"
-
-
-rule guided_grid:
-    input:
-        "results/samples/guided.npz",
-    output:
-        "results/samples/guided_grid.png",
-    params:
-        per_class=config["grid"]["per_class"],
-    log:
-        "logs/guided_grid.log",
-    resources:
-        **stage_resources("light"),
-    conda:
-        "../../envs/lowdensity.yaml"
-    shell:
-        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'guided samples' 2> {log}"
-
-
 rule sample_cell:
     """One (loss, α, β) cell of the figures' grids: the first guidance.cell_samples seeds of the
     baseline set, so that α = β = 0 reproduces the baseline bit for bit."""

@@ -1,0 +1,398 @@
+"""The GAN baseline of figures 1(b) and 7: a class-conditional GAN in the style of BigGAN
+(Brock et al. 2019), scaled to the configured resolution and trained on the same prepared
+data as the diffusion model.
+
+- Generator: z is split hierarchically, one chunk for the linear map to a 4×4 grid and one per
+  residual up-block. Each block's batch norms are class-conditional: gain 1 + W_γ[e(y), z_i]
+  and bias W_β[e(y), z_i] from a shared class embedding e(y). Block: BN → ReLU → up ×2 →
+  conv3 → BN → ReLU → conv3, skip: up ×2 → conv1. Output: BN → ReLU → conv3 → tanh.
+- Discriminator with projection (Miyato & Koyama 2018): residual down-blocks (ReLU → conv3 →
+  ReLU → conv3 → avg-pool; skip conv1 → avg-pool; the first without the leading ReLU; the
+  last keeps its resolution), ReLU, global sum pooling, D(x, y) = ψ(h) + ⟨embed(y), h⟩.
+- Optional self-attention (SAGAN) at the listed resolutions, in both networks.
+- Spectral normalisation on every weight of both networks (BigGAN).
+- Hinge loss: L_D = E[max(0, 1 − D(x, y))] + E[max(0, 1 + D(G(z, y), y))], L_G = −E[D(G(z, y), y)].
+- Adam(β1 = 0, β2 = 0.999) with lr_G < lr_D, `d_steps` discriminator steps per generator step,
+  EMA of the generator's weights; after training, the EMA generator's batch-norm statistics
+  are re-estimated ("standing statistics", BigGAN-PyTorch), because the running statistics of
+  the live generator do not belong to the averaged weights.
+- Training is deterministic and resumable exactly like `training.train` (per-step generators,
+  atomic checkpoints, a non-finite loss stops the run with the step number).
+
+A pretrained BigGAN-deep (the paper's comparison, ImageNet) can replace the trained GAN: see
+`load_pretrained_biggan`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+from tqdm.auto import tqdm
+
+from .data import load_split, to_uint8
+from .ddpm import select_device
+from .io import atomic_savez, atomic_torch_save, load_weights
+from .noise import NoiseSource
+from .sampling import balanced_labels, device_description, shard_indices
+from .training import RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, step_seed
+
+log = logging.getLogger(__name__)
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def hinge_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """−E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def _sn_conv(cin, cout, kernel):
+    return spectral_norm(nn.Conv2d(cin, cout, kernel, padding=kernel // 2))
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without affine parameters; gain 1 + W_γ c and bias W_β c from the condition c."""
+
+    def __init__(self, channels: int, condition_dim: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = spectral_norm(nn.Linear(condition_dim, channels, bias=False))
+        self.bias = spectral_norm(nn.Linear(condition_dim, channels, bias=False))
+
+    def forward(self, x, c):
+        return self.norm(x) * (1 + self.gain(c))[:, :, None, None] + self.bias(c)[:, :, None, None]
+
+
+class SelfAttention(nn.Module):
+    """SAGAN attention with spectrally normalised 1×1 convolutions and a zero-initialised gate."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.theta, self.phi = _sn_conv(channels, channels // 8, 1), _sn_conv(channels, channels // 8, 1)
+        self.g, self.out = _sn_conv(channels, channels // 2, 1), _sn_conv(channels // 2, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        theta = self.theta(x).flatten(2)
+        phi = F.max_pool2d(self.phi(x), 2).flatten(2)
+        g = F.max_pool2d(self.g(x), 2).flatten(2)
+        attn = torch.softmax(theta.transpose(1, 2) @ phi, dim=-1)
+        return x + self.gamma * self.out((g @ attn.transpose(1, 2)).view(n, c // 2, h, w))
+
+
+class GeneratorBlock(nn.Module):
+    def __init__(self, cin, cout, condition_dim):
+        super().__init__()
+        self.bn1, self.bn2 = ConditionalBatchNorm(cin, condition_dim), ConditionalBatchNorm(cout, condition_dim)
+        self.conv1, self.conv2, self.skip = _sn_conv(cin, cout, 3), _sn_conv(cout, cout, 3), _sn_conv(cin, cout, 1)
+
+    def forward(self, x, c):
+        h = F.interpolate(F.relu(self.bn1(x, c)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), c)))
+        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class Generator(nn.Module):
+    """G(z, y): 4×4 → image_size by len(channel_mult) − 1 up-blocks, channels × mult each."""
+
+    def __init__(self, image_size: int, out_channels: int, num_classes: int, z_dim: int, channels: int,
+                 channel_mult: list[int], class_embedding_dim: int, attention_resolutions: list[int]):
+        super().__init__()
+        blocks = len(channel_mult) - 1
+        if image_size != 4 * 2**blocks:
+            raise ValueError(f"gan.model.channel_mult has {len(channel_mult)} entries: {blocks} up-blocks make "
+                             f"{4 * 2**blocks}×{4 * 2**blocks} images, not the configured {image_size}×{image_size}")
+        if z_dim % (blocks + 1):
+            raise ValueError(f"gan.model.z_dim = {z_dim} must split evenly into {blocks + 1} chunks (one per block and the input)")
+        self.z_dim, self.num_classes, self.chunk = z_dim, num_classes, z_dim // (blocks + 1)
+        widths = [channels * m for m in channel_mult]
+        self.embed = nn.Embedding(num_classes, class_embedding_dim)  # shared by all blocks (no SN: a lookup table)
+        self.linear = spectral_norm(nn.Linear(self.chunk, widths[0] * 16))
+        self.blocks = nn.ModuleList(GeneratorBlock(widths[i], widths[i + 1], class_embedding_dim + self.chunk) for i in range(blocks))
+        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i + 1]) for i in range(blocks)
+                                        if 8 * 2**i in attention_resolutions})
+        self.out_norm = nn.BatchNorm2d(widths[-1])
+        self.out_conv = _sn_conv(widths[-1], out_channels, 3)
+
+    def forward(self, z, y):
+        chunks = z.split(self.chunk, dim=1)
+        e = self.embed(y)
+        h = self.linear(chunks[0]).view(len(z), -1, 4, 4)
+        for i, block in enumerate(self.blocks):
+            h = block(h, torch.cat([e, chunks[i + 1]], dim=1))
+            if str(i) in self.attention:
+                h = self.attention[str(i)](h)
+        return torch.tanh(self.out_conv(F.relu(self.out_norm(h))))
+
+
+class DiscriminatorBlock(nn.Module):
+    def __init__(self, cin, cout, downsample: bool, preactivation: bool):
+        super().__init__()
+        self.conv1, self.conv2, self.skip = _sn_conv(cin, cout, 3), _sn_conv(cout, cout, 3), _sn_conv(cin, cout, 1)
+        self.downsample, self.preactivation = downsample, preactivation
+
+    def forward(self, x):
+        h = self.conv2(F.relu(self.conv1(F.relu(x) if self.preactivation else x)))
+        s = self.skip(x)
+        if self.downsample:
+            h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
+        return h + s
+
+
+class Discriminator(nn.Module):
+    """D(x, y) = ψ(h) + ⟨embed(y), h⟩, h the sum-pooled features (projection discriminator)."""
+
+    def __init__(self, image_size: int, in_channels: int, num_classes: int, channels: int, channel_mult: list[int],
+                 attention_resolutions: list[int]):
+        super().__init__()
+        widths = [in_channels] + [channels * m for m in channel_mult]
+        blocks, attention, resolution = [], {}, image_size
+        for i in range(len(channel_mult)):
+            last = i == len(channel_mult) - 1
+            blocks.append(DiscriminatorBlock(widths[i], widths[i + 1], downsample=not last, preactivation=i > 0))
+            resolution //= 1 if last else 2
+            if resolution in attention_resolutions and not last:
+                attention[str(i)] = SelfAttention(widths[i + 1])
+        self.blocks, self.attention = nn.ModuleList(blocks), nn.ModuleDict(attention)
+        self.linear = spectral_norm(nn.Linear(widths[-1], 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1]))
+
+    def forward(self, x, y):
+        h = x
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if str(i) in self.attention:
+                h = self.attention[str(i)](h)
+        h = F.relu(h).sum(dim=(2, 3))
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+
+def build_gan(arch: dict) -> tuple[Generator, Discriminator]:
+    m = arch["model"]
+    g = Generator(arch["image_size"], arch["channels"], arch["num_classes"], m["z_dim"], m["g_channels"], m["g_channel_mult"],
+                  m["class_embedding_dim"], m["attention_resolutions"])
+    d = Discriminator(arch["image_size"], arch["channels"], arch["num_classes"], m["d_channels"], m["d_channel_mult"],
+                      m["attention_resolutions"])
+    return g, d
+
+
+def truncated_normal(noise: NoiseSource, dim: int, truncation: float | None) -> torch.Tensor:
+    """One z per sample from its own stream; with `truncation` t, entries with |z| > t are
+    redrawn from the same stream until none is (the truncation trick of BigGAN)."""
+    rows = []
+    for g in noise.generators:
+        z = torch.randn(dim, generator=g)
+        if truncation is not None:
+            outside = z.abs() > truncation
+            while outside.any():
+                z[outside] = torch.randn(int(outside.sum()), generator=g)
+                outside = z.abs() > truncation
+        rows.append(z)
+    return torch.stack(rows)
+
+
+@torch.no_grad()
+def standing_statistics(generator: Generator, num_batches: int, batch_size: int, seed: int, device) -> None:
+    """Re-estimate every batch norm's statistics as the plain average over `num_batches`
+    batches of the generator's own activations (and run its spectral-norm power iterations)."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    generator.train()
+    rng = torch.Generator().manual_seed(seed)
+    for _ in range(num_batches):
+        z = torch.randn(batch_size, generator.z_dim, generator=rng).to(device)
+        y = torch.randint(generator.num_classes, (batch_size,), generator=rng).to(device)
+        generator(z, y)
+    for m in norms:
+        m.momentum = 0.1
+    generator.eval()
+
+
+def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, checkpoint_path: str, device: str = "auto") -> None:
+    """Train the GAN on the prepared training split; write the EMA generator (with standing
+    statistics) to `model_path` and the loss log to `loss_csv`."""
+    import pandas as pd
+
+    from .io import atomic_to_csv
+
+    dev = select_device(device)
+    split = load_split(data_path)
+    images = torch.from_numpy(split.images).float().div(127.5).sub(1)
+    labels = torch.from_numpy(split.labels).long()
+    arch = {"model": gan_cfg["model"], "image_size": int(images.shape[-1]), "channels": int(images.shape[1]),
+            "num_classes": len(split.class_names)}
+    t = gan_cfg["train"]
+    torch.manual_seed(t["seed"])  # initial weights and spectral-norm vectors
+    generator, discriminator = (net.to(dev) for net in build_gan(arch))
+    ema = copy.deepcopy(generator).requires_grad_(False)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
+    # everything that shapes the training trajectory (not its length, nor the final statistics pass)
+    run = fingerprint("gan", gan_cfg["model"], {k: v for k, v in t.items() if k not in (*RUN_LENGTH_KEYS, "standing_batches")},
+                      array_digest(split.images, split.labels))
+    start, history, pending = 0, [], {}
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=dev, weights_only=True)
+        if state["fingerprint"] == run:
+            for net, key in [(generator, "generator"), (discriminator, "discriminator"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d")]:
+                net.load_state_dict(state[key])
+            start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
+            log.warning("train_gan: resuming from %s at step %d", checkpoint_path, start)
+        else:
+            log.warning("train_gan: ignoring %s (it belongs to a differently configured run)", checkpoint_path)
+
+    def save(step):
+        atomic_torch_save({"fingerprint": run, "step": step, "generator": generator.state_dict(),
+                           "discriminator": discriminator.state_dict(), "ema": ema.state_dict(), "opt_g": opt_g.state_dict(),
+                           "opt_d": opt_d.state_dict(), "history": history, "pending": pending}, checkpoint_path)
+
+    n, bs = len(images), t["batch_size"]
+    generator.train()
+    discriminator.train()
+    for step in tqdm(range(start, t["steps"]), desc="train_gan", initial=start, total=t["steps"], mininterval=10):
+        rng = torch.Generator().manual_seed(step_seed(t["seed"], step))
+        for _ in range(t["d_steps"]):
+            idx = torch.randint(n, (bs,), generator=rng)
+            z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
+            y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
+            with torch.no_grad():
+                fake = generator(z, y_fake)
+            real_logits = discriminator(images[idx].to(dev), labels[idx].to(dev))
+            fake_logits = discriminator(fake, y_fake)
+            d_loss = hinge_discriminator_loss(real_logits, fake_logits)
+            if not torch.isfinite(d_loss):
+                raise NonFiniteLossError(f"train_gan: discriminator loss is {d_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
+        y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
+        g_loss = hinge_generator_loss(discriminator(generator(z, y_fake), y_fake))
+        if not torch.isfinite(g_loss):
+            raise NonFiniteLossError(f"train_gan: generator loss is {g_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        ema_update(ema, generator, t["ema_decay"] if step >= t["ema_start"] else 0.0)
+        for key, value in [("d_loss", d_loss), ("g_loss", g_loss), ("d_real", real_logits.mean()), ("d_fake", fake_logits.mean())]:
+            pending.setdefault(key, []).append(float(value.detach()))
+        if (step + 1) % t["log_every"] == 0 or step + 1 == t["steps"]:
+            history.append({"step": step + 1, **{k: float(np.mean(v)) for k, v in pending.items()}})
+            pending = {}
+        if (step + 1) % t["checkpoint_every"] == 0 and step + 1 < t["steps"]:
+            save(step + 1)
+    if start < t["steps"] or not checkpoint_path.exists():
+        save(t["steps"])
+    standing_statistics(ema, t["standing_batches"], bs, t["seed"], dev)
+    atomic_torch_save({"kind": "trained", "arch": arch, "class_names": list(split.class_names), "generator": ema.state_dict()},
+                      model_path)
+    atomic_to_csv(pd.DataFrame(history), loss_csv)
+
+
+def load_generator(model_path: str, device) -> tuple[Generator, dict]:
+    state = load_weights(model_path, map_location=device)
+    generator, _ = build_gan(state["arch"])
+    generator.load_state_dict(state["generator"])
+    return generator.to(device).eval(), state
+
+
+BIGGAN_DOWNLOAD = (
+    "a pretrained BigGAN-deep is read from a local folder holding pytorch_model.bin and config.json "
+    "(the huggingface pytorch-pretrained-BigGAN conversion, e.g. biggan-deep-128: "
+    "https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-128-pytorch_model.bin and "
+    "biggan-deep-128-config.json, renamed to pytorch_model.bin and config.json); download them on a machine "
+    "with internet access, put them in {path}, and `pip install pytorch-pretrained-biggan` for the architecture"
+)
+
+
+def load_pretrained_biggan(path: str, device):
+    """BigGAN-deep from `path`/pytorch_model.bin + config.json, loaded with weights_only=True and
+    strict key matching into the `pytorch_pretrained_biggan` architecture."""
+    folder = Path(path)
+    missing = [f for f in ("pytorch_model.bin", "config.json") if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"gan.pretrained.path: {', '.join(missing)} missing in {folder}: " + BIGGAN_DOWNLOAD.format(path=folder))
+    try:
+        from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+    except ImportError as err:
+        raise ImportError("gan.pretrained.path is set but pytorch-pretrained-biggan is not installed: "
+                          "pip install -e '.[biggan]'") from err
+    model = BigGAN(BigGANConfig.from_json_file(str(folder / "config.json")))
+    model.load_state_dict(torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True))
+    return model.to(device).eval()
+
+
+def _pretrained_images(model, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int, channels: int) -> torch.Tensor:
+    one_hot = F.one_hot(classes, model.config.num_classes).float()
+    x = model(z, one_hot, truncation).clamp(-1, 1)
+    x = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] != size else x
+    return x.mean(1, keepdim=True) if channels == 1 else x
+
+
+@torch.no_grad()
+def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: str, model_path: str | None = None,
+                     data_path: str | None = None, device: str = "auto") -> None:
+    """Shard `shard` of the GAN sample set: sample i has label i mod C and z from seed
+    `sampling.seed + i` (truncated when gan.truncation is set), like the diffusion samplers.
+
+    With gan.pretrained.path, BigGAN-deep draws them instead: z = t · TN(−2, 2) as its authors
+    sample (t = gan.pretrained.truncation), dataset class c → ImageNet class
+    gan.pretrained.imagenet_classes[c] (identity when null), images resized to the data's size."""
+    dev = select_device(device)
+    indices = shard_indices(sampling_cfg["num_samples"], sampling_cfg["shards"], shard)
+    seeds = sampling_cfg["seed"] + indices
+    pretrained = gan_cfg.get("pretrained") or {}
+    if pretrained.get("path"):
+        split = load_split(data_path)
+        model = load_pretrained_biggan(pretrained["path"], dev)
+        class_names, size, channels = list(split.class_names), split.images.shape[-1], split.images.shape[1]
+        mapping = pretrained.get("imagenet_classes") or list(range(len(class_names)))
+        if len(mapping) != len(class_names):
+            raise ValueError(f"gan.pretrained.imagenet_classes lists {len(mapping)} classes; the data has {len(class_names)}")
+        z_dim, truncation = model.config.z_dim, float(pretrained["truncation"])
+
+        def draw(z, y):
+            return _pretrained_images(model, z, torch.as_tensor(mapping, device=dev)[y], truncation, size, channels)
+
+        def latent(noise):
+            return truncation * truncated_normal(noise, z_dim, 2.0)
+    else:
+        model, state = load_generator(model_path, dev)
+        class_names, z_dim = state["class_names"], model.z_dim
+
+        def draw(z, y):
+            return model(z, y)
+
+        def latent(noise):
+            return truncated_normal(noise, z_dim, gan_cfg["truncation"])
+    labels = balanced_labels(indices, len(class_names))
+    start = time.perf_counter()
+    out = []
+    for s in range(0, len(indices), sampling_cfg["batch_size"]):
+        noise = NoiseSource(seeds[s:s + sampling_cfg["batch_size"]])
+        y = torch.from_numpy(labels[s:s + sampling_cfg["batch_size"]]).to(dev)
+        out.append(to_uint8(draw(latent(noise).to(dev), y)))
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    atomic_savez(out_path, images=np.concatenate(out), labels=labels, seeds=seeds, indices=indices,
+                 seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
+                 device=np.asarray(device_description(dev)), class_names=np.asarray(class_names),
+                 meta_generator=np.asarray("biggan-deep (pretrained)" if pretrained.get("path") else "gan (trained)"),
+                 meta_truncation=np.asarray(json.dumps(pretrained.get("truncation") if pretrained.get("path") else gan_cfg["truncation"])))

@@ -1,0 +1,154 @@
+"""The GAN baseline: shapes and conditioning, hinge losses, training, resume, per-seed sampling,
+and the pretrained BigGAN-deep loader."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lowdensity.gan import (Discriminator, Generator, build_gan, hinge_discriminator_loss, hinge_generator_loss,
+                            load_pretrained_biggan, sample_gan_shard, train_gan, truncated_normal)
+from lowdensity.io import atomic_savez
+from lowdensity.noise import NoiseSource
+
+MODEL = {"z_dim": 16, "g_channels": 8, "g_channel_mult": [2, 1], "d_channels": 8, "d_channel_mult": [1, 2],
+         "class_embedding_dim": 8, "attention_resolutions": [8]}
+TRAIN = {"steps": 30, "batch_size": 16, "d_steps": 1, "lr_g": 2e-4, "lr_d": 1e-3, "ema_decay": 0.9, "ema_start": 5,
+         "standing_batches": 2, "checkpoint_every": 10, "log_every": 5, "seed": 0}
+
+
+def test_generator_and_discriminator_shapes_and_conditioning():
+    torch.manual_seed(0)
+    g = Generator(16, 3, 5, z_dim=24, channels=8, channel_mult=[4, 2, 1], class_embedding_dim=8, attention_resolutions=[8])
+    d = Discriminator(16, 3, 5, channels=8, channel_mult=[1, 2, 4], attention_resolutions=[8])
+    assert set(g.attention) == {"0"} and set(d.attention) == {"0"}  # one SAGAN block at 8×8 in each
+    z = torch.randn(4, 24)
+    y = torch.tensor([0, 1, 2, 3])
+    g.eval()
+    x = g(z, y)
+    assert x.shape == (4, 3, 16, 16) and x.abs().max() <= 1
+    assert not torch.allclose(g(z, y), g(z, (y + 1) % 5))  # the class changes the image
+    assert d(x, y).shape == (4,)
+    assert not torch.allclose(d(x, y), d(x, (y + 1) % 5))  # projection: the score depends on the label
+    with pytest.raises(ValueError, match="channel_mult"):
+        Generator(32, 3, 5, 24, 8, [4, 2, 1], 8, [])
+    with pytest.raises(ValueError, match="z_dim"):
+        Generator(16, 3, 5, 25, 8, [4, 2, 1], 8, [])
+
+
+def test_hinge_losses_match_hand_computed_values():
+    real = torch.tensor([2.0, 0.5, -1.0])
+    fake = torch.tensor([-2.0, 0.0, 1.5])
+    # mean(max(0, 1 − r)) = (0 + 0.5 + 2) / 3; mean(max(0, 1 + f)) = (0 + 1 + 2.5) / 3
+    assert hinge_discriminator_loss(real, fake).item() == pytest.approx(2.5 / 3 + 3.5 / 3)
+    assert hinge_generator_loss(fake).item() == pytest.approx(0.5 / 3)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    """Two classes of 8×8 grey images: a bright square on the left or on the right."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((64, 1, 8, 8), dtype=np.uint8)
+    labels = np.arange(64) % 2
+    for i, c in enumerate(labels):
+        images[i, 0, 2:6, (0 if c == 0 else 4):(4 if c == 0 else 8)] = 200
+    images = np.clip(images + rng.integers(0, 30, images.shape), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("gan") / "train.npz"
+    atomic_savez(path, images=images, labels=labels, class_names=np.asarray(["left", "right"]))
+    return path, images, labels
+
+
+def _real_hinge(discriminator, images, labels):
+    x = torch.from_numpy(images).float().div(127.5).sub(1)
+    with torch.no_grad():
+        return torch.relu(1 - discriminator(x, torch.from_numpy(labels).long())).mean().item()
+
+
+def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(toy_data, tmp_path):
+    path, images, labels = toy_data
+    cfg = {"model": MODEL, "train": TRAIN}
+    train_gan(cfg, str(path), str(tmp_path / "model.pt"), str(tmp_path / "loss.csv"), str(tmp_path / "ck.pt"), "cpu")
+    arch = {"model": MODEL, "image_size": 8, "channels": 1, "num_classes": 2}
+    torch.manual_seed(TRAIN["seed"])
+    _, untrained = build_gan(arch)  # the same initial weights as the run's
+    trained = build_gan(arch)[1]
+    trained.load_state_dict(torch.load(tmp_path / "ck.pt", weights_only=True)["discriminator"])
+    assert _real_hinge(trained.eval(), images, labels) < 0.5 * _real_hinge(untrained.eval(), images, labels)
+
+    # cut off after 10 steps (checkpoint written), then rerun to 30: equal to the uninterrupted run
+    short = {"model": MODEL, "train": {**TRAIN, "steps": 10}}
+    cut = tmp_path / "cut"
+    train_gan(short, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    train_gan(cfg, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    full = torch.load(tmp_path / "model.pt", weights_only=True)["generator"]
+    resumed = torch.load(cut / "model.pt", weights_only=True)["generator"]
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_a_non_finite_loss_stops_with_the_step(toy_data, tmp_path):
+    path, _, _ = toy_data
+    bad = {"model": MODEL, "train": {**TRAIN, "lr_d": float("inf")}}
+    with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
+        train_gan(bad, str(path), str(tmp_path / "m.pt"), str(tmp_path / "l.csv"), str(tmp_path / "c.pt"), "cpu")
+
+
+def test_sampling_is_deterministic_per_seed_whatever_the_shards(toy_data, tmp_path):
+    path, _, _ = toy_data
+    model = tmp_path / "model.pt"
+    train_gan({"model": MODEL, "train": {**TRAIN, "steps": 3}}, str(path), str(model), str(tmp_path / "l.csv"), str(tmp_path / "c.pt"), "cpu")
+    gan = {"truncation": None, "pretrained": {"path": None, "truncation": 1.0, "imagenet_classes": None}}
+    one = {"num_samples": 10, "shards": 1, "seed": 100, "batch_size": 4}
+    sample_gan_shard(gan, one, 0, str(tmp_path / "all.npz"), str(model), device="cpu")
+    parts = [np.load(_shard(gan, {**one, "shards": 3, "batch_size": 3}, k, model, tmp_path)) for k in range(3)]
+    whole = np.load(tmp_path / "all.npz")
+    np.testing.assert_array_equal(whole["images"], np.concatenate([p["images"] for p in parts]))
+    np.testing.assert_array_equal(whole["labels"], np.arange(10) % 2)
+    assert len(np.unique(whole["images"].reshape(10, -1), axis=0)) == 10  # different seeds, different images
+    truncated = _shard({**gan, "truncation": 0.5}, one, 0, model, tmp_path)
+    assert not np.array_equal(np.load(truncated)["images"], whole["images"])
+
+
+def _shard(gan, sampling, k, model, tmp_path):
+    out = tmp_path / f"shard_{sampling['shards']}_{k}_{gan['truncation']}.npz"
+    sample_gan_shard(gan, sampling, k, str(out), str(model), device="cpu")
+    return out
+
+
+def test_truncated_latents_stay_within_the_threshold_and_depend_only_on_the_seed():
+    z = truncated_normal(NoiseSource([1, 2, 3]), 512, 0.5)
+    assert z.abs().max() <= 0.5 and z.std() > 0.2
+    torch.testing.assert_close(truncated_normal(NoiseSource([2]), 512, 0.5)[0], z[1], rtol=0, atol=0)
+    free = truncated_normal(NoiseSource([1]), 512, None)
+    assert free.abs().max() > 2
+
+
+def test_pretrained_biggan_missing_file_says_what_to_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pytorch_model.bin.*biggan-deep-128"):
+        load_pretrained_biggan(str(tmp_path / "biggan"), "cpu")
+
+
+def test_pretrained_biggan_deep_samples_through_the_pipeline(toy_data, tmp_path):
+    """A small randomly initialised BigGAN-deep saved the way the released weights are
+    (pytorch_model.bin + config.json) loads strictly and draws the pipeline's sample set."""
+    biggan = pytest.importorskip("pytorch_pretrained_biggan")
+    config = biggan.BigGANConfig(output_dim=16, z_dim=8, class_embed_dim=8, channel_width=4, num_classes=1000,
+                                 layers=[(True, 16, 8), (False, 8, 4), (False, 4, 2), (True, 2, 1)], attention_layer_position=1)
+    torch.manual_seed(0)
+    folder = tmp_path / "biggan"
+    folder.mkdir()
+    torch.save(biggan.BigGAN(config).state_dict(), folder / "pytorch_model.bin")
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    path, _, _ = toy_data
+    gan = {"truncation": None, "pretrained": {"path": str(folder), "truncation": 0.4, "imagenet_classes": [207, 208]}}
+    sampling = {"num_samples": 6, "shards": 2, "seed": 7, "batch_size": 4}
+    sample_gan_shard(gan, sampling, 1, str(tmp_path / "s.npz"), data_path=str(path), device="cpu")
+    out = np.load(tmp_path / "s.npz")
+    assert out["images"].shape == (3, 1, 8, 8) and out["images"].dtype == np.uint8  # resized, grey like the data
+    np.testing.assert_array_equal(out["labels"], [1, 0, 1])
+    assert str(out["meta_generator"]).startswith("biggan-deep")
+    with pytest.raises(ValueError, match="imagenet_classes"):
+        sample_gan_shard({**gan, "pretrained": {**gan["pretrained"], "imagenet_classes": [1]}}, sampling, 0,
+                         str(tmp_path / "x.npz"), data_path=str(path), device="cpu")
