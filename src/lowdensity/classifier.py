@@ -19,7 +19,7 @@ from .ddpm import select_device, training_diffusion
 from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
 from .io import atomic_to_csv, atomic_torch_save, load_weights
-from .training import array_digest, fingerprint, train
+from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train
 from .unet import EncoderUNet, count_parameters, load_network
 
 SYNTHETIC, REAL = 0, 1
@@ -46,10 +46,10 @@ def noisy_ce_losses(diffusion: GaussianDiffusion, images: torch.Tensor, labels: 
 
     def compute(model, generator):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
-        x0 = to_model_range(images[idx])
         t = torch.randint(diffusion.num_timesteps, (batch_size,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        x_t = diffusion.q_sample(x0, t, noise).to(device)
+        noise = torch.randn((batch_size, *images.shape[1:]), generator=generator)
+        idx, t, noise = local_part(idx, t, noise)  # this rank's share (all of it on one process)
+        x_t = diffusion.q_sample(to_model_range(images[idx]), t, noise).to(device)
         logits = model(x_t, t.to(device))
         y = labels[idx].to(device)
         return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(1) == y).float().mean()}
@@ -92,7 +92,7 @@ def accuracy_by_timestep(model, split: Split, diffusion: GaussianDiffusion, time
 def _train_encoder(params: dict, section: str, train_split: Split, val_split: Split, model_path: str, accuracy_csv: str,
                    checkpoint_path: str, device: str) -> EncoderUNet:
     cfg, diffusion_cfg = params[section], params["diffusion"]
-    dev = select_device(device)
+    dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
     arch = encoder_kwargs(cfg["model"], train_split.resolution, train_split.channels, len(train_split.class_names))
     torch.manual_seed(cfg["train"]["seed"])
     model = EncoderUNet(**arch)
@@ -102,6 +102,8 @@ def _train_encoder(params: dict, section: str, train_split: Split, val_split: Sp
     run_id = fingerprint({k: v for k, v in cfg["train"].items() if k not in ("steps", "checkpoint_every", "log_every")},
                          cfg["model"], diffusion_cfg, array_digest(train_split.images, train_split.labels))
     ema, history = train(model, compute, cfg["train"], checkpoint_path, run_id, dev, desc=f"train_{section}")
+    if not is_main_process():
+        return ema
     accuracy = accuracy_by_timestep(ema, val_split, diffusion, cfg["eval_timesteps"], seed=cfg["train"]["seed"])
     atomic_torch_save({"state_dict": {k: v.cpu() for k, v in ema.state_dict().items()}, "arch": arch,
                        "class_names": list(train_split.class_names), "parameters": count_parameters(ema),

@@ -8,7 +8,7 @@ import torch
 from .data import load_split, to_model_range
 from .diffusion import GaussianDiffusion, build_diffusion
 from .io import atomic_to_csv, atomic_torch_save
-from .training import array_digest, fingerprint, train
+from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train
 from .unet import UNet, count_parameters, load_network
 
 
@@ -48,12 +48,12 @@ def ddpm_losses(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torc
 
     def compute(model, generator):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
-        x0 = to_model_range(images[idx])
-        if random_flip:
-            flip = torch.rand(batch_size, generator=generator) < 0.5
-            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        flip = torch.rand(batch_size, generator=generator) < 0.5 if random_flip else torch.zeros(batch_size, dtype=torch.bool)
         t = torch.randint(diffusion.num_timesteps, (batch_size,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        noise = torch.randn((batch_size, *images.shape[1:]), generator=generator)
+        idx, flip, t, noise = local_part(idx, flip, t, noise)  # this rank's share (all of it on one process)
+        x0 = to_model_range(images[idx])
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         kwargs = {"y": labels[idx].to(device)} if labels is not None else {}
         terms = diffusion.training_losses(model, x0.to(device), t.to(device), kwargs, noise=noise.to(device))
         return {k: v.mean() for k, v in terms.items()}
@@ -68,7 +68,7 @@ def train_ddpm(params: dict, data_path: str, model_path: str, loss_csv: str, che
     """
     ddpm_cfg, diffusion_cfg = params["ddpm"], params["diffusion"]
     split = load_split(data_path)
-    dev = select_device(device)
+    dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
     learn_sigma = diffusion_cfg["variance"] == "learned_range"
     arch = unet_kwargs(ddpm_cfg["model"], split.resolution, split.channels, len(split.class_names), learn_sigma)
     torch.manual_seed(ddpm_cfg["train"]["seed"])
@@ -81,6 +81,8 @@ def train_ddpm(params: dict, data_path: str, model_path: str, loss_csv: str, che
         ddpm_cfg["model"], diffusion_cfg, array_digest(split.images, split.labels),
     )
     ema, history = train(model, compute, ddpm_cfg["train"], checkpoint_path, run_id, dev, desc="train_ddpm")
+    if not is_main_process():
+        return
     atomic_torch_save(
         {"state_dict": {k: v.cpu() for k, v in ema.state_dict().items()}, "arch": arch, "diffusion": diffusion_cfg,
          "steps": ddpm_cfg["train"]["steps"], "parameters": count_parameters(ema), "class_names": list(split.class_names)},

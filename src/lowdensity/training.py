@@ -8,6 +8,11 @@
   fingerprint (everything that shapes the run except its length) matches.
 - AdamW with linear warm-up, gradient clipping, EMA of the weights.
 - A non-finite loss stops the run with the step number.
+- Data-parallel across GPUs within one job when launched by `torchrun` (the rules do so when
+  the stage's `resources` ask for gpu > 1): every rank draws the step's whole batch from the
+  same generator and trains on its own contiguous share (`local_part`); DistributedDataParallel
+  averages the gradients, so N ranks follow the single-process run (up to summation order).
+  Rank 0 writes checkpoints and outputs. NCCL on GPUs, gloo on CPUs (how the tests run it).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import copy
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .io import atomic_torch_save
@@ -60,6 +67,41 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def world() -> tuple[int, int]:
+    """(rank, number of ranks) of this process: (0, 1) unless it joined a torchrun group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
+
+
+def join_world(device: torch.device) -> torch.device:
+    """Under torchrun (WORLD_SIZE > 1) join the process group — NCCL with one GPU per rank
+    (LOCAL_RANK), gloo on CPUs — and return this rank's device; otherwise `device`."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def local_part(*batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """This rank's contiguous share of tensors drawn for the whole batch (all of them on one process)."""
+    rank, size = world()
+    if size == 1:
+        return batch
+    n = len(batch[0])
+    if n % size:
+        raise ValueError(f"batch_size {n} must be divisible by the {size} data-parallel ranks")
+    return tuple(x[rank * n // size:(rank + 1) * n // size] for x in batch)
+
+
 def train(
     model: torch.nn.Module,
     compute_losses: Callable[[torch.nn.Module, torch.Generator], dict],
@@ -78,6 +120,12 @@ def train(
     steps = int(train_cfg["steps"])
     model = model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
+    rank, ranks = world()
+    net = model
+    if ranks > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if rank == 0:
+            log.warning("%s: data-parallel over %d ranks (%s)", desc, ranks, dist.get_backend())
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0))
     start, history, pending = 0, [], {}
 
@@ -94,6 +142,8 @@ def train(
             log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
 
     def save(step: int) -> None:
+        if rank:
+            return
         atomic_torch_save(
             {"fingerprint": run_fingerprint, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
              "optimizer": optimizer.state_dict(), "history": history, "pending": pending},
@@ -106,14 +156,14 @@ def train(
     grad_clip = train_cfg.get("grad_clip")
     ema_decay = float(train_cfg.get("ema_decay", 0.0))
     model.train()
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, disable=False)
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, disable=rank > 0)
     for step in bar:
         lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup) if warmup else train_cfg["lr"]
         for group in optimizer.param_groups:
             group["lr"] = lr
         generator = torch.Generator().manual_seed(step_seed(seed, step))
         torch.manual_seed(step_seed(seed + 1, step))  # dropout
-        losses = compute_losses(model, generator)
+        losses = compute_losses(net, generator)
         loss = losses["loss"]
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
@@ -122,8 +172,12 @@ def train(
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
         optimizer.step()
         ema_update(ema, model, ema_decay)
-        for key, value in losses.items():
-            pending.setdefault(key, []).append(float(value.detach()))
+        logged = torch.stack([v.detach().float() for v in losses.values()])
+        if ranks > 1:  # log the mean over ranks, as one process would
+            dist.all_reduce(logged)
+            logged /= ranks
+        for key, value in zip(losses, logged.tolist()):
+            pending.setdefault(key, []).append(value)
         pending.setdefault("grad_norm", []).append(float(grad_norm))
         if (step + 1) % log_every == 0 or step + 1 == steps:
             row = {"step": step + 1, "lr": lr, **{k: float(np.mean(v)) for k, v in pending.items()}}
@@ -134,5 +188,7 @@ def train(
             save(step + 1)
     if start < steps or not checkpoint_path.exists():
         save(steps)
+    if ranks > 1:
+        dist.barrier()
     ema.eval()
     return ema, history

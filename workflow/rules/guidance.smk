@@ -25,6 +25,7 @@ rule train_classifier:
     params:
         cfg=section("classifier", "diffusion"),
         checkpoint="results/classifier/checkpoint.pt",
+        launcher=launcher("train_encoder"),
         device=config["device"],
     log:
         "logs/train_classifier.log",
@@ -34,7 +35,7 @@ rule train_classifier:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity train-classifier --params {params.cfg:q} --data {input.train} --val {input.val}"
+        "{params.launcher} train-classifier --params {params.cfg:q} --data {input.train} --val {input.val}"
         " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
         " --device {params.device} 2> {log}"
 
@@ -73,6 +74,7 @@ rule train_discriminator:
     params:
         cfg=section("discriminator", "diffusion"),
         checkpoint="results/discriminator/checkpoint.pt",
+        launcher=launcher("train_encoder"),
         device=config["device"],
     log:
         "logs/train_discriminator.log",
@@ -82,7 +84,7 @@ rule train_discriminator:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity train-discriminator --params {params.cfg:q} --data {input.train} --samples {input.samples}"
+        "{params.launcher} train-discriminator --params {params.cfg:q} --data {input.train} --samples {input.samples}"
         " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
         " --device {params.device} 2> {log}"
 
