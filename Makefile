@@ -1,5 +1,6 @@
 # Two commands: `make run` (set up, then the whole pipeline on the default config)
-# and `make test` (set up, then the tests).
+# and `make test` (set up, then the tests). `make slurm-test` runs the tiny configuration
+# through `snakemake --profile slurm` on a single-node SLURM cluster it starts (root, apt-get).
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
@@ -7,7 +8,7 @@ CORES ?= 2
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test setup data clean
+.PHONY: run test slurm-test setup data clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +35,9 @@ run: setup data
 
 test: setup data
 	pytest
+
+slurm-test: setup data
+	bash tests/slurm/run.sh
 
 clean:
 	rm -rf results paper_figures logs .snakemake

@@ -20,11 +20,13 @@ GPU_RULES = {"train_ddpm", "sample_baseline", "train_gan", "sample_gan", "train_
 
 
 def _jobs() -> dict[str, list[dict]]:
+    """The run's jobs (those whose working directory is the run's folder) by rule."""
     by_rule = defaultdict(list)
+    workdir = str(Path(os.environ["LOWDENSITY_TINY_RUN"]).resolve())
     for line in Path(JOBS).read_text().splitlines():
         fields = dict(re.findall(r"(\w+)=(\S*)", line))
         rule = re.match(r"rule_(\w+?)(?:_wildcards_|$)", fields.get("Comment", ""))
-        if rule:
+        if rule and str(Path(fields.get("WorkDir", "")).resolve()) == workdir:
             by_rule[rule.group(1)].append(fields)
     return by_rule
 

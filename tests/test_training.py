@@ -155,3 +155,36 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     assert diff.max() < 0.1 * params["ddpm"]["train"]["lr"] and diff.median() < 1e-6, (diff.max(), diff.median())
     np.testing.assert_allclose(pd.read_csv(two / "loss.csv")["loss"], pd.read_csv(one / "loss.csv")["loss"], rtol=1e-4)
     assert "data-parallel over 2 ranks (gloo)" in result.stderr
+
+
+def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_path):
+    """What a pre-empted SLURM job does: the training process is SIGKILLed mid-run (after its
+    first checkpoint), the job is run again with the same command, and the final weights equal
+    those of a run that was never interrupted."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    save_split(handful_of_images(16), str(tmp_path / "train.npz"))
+    params = {"ddpm": {"model": MODEL, "train": train_cfg(steps=200, checkpoint_every=20, log_every=20)}, "diffusion": DIFFUSION}
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params), "--data", str(tmp_path / "train.npz"),
+           "--model", str(killed / "model.pt"), "--loss-csv", str(killed / "loss.csv"), "--checkpoint", str(killed / "ck.pt"),
+           "--device", "cpu"]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "ck.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.poll() is None, "training finished before it could be killed"
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    step = torch.load(killed / "ck.pt", weights_only=True)["step"]
+    assert 0 < step < 200 and not (killed / "model.pt").exists()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)  # the retry resumes from the checkpoint
+    whole = tmp_path / "whole"
+    train_ddpm(params, str(tmp_path / "train.npz"), str(whole / "model.pt"), str(whole / "loss.csv"), str(whole / "ck.pt"), "cpu")
+    assert_same_state(torch.load(killed / "model.pt", weights_only=True)["state_dict"],
+                      torch.load(whole / "model.pt", weights_only=True)["state_dict"])

@@ -192,3 +192,30 @@ def test_paper_scale_configs_build_their_dag(snakemake_exe, repo, tmp_path, name
     assert jobs["train_ddpm"] == 1 and jobs["all"] == 1 and jobs["table1"] == 1
     assert jobs["sample_gan"] == shards  # cifar10 trains its GAN; imagenet64 samples the pretrained BigGAN-deep
     assert jobs.get("train_gan", 0) == (1 if name == "cifar10" else 0)
+
+
+def test_report_gathers_the_figures_and_tables_with_captions(tiny_run, snakemake_exe, repo, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake(snakemake_exe, repo, tiny_run, "--report", str(report))
+    html = report.read_text()
+    for caption in ("Figure 7. Distributions of hardness", "Table 1. Cost of collecting", "Memorization (Section 5)",
+                    "Figure A.7.", "not Inception FIDs"):
+        assert caption in html, caption
+    for name in ("fig1.pdf", "fig7.pdf", "fig17.pdf", "table1.csv", "gan_grid.png"):
+        assert name in html, name
+
+
+def test_lint_reports_nothing(snakemake_exe, repo, tmp_path):
+    assert "Congratulations, your workflow is in a good condition" in snakemake(snakemake_exe, repo, tmp_path, "--lint")
+
+
+def test_slurm_profile_plans_the_paper_scale_figure_with_cluster_resources(repo, snakemake_exe, tmp_path):
+    """`snakemake --profile slurm -n paper_figures/fig7.pdf` from the repository root: the profile
+    selects the paper-scale configuration (CIFAR-10) and every GPU stage asks SLURM for a GPU."""
+    cmd = [snakemake_exe, "--profile", "slurm", "-n", "--directory", str(tmp_path), "paper_figures/fig7.pdf"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert jobs["sample_baseline"] == 50 and jobs["train_ddpm"] == 1  # configs/cifar10.yaml
+    train = re.search(r"rule train_ddpm:.*?resources: ([^\n]*)", result.stdout + result.stderr, re.S).group(1)
+    assert "gpu=1" in train and "runtime=2880" in train and "cpus_per_task=8" in train

@@ -58,7 +58,7 @@ CONF_EOF
 start() {
   install
   configure
-  pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
+  munge -n </dev/null | unmunge >/dev/null 2>&1 || runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
   slurmctld -i
   slurmd -N localhost
   for _ in $(seq 60); do
@@ -74,10 +74,16 @@ start() {
 }
 
 stop() {
+  local pids=()
+  local pid
   for pid_file in "$STATE/slurmd.pid" "$STATE/slurmctld.pid" /run/munge/munged.pid; do
-    if [ -s "$pid_file" ]; then
-      kill "$(cat "$pid_file")" 2>/dev/null || true
+    pid=$(cat "$pid_file" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+      pids+=("$pid")
     fi
+  done
+  for pid in "${pids[@]}"; do  # wait until they are gone, so that a restart starts afresh
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   done
   rm -rf /var/spool/slurmctld/* "$STATE"/*.pid
 }

@@ -22,7 +22,7 @@ rule real_grid:
     input:
         "results/data/train.npz",
     output:
-        "results/data/train_grid.png",
+        report("results/data/train_grid.png", caption="../report/real_grid.rst", category="Samples", subcategory="real"),
     params:
         per_class=config["grid"]["per_class"],
     log:

@@ -69,7 +69,8 @@ rule samples_grid:
     input:
         "results/samples/{generator}.npz",
     output:
-        "results/samples/{generator}_grid.png",
+        report("results/samples/{generator}_grid.png", caption="../report/samples_grid.rst", category="Samples",
+               subcategory="{generator}"),
     params:
         per_class=config["grid"]["per_class"],
     wildcard_constraints:

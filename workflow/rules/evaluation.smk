@@ -31,7 +31,8 @@ rule density_metrics:
         sets=[features("{extractor}", s) for s in EVALUATED_SETS],
     output:
         metrics="results/metrics/{extractor}.csv",
-        sets="results/metrics/{extractor}_sets.csv",
+        sets=report("results/metrics/{extractor}_sets.csv", caption="../report/density_sets.rst", category="Density evaluation",
+                    subcategory="{extractor}"),
     params:
         cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
         named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(EVALUATED_SETS, input.sets)),
@@ -56,7 +57,7 @@ rule memorization:
         guided=features(DEFAULT_EXTRACTOR, "guided"),
         real=features(DEFAULT_EXTRACTOR, "real"),
     output:
-        summary="results/memorization.csv",
+        summary=report("results/memorization.csv", caption="../report/memorization.rst", category="Memorization"),
         pairs="results/memorization_pairs.csv",
         neighbours="results/memorization_neighbours.csv",
     params:
@@ -78,7 +79,7 @@ rule fig7:
     input:
         f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
     output:
-        pdf="paper_figures/fig7.pdf",
+        pdf=report("paper_figures/fig7.pdf", caption="../report/fig7.rst", category="Density evaluation"),
         csv="results/fig7.csv",
     params:
         cfg="{}",
@@ -97,7 +98,7 @@ rule fig17:
     input:
         expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
     output:
-        pdf="paper_figures/fig17.pdf",
+        pdf=report("paper_figures/fig17.pdf", caption="../report/fig17.rst", category="Density evaluation"),
         csv="results/fig17.csv",
     params:
         cfg="{}",
@@ -118,7 +119,7 @@ rule fig8:
         guided="results/samples/guided.npz",
         train="results/data/train.npz",
     output:
-        pdf="paper_figures/fig8.pdf",
+        pdf=report("paper_figures/fig8.pdf", caption="../report/fig8.rst", category="Memorization"),
         csv="results/fig8.csv",
     params:
         cfg=evaluation_keys("memorization", "num_reference"),
@@ -140,7 +141,7 @@ rule fig9:
         guided="results/samples/guided.npz",
         train="results/data/train.npz",
     output:
-        pdf="paper_figures/fig9.pdf",
+        pdf=report("paper_figures/fig9.pdf", caption="../report/fig9.rst", category="Memorization"),
         csv="results/fig9.csv",
     params:
         cfg=evaluation_keys("memorization", "num_reference"),
@@ -162,7 +163,7 @@ rule table1:
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
     output:
-        csv="results/table1.csv",
+        csv=report("results/table1.csv", caption="../report/table1.rst", category="Sampling cost"),
         markdown="results/table1.md",
     params:
         cfg=section("table1"),
@@ -184,7 +185,7 @@ rule fig1:
         real="results/data/val.npz",
         samples=[IMAGE_SETS[g] for g in GENERATORS],
     output:
-        pdf="paper_figures/fig1.pdf",
+        pdf=report("paper_figures/fig1.pdf", caption="../report/fig1.rst", category="Density evaluation"),
         csv="results/fig1.csv",
     params:
         cfg=evaluation_keys("fig1_per_panel"),
@@ -227,8 +228,8 @@ rule fig11:
         nll="results/nll.csv",
         metrics=expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
     output:
-        correlation="results/nll_correlation.csv",
-        pdf="paper_figures/fig11.pdf",
+        correlation=report("results/nll_correlation.csv", caption="../report/nll_correlation.rst", category="Density evaluation"),
+        pdf=report("paper_figures/fig11.pdf", caption="../report/fig11.rst", category="Density evaluation"),
         csv="results/fig11.csv",
     log:
         "logs/figures/fig11.log",
@@ -299,7 +300,7 @@ rule figA7:
         sets=[features(DEFAULT_EXTRACTOR, s) for s in DDIM_SETS],
     output:
         fidelity="results/figA7_fidelity.csv",
-        pdf="paper_figures/figA7.pdf",
+        pdf=report("paper_figures/figA7.pdf", caption="../report/figA7.rst", category="Density evaluation"),
         csv="results/figA7.csv",
     params:
         cfg=evaluation_keys("precision_k"),
@@ -322,7 +323,8 @@ rule fidelity:
         train="results/data/train.npz",
         samples=[IMAGE_SETS[g] for g in GENERATORS],
     output:
-        "results/metrics/{extractor}_fidelity.csv",
+        report("results/metrics/{extractor}_fidelity.csv", caption="../report/fidelity.rst", category="Density evaluation",
+               subcategory="{extractor}"),
     params:
         cfg=evaluation_keys("extractors", "num_reference", "precision_k"),
         named=lambda wildcards, input: " ".join(f"{g}={p}" for g, p in zip(GENERATORS, input.samples)),

@@ -8,7 +8,7 @@ rule fig3:
         cells=cell_paths(cell_name("hardness", a, b) for a in G["fig3"]["alphas"] for b in G["fig3"]["betas"]),
         scores=SCORES,
     output:
-        pdf="paper_figures/fig3.pdf",
+        pdf=report("paper_figures/fig3.pdf", caption="../report/fig3.rst", category="Guided sampling"),
         csv="results/fig3.csv",
     params:
         cfg=json.dumps(G["fig3"]),
@@ -28,7 +28,7 @@ rule fig4:
         scores=SCORES,
         precision="results/guidance/precision.csv",
     output:
-        pdf="paper_figures/fig4.pdf",
+        pdf=report("paper_figures/fig4.pdf", caption="../report/fig4.rst", category="Guided sampling"),
         csv="results/fig4.csv",
     params:
         cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": G["fig4b"]}),
@@ -48,7 +48,7 @@ rule fig5:
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
     output:
-        pdf="paper_figures/fig5.pdf",
+        pdf=report("paper_figures/fig5.pdf", caption="../report/fig5.rst", category="Guided sampling"),
         csv="results/fig5.csv",
     params:
         cfg=json.dumps({"pairs": G["pairs"]}),
@@ -68,7 +68,7 @@ rule fig6:
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
     output:
-        pdf="paper_figures/fig6.pdf",
+        pdf=report("paper_figures/fig6.pdf", caption="../report/fig6.rst", category="Guided sampling"),
         csv="results/fig6.csv",
     params:
         cfg=json.dumps({"fig6_classes": G["fig6_classes"], "per_class": 16}),
@@ -88,7 +88,7 @@ rule fig10:
         cells=cell_paths(cell_name("hardness", a, G["fig10"]["beta"]) for a in G["fig10"]["alphas"]),
         scores=SCORES,
     output:
-        pdf="paper_figures/fig10.pdf",
+        pdf=report("paper_figures/fig10.pdf", caption="../report/fig10.rst", category="Guided sampling"),
         csv="results/fig10.csv",
     params:
         cfg=json.dumps(G["fig10"]),
@@ -107,7 +107,7 @@ rule figA5:
     input:
         scores=SCORES,
     output:
-        pdf="paper_figures/figA5.pdf",
+        pdf=report("paper_figures/figA5.pdf", caption="../report/figA5.rst", category="Guided sampling"),
         csv="results/figA5.csv",
     params:
         cfg=json.dumps(G["figA5"]),
