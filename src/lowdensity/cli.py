@@ -189,6 +189,18 @@ def cmd_fidelity(a):
     fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
 
 
+def _training_parser(sub, name: str, help_text: str, params_help: str, func) -> None:
+    """A training stage: prepared data in; final weights, loss log and a resumable checkpoint out."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--params", required=True, help=params_help)
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--loss-csv", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowdensity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,14 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_prepare_data)
 
-    p = sub.add_parser("train-ddpm", help="train the diffusion model (resumes from --checkpoint)")
-    p.add_argument("--params", required=True, help='{"ddpm": ..., "diffusion": ...} as JSON')
-    p.add_argument("--data", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--loss-csv", required=True)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_train_ddpm)
+    _training_parser(sub, "train-ddpm", "train the diffusion model (resumes from --checkpoint)",
+                     '{"ddpm": ..., "diffusion": ...} as JSON', cmd_train_ddpm)
 
     p = sub.add_parser("sample", help="draw one shard of baseline samples")
     p.add_argument("--params", required=True, help="the config's sampling section as JSON")
@@ -317,14 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", required=True)
     p.set_defaults(func=cmd_memorization)
 
-    p = sub.add_parser("train-gan", help="train the BigGAN-style GAN baseline")
-    p.add_argument("--params", required=True, help='{"model": ..., "train": ...} of the gan section as JSON')
-    p.add_argument("--data", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--loss-csv", required=True)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_train_gan)
+    _training_parser(sub, "train-gan", "train the BigGAN-style GAN baseline (resumes from --checkpoint)",
+                     '{"model": ..., "train": ...} of the gan section as JSON', cmd_train_gan)
 
     p = sub.add_parser("sample-gan", help="one shard of GAN samples (trained GAN or pretrained BigGAN-deep)")
     p.add_argument("--params", required=True, help='{"truncation": ..., "pretrained": ...} of the gan section as JSON')

@@ -58,7 +58,7 @@ CONF_EOF
 start() {
   install
   configure
-  munge -n </dev/null | unmunge >/dev/null 2>&1 || runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
+  munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 || runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
   slurmctld -i
   slurmd -N localhost
   for _ in $(seq 60); do
