@@ -9,7 +9,7 @@ import torch
 
 from lowdensity.gan import (Discriminator, Generator, build_gan, hinge_discriminator_loss, hinge_generator_loss,
                             load_pretrained_biggan, sample_gan_shard, train_gan, truncated_normal)
-from lowdensity.io import atomic_savez
+from lowdensity.data import Split, save_split
 from lowdensity.noise import NoiseSource
 
 MODEL = {"z_dim": 16, "g_channels": 8, "g_channel_mult": [2, 1], "d_channels": 8, "d_channel_mult": [1, 2],
@@ -55,7 +55,7 @@ def toy_data(tmp_path_factory):
         images[i, 0, 2:6, (0 if c == 0 else 4):(4 if c == 0 else 8)] = 200
     images = np.clip(images + rng.integers(0, 30, images.shape), 0, 255).astype(np.uint8)
     path = tmp_path_factory.mktemp("gan") / "train.npz"
-    atomic_savez(path, images=images, labels=labels, class_names=np.asarray(["left", "right"]))
+    save_split(Split(images, labels, ("left", "right")), str(path))
     return path, images, labels
 
 

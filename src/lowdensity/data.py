@@ -203,6 +203,14 @@ def load_split(path: str | os.PathLike) -> Split:
         return Split(f["images"], f["labels"].astype(np.int64), tuple(str(c) for c in f["class_names"]))
 
 
+def split_info(path: str | os.PathLike) -> tuple[tuple, int, int]:
+    """(class names, resolution, channels) of a prepared split, without reading its images."""
+    if not Path(path).exists():
+        raise DataMissingError(f"{path} not found: run the prepare_data rule first (snakemake {path})")
+    with np.load(path, allow_pickle=False) as f:
+        return tuple(str(c) for c in f["class_names"]), int(f["resolution"]), int(f["channels"])
+
+
 def to_model_range(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] → float [-1, 1]."""
     x = torch.as_tensor(images_uint8).float()

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm.auto import tqdm
 
-from .data import load_split, to_uint8
+from .data import load_split, split_info, to_uint8
 from .ddpm import select_device
 from .io import atomic_savez, atomic_torch_save, load_weights
 from .noise import NoiseSource
@@ -359,9 +359,8 @@ def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: st
     seeds = sampling_cfg["seed"] + indices
     pretrained = gan_cfg.get("pretrained") or {}
     if pretrained.get("path"):
-        split = load_split(data_path)
+        class_names, size, channels = split_info(data_path)  # not the images: 1.28M of them at ImageNet scale
         model = load_pretrained_biggan(pretrained["path"], dev)
-        class_names, size, channels = list(split.class_names), split.images.shape[-1], split.images.shape[1]
         mapping = pretrained.get("imagenet_classes") or list(range(len(class_names)))
         if len(mapping) != len(class_names):
             raise ValueError(f"gan.pretrained.imagenet_classes lists {len(mapping)} classes; the data has {len(class_names)}")
