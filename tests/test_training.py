@@ -130,7 +130,7 @@ def test_train_ddpm_writes_model_and_loss_log(tmp_path):
 
 
 def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
-    """torchrun with 2 gloo ranks on the CPU (what a 2-GPU job runs, with NCCL): each rank trains
+    """`train-ddpm --gpus 2`: 2 gloo ranks under torchrun on the CPU (a 2-GPU job uses NCCL): each rank trains
     on its half of every batch and DistributedDataParallel averages the gradients, so the
     weights follow one process training on whole batches (up to summation order)."""
     import json
@@ -142,9 +142,10 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     params = {"ddpm": {"model": {**MODEL, "dropout": 0.0}, "train": train_cfg(steps=6, batch_size=8)}, "diffusion": DIFFUSION}
     one, two = tmp_path / "one", tmp_path / "two"
     train_ddpm(params, str(tmp_path / "train.npz"), str(one / "model.pt"), str(one / "loss.csv"), str(one / "ck.pt"), "cpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lowdensity.cli",
-           "train-ddpm", "--params", json.dumps(params), "--data", str(tmp_path / "train.npz"), "--model", str(two / "model.pt"),
-           "--loss-csv", str(two / "loss.csv"), "--checkpoint", str(two / "ck.pt"), "--device", "cpu"]
+    # what the rule runs when resources.train_ddpm.gpu = 2: the command re-executes itself under torchrun
+    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--gpus", "2", "--params", json.dumps(params),
+           "--data", str(tmp_path / "train.npz"), "--model", str(two / "model.pt"), "--loss-csv", str(two / "loss.csv"),
+           "--checkpoint", str(two / "ck.pt"), "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (one, two))

@@ -101,6 +101,12 @@ def test_editing_the_gan_truncation_resamples_the_gan_only(tiny_run, snakemake_e
     assert jobs == {"train_gan": 1, **GAN_DOWNSTREAM}
 
 
+def test_more_gpus_for_training_is_not_a_reason_to_retrain(tiny_run, snakemake_exe, repo, tmp_path):
+    """The GPU count is a resource (data-parallel processes), not a parameter of the science."""
+    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "resources:\n  train_ddpm: {gpu: 2}\n  train_encoder: {gpu: 4}\n")
+    assert planned_jobs(output) == {}
+
+
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
     assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1}

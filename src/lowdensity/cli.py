@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -189,7 +190,7 @@ def cmd_fidelity(a):
     fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
 
 
-def _training_parser(sub, name: str, help_text: str, params_help: str, func) -> None:
+def _training_parser(sub, name: str, help_text: str, params_help: str, func, data_parallel: bool = True) -> None:
     """A training stage: prepared data in; final weights, loss log and a resumable checkpoint out."""
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--params", required=True, help=params_help)
@@ -198,6 +199,8 @@ def _training_parser(sub, name: str, help_text: str, params_help: str, func) -> 
     p.add_argument("--loss-csv", required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--device", default="auto")
+    if data_parallel:
+        p.add_argument("--gpus", type=int, default=1, help="data-parallel processes (torchrun) when > 1")
     p.set_defaults(func=func)
 
 
@@ -247,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--accuracy", required=True, help="CSV of accuracy per timestep")
         p.add_argument("--checkpoint", required=True)
         p.add_argument("--device", default="auto")
+        p.add_argument("--gpus", type=int, default=1, help="data-parallel processes (torchrun) when > 1")
         p.set_defaults(func=func)
 
     p = sub.add_parser("fit-gaussians", help="class Gaussians of an encoder's embeddings (Eq. 3)")
@@ -324,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_memorization)
 
     _training_parser(sub, "train-gan", "train the BigGAN-style GAN baseline (resumes from --checkpoint)",
-                     '{"model": ..., "train": ...} of the gan section as JSON', cmd_train_gan)
+                     '{"model": ..., "train": ...} of the gan section as JSON', cmd_train_gan, data_parallel=False)
 
     p = sub.add_parser("sample-gan", help="one shard of GAN samples (trained GAN or pretrained BigGAN-deep)")
     p.add_argument("--params", required=True, help='{"truncation": ..., "pretrained": ...} of the gan section as JSON')
@@ -393,7 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if getattr(args, "gpus", 1) > 1 and "WORLD_SIZE" not in os.environ:
+        # a training stage given several GPUs: run this same command as N data-parallel processes
+        # (the job's GPU count is a resource, not a parameter: changing it does not retrain)
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc_per_node={args.gpus}", "-m", "lowdensity.cli", *argv])
     args.func(args)
     return 0
 

@@ -29,13 +29,6 @@ def stage_resources(stage):
     return out
 
 
-def launcher(stage):
-    """`lowdensity`, or torchrun with one data-parallel process per GPU when the stage's
-    resources ask for more than one (training rules)."""
-    gpus = config["resources"][stage]["gpu"]
-    return f"torchrun --standalone --nproc_per_node={gpus} -m lowdensity.cli" if gpus > 1 else "lowdensity"
-
-
 SHARDS = list(range(config["sampling"]["shards"]))
 GAN = config["gan"]["enabled"]
 GENERATORS = ["baseline", "guided"] + (["gan"] if GAN else [])  # the sample sets every evaluation compares

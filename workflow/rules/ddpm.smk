@@ -9,7 +9,6 @@ rule train_ddpm:
     params:
         cfg=section("ddpm", "diffusion"),
         checkpoint="results/ddpm/checkpoint.pt",
-        launcher=launcher("train_ddpm"),
         device=config["device"],
     log:
         "logs/train_ddpm.log",
@@ -19,7 +18,7 @@ rule train_ddpm:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "{params.launcher} train-ddpm --params {params.cfg:q} --data {input} --model {output.model}"
+        "lowdensity train-ddpm --gpus {resources.gpu} --params {params.cfg:q} --data {input} --model {output.model}"
         " --loss-csv {output.loss} --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
 
 

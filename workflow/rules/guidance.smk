@@ -25,7 +25,6 @@ rule train_classifier:
     params:
         cfg=section("classifier", "diffusion"),
         checkpoint="results/classifier/checkpoint.pt",
-        launcher=launcher("train_encoder"),
         device=config["device"],
     log:
         "logs/train_classifier.log",
@@ -35,7 +34,7 @@ rule train_classifier:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "{params.launcher} train-classifier --params {params.cfg:q} --data {input.train} --val {input.val}"
+        "lowdensity train-classifier --gpus {resources.gpu} --params {params.cfg:q} --data {input.train} --val {input.val}"
         " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
         " --device {params.device} 2> {log}"
 
@@ -74,7 +73,6 @@ rule train_discriminator:
     params:
         cfg=section("discriminator", "diffusion"),
         checkpoint="results/discriminator/checkpoint.pt",
-        launcher=launcher("train_encoder"),
         device=config["device"],
     log:
         "logs/train_discriminator.log",
@@ -84,7 +82,7 @@ rule train_discriminator:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "{params.launcher} train-discriminator --params {params.cfg:q} --data {input.train} --samples {input.samples}"
+        "lowdensity train-discriminator --gpus {resources.gpu} --params {params.cfg:q} --data {input.train} --samples {input.samples}"
         " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
         " --device {params.device} 2> {log}"
 
