@@ -19,7 +19,7 @@ from .ddpm import select_device, training_diffusion
 from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
 from .io import atomic_to_csv, atomic_torch_save, load_weights
-from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train
+from .training import RUN_LENGTH_KEYS, array_digest, fingerprint, is_main_process, join_world, local_part, train
 from .unet import EncoderUNet, count_parameters, load_network
 
 SYNTHETIC, REAL = 0, 1
@@ -99,7 +99,7 @@ def _train_encoder(params: dict, section: str, train_split: Split, val_split: Sp
     diffusion = training_diffusion(diffusion_cfg)
     compute = noisy_ce_losses(diffusion, torch.from_numpy(train_split.images), torch.from_numpy(train_split.labels),
                               cfg["train"]["batch_size"], dev)
-    run_id = fingerprint({k: v for k, v in cfg["train"].items() if k not in ("steps", "checkpoint_every", "log_every")},
+    run_id = fingerprint({k: v for k, v in cfg["train"].items() if k not in RUN_LENGTH_KEYS},
                          cfg["model"], diffusion_cfg, array_digest(train_split.images, train_split.labels))
     ema, history = train(model, compute, cfg["train"], checkpoint_path, run_id, dev, desc=f"train_{section}")
     if not is_main_process():

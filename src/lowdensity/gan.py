@@ -27,25 +27,23 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm.auto import tqdm
 
-from .data import load_split, split_info, to_uint8
+from .data import load_split, split_info, to_model_range, to_uint8
 from .ddpm import select_device
-from .io import atomic_savez, atomic_torch_save, load_weights
+from .io import atomic_to_csv, atomic_torch_save, load_weights
 from .noise import NoiseSource
-from .sampling import balanced_labels, device_description, shard_indices
-from .training import RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, step_seed
-
-log = logging.getLogger(__name__)
+from .sampling import balanced_labels, shard_indices, write_shard
+from .training import RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, resume_state, step_seed
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -226,13 +224,9 @@ def standing_statistics(generator: Generator, num_batches: int, batch_size: int,
 def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, checkpoint_path: str, device: str = "auto") -> None:
     """Train the GAN on the prepared training split; write the EMA generator (with standing
     statistics) to `model_path` and the loss log to `loss_csv`."""
-    import pandas as pd
-
-    from .io import atomic_to_csv
-
     dev = select_device(device)
     split = load_split(data_path)
-    images = torch.from_numpy(split.images).float().div(127.5).sub(1)
+    images = to_model_range(split.images)
     labels = torch.from_numpy(split.labels).long()
     arch = {"model": gan_cfg["model"], "image_size": int(images.shape[-1]), "channels": int(images.shape[1]),
             "num_classes": len(split.class_names)}
@@ -247,15 +241,11 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
                       array_digest(split.images, split.labels))
     start, history, pending = 0, [], {}
     checkpoint_path = Path(checkpoint_path)
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=dev, weights_only=True)
-        if state["fingerprint"] == run:
-            for net, key in [(generator, "generator"), (discriminator, "discriminator"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d")]:
-                net.load_state_dict(state[key])
-            start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
-            log.warning("train_gan: resuming from %s at step %d", checkpoint_path, start)
-        else:
-            log.warning("train_gan: ignoring %s (it belongs to a differently configured run)", checkpoint_path)
+    state = resume_state(checkpoint_path, run, dev, "train_gan")
+    if state:
+        for net, key in [(generator, "generator"), (discriminator, "discriminator"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d")]:
+            net.load_state_dict(state[key])
+        start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
 
     def save(step):
         atomic_torch_save({"fingerprint": run, "step": step, "generator": generator.state_dict(),
@@ -365,6 +355,7 @@ def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: st
         if len(mapping) != len(class_names):
             raise ValueError(f"gan.pretrained.imagenet_classes lists {len(mapping)} classes; the data has {len(class_names)}")
         z_dim, truncation = model.config.z_dim, float(pretrained["truncation"])
+        metadata = {"generator": "biggan-deep (pretrained)", "truncation": json.dumps(truncation)}
 
         def draw(z, y):
             return _pretrained_images(model, z, torch.as_tensor(mapping, device=dev)[y], truncation, size, channels)
@@ -374,6 +365,7 @@ def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: st
     else:
         model, state = load_generator(model_path, dev)
         class_names, z_dim = state["class_names"], model.z_dim
+        metadata = {"generator": "gan (trained)", "truncation": json.dumps(gan_cfg["truncation"])}
 
         def draw(z, y):
             return model(z, y)
@@ -387,11 +379,4 @@ def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: st
         noise = NoiseSource(seeds[s:s + sampling_cfg["batch_size"]])
         y = torch.from_numpy(labels[s:s + sampling_cfg["batch_size"]]).to(dev)
         out.append(to_uint8(draw(latent(noise).to(dev), y)))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
-    atomic_savez(out_path, images=np.concatenate(out), labels=labels, seeds=seeds, indices=indices,
-                 seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
-                 device=np.asarray(device_description(dev)), class_names=np.asarray(class_names),
-                 meta_generator=np.asarray("biggan-deep (pretrained)" if pretrained.get("path") else "gan (trained)"),
-                 meta_truncation=np.asarray(json.dumps(pretrained.get("truncation") if pretrained.get("path") else gan_cfg["truncation"])))
+    write_shard(out_path, np.concatenate(out), labels, seeds, indices, class_names, dev, start, metadata)

@@ -103,7 +103,7 @@ def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool 
         raise ValueError("exclude_self searches a set against itself: queries and references must be the same points")
     m = min(k + margin, available)
     cand_f32, cand = _float32_candidates(q64.float(), r64.float(), m, exclude_self, block)
-    # exact squared distances of the candidates, ordered by (distance, index)
+    # exact distances of the candidates, ordered by (distance, index)
     cand = torch.sort(cand, dim=1).values
     rows = max(1, 2**21 // (m * q64.shape[1]))  # differences of ≤ 16 MB at a time
     exact = torch.cat([(q64[s:s + rows, None] - r64[cand[s:s + rows]]).square_().sum(-1).sqrt_()

@@ -92,14 +92,20 @@ def sample_shard(
     start = time.perf_counter()
     images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
                       sampling_cfg["eta"], cond_fn_for, progress=False)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata)
+
+
+def write_shard(out_path: str, images: np.ndarray, labels: np.ndarray, seeds: np.ndarray, indices: np.ndarray,
+                class_names, device: torch.device, start: float, metadata: Optional[dict] = None) -> None:
+    """Write a shard atomically with the sampler's seconds since `start` (perf_counter) on `device`."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     atomic_savez(
         out_path, images=images, labels=labels, seeds=seeds, indices=indices,
         seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
-        device=np.asarray(device_description(dev)),
-        class_names=np.asarray(meta["class_names"]),
+        device=np.asarray(device_description(device)),
+        class_names=np.asarray(class_names),
         **{f"meta_{k}": np.asarray(v) for k, v in (metadata or {}).items()},
     )
 

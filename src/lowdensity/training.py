@@ -67,6 +67,18 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def resume_state(checkpoint_path: Path, run_fingerprint: str, device, desc: str) -> dict | None:
+    """The checkpoint to resume from, if there is one and it belongs to this run (same fingerprint)."""
+    if not checkpoint_path.exists():
+        return None
+    state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    if state["fingerprint"] != run_fingerprint:
+        log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
+        return None
+    log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, int(state["step"]))
+    return state
+
+
 def world() -> tuple[int, int]:
     """(rank, number of ranks) of this process: (0, 1) unless it joined a torchrun group."""
     if dist.is_available() and dist.is_initialized():
@@ -130,16 +142,12 @@ def train(
     start, history, pending = 0, [], {}
 
     checkpoint_path = Path(checkpoint_path)
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if state["fingerprint"] == run_fingerprint:
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
-            log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, start)
-        else:
-            log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
+    state = resume_state(checkpoint_path, run_fingerprint, device, desc)
+    if state:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
 
     def save(step: int) -> None:
         if rank:

@@ -78,6 +78,11 @@ def evaluation_keys(*keys):
     return json.dumps({k: config["evaluation"][k] for k in keys}, sort_keys=True)
 
 
+def named_inputs(names, key):
+    """A params function: `NAME=PATH ...` for the input list `key`, one name per path (the CLI's NAME=FILE arguments)."""
+    return lambda wildcards, input: " ".join(f"{name}={path}" for name, path in zip(names, input[key]))
+
+
 def features(extractor, set_name):
     return f"results/features/{extractor}/{set_name}.npz"
 

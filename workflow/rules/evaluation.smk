@@ -35,7 +35,7 @@ rule density_metrics:
                     subcategory="{extractor}"),
     params:
         cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
-        named=lambda wildcards, input: " ".join(f"{s}={p}" for s, p in zip(EVALUATED_SETS, input.sets)),
+        named=named_inputs(EVALUATED_SETS, "sets"),
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
     log:
@@ -189,7 +189,7 @@ rule fig1:
         csv="results/fig1.csv",
     params:
         cfg=evaluation_keys("fig1_per_panel"),
-        named=lambda wildcards, input: " ".join(f"{g}={p}" for g, p in zip(GENERATORS, input.samples)),
+        named=named_inputs(GENERATORS, "samples"),
     log:
         "logs/figures/fig1.log",
     resources:
@@ -304,7 +304,7 @@ rule figA7:
         csv="results/figA7.csv",
     params:
         cfg=evaluation_keys("precision_k"),
-        named=lambda wildcards, input: " ".join(f"{s[len('ddim_'):]}={p}" for s, p in zip(DDIM_SETS, input.sets)),
+        named=named_inputs([s[len("ddim_"):] for s in DDIM_SETS], "sets"),
     log:
         "logs/figures/figA7.log",
     resources:
@@ -327,7 +327,7 @@ rule fidelity:
                subcategory="{extractor}"),
     params:
         cfg=evaluation_keys("extractors", "num_reference", "precision_k"),
-        named=lambda wildcards, input: " ".join(f"{g}={p}" for g, p in zip(GENERATORS, input.samples)),
+        named=named_inputs(GENERATORS, "samples"),
         device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS[:-1]),
