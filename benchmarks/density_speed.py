@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from lowdensity.density import LocalOutlierFactor, closest_pairs
+from lowdensity.density import LocalOutlierFactor, avg_knn, closest_pairs
 from lowdensity.knn import knn
 
 
@@ -50,7 +50,7 @@ def main():
 
     lof, ours_fit = timed(lambda: LocalOutlierFactor(refs, k=20, device=args.device))
     near, ours_score = timed(lambda: knn(queries, refs, 20, device=args.device))
-    ours_knn, ours_lof = near[0][:, :5].mean(1), lof.score(queries, neighbours=near)
+    ours_knn, ours_lof = avg_knn(queries, refs, k=5, neighbours=near), lof.score(queries, neighbours=near)
 
     (pyod_knn, pyod_lof), pyod_fit = timed(lambda: (KNN(n_neighbors=5, method="mean").fit(refs), LOF(n_neighbors=20).fit(refs)))
     (ref_knn, ref_lof), pyod_score = timed(lambda: (pyod_knn.decision_function(queries), pyod_lof.decision_function(queries)))

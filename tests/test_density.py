@@ -71,6 +71,8 @@ def test_avg_knn_and_lof_match_pyod():
     ref = LOF(n_neighbors=20).fit(train).decision_function(test)
     np.testing.assert_allclose(lof, ref, rtol=1e-5, atol=1e-5)
     assert lof[-10:].min() > 2 * np.median(lof[:50])  # the far cluster is outlying
+    searched = knn(test, train, 20)  # one query search serves both metrics
+    np.testing.assert_allclose(avg_knn(test, train, k=5, neighbours=searched), ours, rtol=1e-12)
     wider = knn(train, train, 30, exclude_self=True)  # neighbours computed once for a larger k are reused
     np.testing.assert_allclose(LocalOutlierFactor(train, k=20, neighbours=wider).score(test), lof, rtol=1e-12)
 

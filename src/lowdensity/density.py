@@ -16,9 +16,13 @@ import torch
 from .knn import knn
 
 
-def avg_knn(queries: np.ndarray, references: np.ndarray, k: int = 5, **knn_kwargs) -> np.ndarray:
-    """Mean distance of every query to its k nearest references."""
-    return knn(queries, references, k, **knn_kwargs)[0].mean(axis=1)
+def avg_knn(queries: np.ndarray, references: np.ndarray, k: int = 5, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+            **knn_kwargs) -> np.ndarray:
+    """Mean distance of every query to its k nearest references. `neighbours`: the queries'
+    k' ≥ k nearest references, if already searched (first k columns used)."""
+    if neighbours is None:
+        neighbours = knn(queries, references, k, **knn_kwargs)
+    return neighbours[0][:, :k].mean(axis=1)
 
 
 class LocalOutlierFactor:

@@ -16,7 +16,7 @@ import torch
 
 from .data import load_split, stratified_subset
 from .ddpm import select_device
-from .density import LocalOutlierFactor, closest_pairs
+from .density import LocalOutlierFactor, avg_knn, closest_pairs
 from .gaussians import ClassGaussians
 from .io import atomic_savez, atomic_to_csv
 from .knn import improved_precision_recall, knn, knn_radii
@@ -80,7 +80,7 @@ def density_metrics(eval_cfg: dict, extractor: str, reference_path: str, set_pat
         near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]))  # one search, both metrics
         values = {
             "hardness": gaussians.hardness_of_label(feats, torch.from_numpy(data["labels"])).numpy(),
-            "avgknn": near[0][:, :eval_cfg["knn_k"]].mean(axis=1),
+            "avgknn": avg_knn(data["features"], ref["features"], k=eval_cfg["knn_k"], neighbours=near),
             "lof": lof.score(data["features"], neighbours=near),
         }
         for metric, v in values.items():
