@@ -220,3 +220,20 @@ def test_std_step_scale_divides_by_sigma():
     std = make_cond_fn(y, 2.0, 0.0, 1.0, "hardness", Guide(enc, g1), None, "std")(x, t, out)
     torch.testing.assert_close(plain.flatten(1).norm(dim=1), torch.tensor([2.0, 2.0]))
     torch.testing.assert_close(std, plain / torch.tensor([0.2, 0.5]).reshape(2, 1, 1, 1))
+
+
+def test_a_guide_is_consulted_only_where_it_was_trained(trained):
+    """A discriminator trained on t < t_max adds nothing at later steps and its full shift before."""
+    model, _ = load_encoder(str(trained / "clf.pt"), torch.device("cpu"))
+    gaussians = ClassGaussians.from_state_dict(torch.load(trained / "gaussians.pt", weights_only=True))
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 0])
+    out = type("Out", (), {"log_variance": torch.zeros_like(x)})()
+    everywhere = make_cond_fn(labels, 0.0, 1.0, 1.0, "hardness", None, Guide(model, gaussians), "variance")
+    early_only = make_cond_fn(labels, 0.0, 1.0, 1.0, "hardness", None, Guide(model, gaussians, t_max=20), "variance")
+    for step in (5, 19):
+        t = torch.full((4,), step)
+        torch.testing.assert_close(early_only(x, t, out), everywhere(x, t, out))
+    for step in (20, 80):
+        t = torch.full((4,), step)
+        assert torch.count_nonzero(early_only(x, t, out)) == 0 and torch.count_nonzero(everywhere(x, t, out)) > 0

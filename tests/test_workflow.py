@@ -67,11 +67,13 @@ EVALUATION = {"density_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fi
 # the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
 GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_samples": 1, "samples_grid": 1, "score_sample_sets": 1, **FIGURES,
                      "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
-# new diffusion samples: baseline and guided sets in two spaces, DDIM sets of figure A.7 in the first
+# new diffusion samples: baseline and guided sets in two spaces, DDIM sets of figure A.7 in the first, figure 4b's
+# cells in two spaces
 DIFFUSION_DOWNSTREAM = {"sample_baseline": 2, "train_discriminator": 1, "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM,
-                        "gather_samples": 2, "samples_grid": 2, "sample_ddim_baseline": 2, "extract_features": 4 + 4}
+                        "gather_samples": 2, "samples_grid": 2, "sample_ddim_baseline": 2, "extract_features": 4 + 4 + 4,
+                        "fig4b_fidelity": 1}
 # the sampling section also sets the GAN's seeds and shards
-SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4}
+SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4 + 4}
 # a GAN set in two spaces and everything that reads the per-image metrics
 GAN_DOWNSTREAM = {"sample_gan": 2, "gather_samples": 1, "samples_grid": 1, "extract_features": 2, "density_metrics": 2,
                   "fig1": 1, "fig7": 1, "fig17": 1, "fig11": 1, "table1": 1, "fidelity": 1, "all": 1}
@@ -146,7 +148,39 @@ def test_tiny_dag_produces_the_guidance_figures_and_tables(tiny_run):
     assert precision["precision"].between(0, 1).all() and len(precision) == 2 + len(TINY_CELLS)
     for network in ("classifier", "discriminator"):
         accuracy = pd.read_csv(tiny_run / f"results/{network}/accuracy.csv")
-        assert accuracy["timestep"].tolist() == [0, 500] and accuracy["accuracy"].between(0, 1).all()
+        assert accuracy[accuracy["condition"] == "as is"]["timestep"].tolist() == [0, 500]
+        assert accuracy["accuracy"].between(0, 1).all() and (accuracy["loss"] > 0).all()
+    conditions = pd.read_csv(tiny_run / "results/discriminator/accuracy.csv")["condition"]
+    assert list(dict.fromkeys(conditions)) == ["as is", "dark <= 3 set to 0", "dark <= 16 set to 0"]
+    fidelity = pd.read_csv(tiny_run / "results/guidance/fig4b_fidelity.csv")
+    assert len(fidelity) == 2 * 2 * 3  # spaces × β × (improved precision, PRD F1/8, PRD F8)
+    assert set(fidelity["space"]) == {"classifier", "efficientnet_lite0"} and set(fidelity["beta"]) == {0.0, 1.0}
+    assert (fidelity["low"] <= fidelity["value"] + 1e-12).all() and (fidelity["value"] <= fidelity["high"] + 1e-12).all()
+    panel_b = pd.read_csv(tiny_run / "results/fig4.csv").query("panel == 'b'")
+    assert {"improved_precision", "prd_f1/8"} <= set(panel_b["statistic"])
+
+
+def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snakemake_exe, repo, tmp_path):
+    """`snakemake discriminator_ablation` trains one discriminator per configured variant (and
+    samples the extra pool one of them asks for); the study's table holds every variant."""
+    import pandas as pd
+
+    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation"))
+    if jobs:  # (a SLURM run may have made it already)
+        assert jobs == {"train_discriminator_variant": 2, "sample_discriminator_pool": 2, "gather_samples": 1,
+                        "discriminator_ablation": 1}
+    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "discriminator_ablation:\n  variants:\n"
+                          "    - {name: scratch, overrides: {init: scratch}}\n    - {name: wide, overrides: {timesteps: {power: 2.0}}}\n"
+                          "    - {name: flat, overrides: {timesteps: {power: 1.0}}}\n")
+    assert "results/discriminator/ablation/wide/accuracy.csv" in output and "results/discriminator/ablation/classifier_more" not in output
+    snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
+    table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
+    assert sorted(set(table["variant"])) == ["classifier_more", "scratch"]
+    assert len(table) == 2 * 3 * 2  # variants × conditions × timesteps
+    assert table["accuracy"].between(0, 1).all() and (table["n"] == 2 * 5).all()  # holdout 0.25 of 20 baseline samples, each side
+    assert (tiny_run / "paper_figures/figD1.pdf").read_bytes()[:4] == b"%PDF"
+    pool = np.load(tiny_run / "results/samples/discriminator_pool.npz")
+    assert pool["seeds"].tolist() == [1_000_020 + i for i in range(10)]  # the baseline's seed stream continued
 
 
 def test_invalid_config_fails_naming_the_key(tiny_run, snakemake_exe, repo, tmp_path):

@@ -72,7 +72,7 @@ def cmd_train_classifier(a):
 def cmd_train_discriminator(a):
     from .classifier import train_discriminator
 
-    train_discriminator(_params(a.params), a.data, a.samples, a.model, a.accuracy, a.checkpoint, a.device)
+    train_discriminator(_params(a.params), a.data, a.samples, a.model, a.accuracy, a.checkpoint, a.device, a.classifier)
 
 
 def cmd_fit_gaussians(a):
@@ -110,6 +110,24 @@ def cmd_figure(a):
         figures.fig10_progressive(i[:-1], p["alphas"], p["beta"], p["seeds"], i[-1], a.out, a.csv)
     elif a.name == "figA5":
         figures.figA5_ablation(i[0], p["alphas"], p["beta"], a.out, a.csv)
+
+
+def cmd_fig4b_fidelity(a):
+    from .guided_eval import fig4b_fidelity
+
+    references = dict(item.split("=", 1) for item in a.reference)
+    cells: dict[str, dict[float, str]] = {}
+    for item in a.cells:
+        key, path = item.split("=", 1)
+        space, beta = key.rsplit(":", 1)
+        cells.setdefault(space, {})[float(beta)] = path
+    fig4b_fidelity(_params(a.params), references, cells, a.out)
+
+
+def cmd_discriminator_ablation(a):
+    from .figures import figD1_discriminator_ablation
+
+    figD1_discriminator_ablation(dict(item.split("=", 1) for item in a.accuracy), _params(a.overrides), a.out, a.figure)
 
 
 def cmd_extract_features(a):
@@ -245,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train-classifier":
             p.add_argument("--val", required=True, help="the prepared validation split")
         else:
-            p.add_argument("--samples", required=True, help="the gathered baseline samples")
+            p.add_argument("--samples", required=True, nargs="+", help="the gathered baseline samples [and the extra pool]")
+            p.add_argument("--classifier", default=None, help="the trained classifier (discriminator.init: classifier)")
         p.add_argument("--model", required=True)
         p.add_argument("--accuracy", required=True, help="CSV of accuracy per timestep")
         p.add_argument("--checkpoint", required=True)
@@ -253,11 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--gpus", type=int, default=1, help="data-parallel processes (torchrun) when > 1")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("fig4b-fidelity", help="improved precision and PRD of figure 4b's cells, with bootstrap intervals")
+    p.add_argument("--params", required=True)
+    p.add_argument("--reference", required=True, nargs="+", metavar="SPACE=FEATURES")
+    p.add_argument("--out", required=True)
+    p.add_argument("cells", nargs="+", metavar="SPACE:BETA=FEATURES")
+    p.set_defaults(func=cmd_fig4b_fidelity)
+
+    p = sub.add_parser("discriminator-ablation", help="the discriminator study's table and figure D1")
+    p.add_argument("--overrides", required=True, help="variant name → its overrides, as JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure", required=True)
+    p.add_argument("accuracy", nargs="+", metavar="VARIANT=ACCURACY_CSV")
+    p.set_defaults(func=cmd_discriminator_ablation)
+
     p = sub.add_parser("fit-gaussians", help="class Gaussians of an encoder's embeddings (Eq. 3)")
     p.add_argument("--params", required=True, help='{"gaussians": ..., "diffusion": ...[, "discriminator": ...]} as JSON')
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--samples", default=None, help="baseline samples: fit the discriminator's real/synthetic Gaussians")
+    p.add_argument("--samples", default=None, nargs="+",
+                   help="baseline samples [and the extra pool]: fit the discriminator's real/synthetic Gaussians")
     p.add_argument("--out", required=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--device", default="auto")

@@ -81,12 +81,20 @@ def fig3_grid(cell_paths: list[str], alphas: list[float], betas: list[float], cl
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-def fig4_hardness_precision(scores_csv: str, precision_csv: str, alphas: list[float], fig4b_alpha: float, betas: list[float],
+FIG4B_METRICS = {"improved_precision": "improved precision (k-NN balls)", "prd_f1/8": "PRD F1/8 (precision, Sajjadi et al.)"}
+
+
+def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[float], fig4b_alpha: float, betas: list[float],
                             out_pdf: str, out_csv: str) -> None:
-    """(a) hardness distribution per α at β = 0; (b) improved precision per β at α = fig4b_alpha."""
+    """(a) hardness distribution per α at β = 0; (b) fidelity per β at α = fig4b_alpha: improved
+    precision and PRD F_1/8 (the paper's precision, Sajjadi et al.) in every feature space of
+    `fidelity_csv`, with bootstrap intervals, and the Spearman correlation of each with β."""
+    from scipy.stats import spearmanr
+
     plt = _plt()
-    scores, precision = pd.read_csv(scores_csv), pd.read_csv(precision_csv)
-    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    scores, fidelity = pd.read_csv(scores_csv), pd.read_csv(fidelity_csv)
+    fig, axes = plt.subplots(1, 1 + len(FIG4B_METRICS), figsize=(13, 3.6))
+    ax_a = axes[0]
     all_h = pd.concat([_hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"] for a in alphas])
     bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 40)
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))
@@ -94,24 +102,32 @@ def fig4_hardness_precision(scores_csv: str, precision_csv: str, alphas: list[fl
     for a, colour in zip(alphas, colours):
         h = _hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"]
         ax_a.hist(h, bins=bins, histtype="step", density=True, color=colour, lw=1.5, label=f"α={a:g} (median {h.median():.1f})")
-        rows.append({"panel": "a", "alpha": a, "beta": 0.0, "statistic": "median_hardness", "value": float(h.median()), "n": len(h)})
-        rows.append({"panel": "a", "alpha": a, "beta": 0.0, "statistic": "mean_hardness", "value": float(h.mean()), "n": len(h)})
+        rows.append({"panel": "a", "space": "classifier", "alpha": a, "beta": 0.0, "statistic": "median_hardness", "value": float(h.median()), "n": len(h)})
+        rows.append({"panel": "a", "space": "classifier", "alpha": a, "beta": 0.0, "statistic": "mean_hardness", "value": float(h.mean()), "n": len(h)})
     ax_a.set_xlabel("hardness score H(x, y) (classifier embedding)")
     ax_a.set_ylabel("density")
     ax_a.set_title("(a) increasing α at β = 0", fontsize=9)
     ax_a.legend(fontsize=7)
-    values = []
-    for b in betas:
-        row = precision[precision["set"] == cell_name("hardness", fig4b_alpha, b)]
-        if row.empty:
-            raise ValueError(f"no precision for the cell α={fig4b_alpha:g}, β={b:g}")
-        values.append(float(row["precision"].iloc[0]))
-        rows.append({"panel": "b", "alpha": fig4b_alpha, "beta": b, "statistic": "precision", "value": values[-1], "n": int(row["num_fake"].iloc[0])})
-    ax_b.plot(betas, values, "o-")
-    ax_b.set_xlabel("β")
-    ax_b.set_ylabel(f"precision (k = {int(precision['k'].iloc[0])})")
-    ax_b.set_title(f"(b) increasing β at α = {fig4b_alpha:g}", fontsize=9)
-    fig.suptitle("Figure 4: effect of α and β", fontsize=10)
+    for ax, (metric, label) in zip(axes[1:], FIG4B_METRICS.items()):
+        for space, table in fidelity[fidelity["metric"] == metric].groupby("space", sort=False):
+            table = table.set_index("beta")
+            missing = [b for b in betas if b not in table.index]
+            if missing:
+                raise ValueError(f"{fidelity_csv} has no {metric} in the {space} space for β = {missing} at α = {fig4b_alpha:g}")
+            table = table.loc[betas]
+            rho = float(spearmanr(betas, table["value"]).statistic) if len(betas) > 2 else float("nan")
+            ax.errorbar(betas, table["value"], yerr=[table["value"] - table["low"], table["high"] - table["value"]], fmt="o-",
+                        capsize=3, label=f"{space} (Spearman {rho:+.2f})")
+            for b, row in table.iterrows():
+                rows.append({"panel": "b", "space": space, "alpha": fig4b_alpha, "beta": b, "statistic": metric, "value": row["value"],
+                             "low": row["low"], "high": row["high"], "n": int(row["n"])})
+            rows.append({"panel": "b", "space": space, "alpha": fig4b_alpha, "beta": np.nan, "statistic": f"spearman_{metric}_vs_beta",
+                         "value": rho, "n": len(betas)})
+        ax.set_xlabel("β")
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_title(f"(b) increasing β at α = {fig4b_alpha:g}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("Figure 4: effect of α and β (bars: bootstrap intervals)", fontsize=10)
     fig.tight_layout()
     _save(fig, out_pdf)
     atomic_to_csv(pd.DataFrame(rows), out_csv)
@@ -379,6 +395,42 @@ def figA7_steps(fidelity_csv: str, out_pdf: str, out_csv: str) -> None:
     ax.set_ylabel(f"precision (k = {int(table['k'].iloc[0])})")
     ax.legend()
     ax.set_title("Appendix A.7: fidelity vs sampling steps", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+    atomic_to_csv(table, out_csv)
+
+
+def figD1_discriminator_ablation(accuracy_csvs: dict[str, str], overrides: dict[str, dict], out_csv: str, out_pdf: str) -> None:
+    """The discriminator study: held-out accuracy against t for every variant (left), and at
+    t = 0 with the dark-background cue removed from both sets (right). One tidy row per
+    (variant, condition, timestep) with accuracy, cross-entropy and n goes to `out_csv`."""
+    import json
+
+    plt = _plt()
+    table = pd.concat([pd.read_csv(path).assign(variant=name, overrides=json.dumps(overrides.get(name, {}), sort_keys=True))
+                       for name, path in accuracy_csvs.items()], ignore_index=True)
+    table = table[["variant", "overrides", "condition", "timestep", "accuracy", "loss", "n"]]
+    fig, (ax_t, ax_c) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    colours = plt.cm.tab10(np.arange(len(accuracy_csvs)) % 10)
+    conditions = list(dict.fromkeys(table["condition"]))
+    width = 0.8 / len(accuracy_csvs)
+    for i, (name, colour) in enumerate(zip(accuracy_csvs, colours)):
+        rows = table[(table["variant"] == name) & (table["condition"] == "as is")].sort_values("timestep")
+        ax_t.plot(rows["timestep"], rows["accuracy"], "o-", color=colour, ms=3, label=name)
+        at0 = table[(table["variant"] == name) & (table["timestep"] == table["timestep"].min())]
+        at0 = at0.set_index("condition").reindex(conditions)
+        ax_c.bar(np.arange(len(conditions)) + (i - (len(accuracy_csvs) - 1) / 2) * width, at0["accuracy"], width, color=colour)
+    ax_t.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_t.set_xscale("symlog", linthresh=10)
+    ax_t.set_xlabel("timestep t of x_t")
+    ax_t.set_ylabel("held-out accuracy (real vs baseline)")
+    ax_t.set_title("(a) accuracy against noise level", fontsize=9)
+    ax_t.legend(fontsize=7)
+    ax_c.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_c.set_xticks(np.arange(len(conditions)), conditions, fontsize=7)
+    ax_c.set_ylim(0.4, 1.0)
+    ax_c.set_title(f"(b) at t = {int(table['timestep'].min())}, cue removed from both sets", fontsize=9)
+    fig.suptitle("Figure D1: what the real-vs-synthetic discriminator H′ needs to see the difference", fontsize=10)
     fig.tight_layout()
     _save(fig, out_pdf)
     atomic_to_csv(table, out_csv)

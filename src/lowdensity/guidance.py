@@ -13,6 +13,9 @@ called with the original chain's timestep, not the respaced index.
 L_g1 (Eq. 4, maximised)  = log softmax_j(H(x, j)/τ) at j = y: high hardness in the own class.
 L_g1 (appendix A.5)       = −softmax(g(f(x)))_y: minimise the classifier's probability of y.
 L_g2 (Eq. 6, maximised)  = −log softmax_j(H′(x, j)/τ) at j = real: low hardness as a real image.
+
+A guide trained on part of the chain only (`discriminator.timesteps.max` < T) is consulted
+only there (`Guide.trained_at`); with the uniform law of the paper it guides every step.
 """
 
 from __future__ import annotations
@@ -51,10 +54,16 @@ def normalize_per_sample(grad: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
 
 @dataclass
 class Guide:
-    """An encoder network with its class Gaussians (classifier: C classes; discriminator: 2)."""
+    """An encoder network with its class Gaussians (classifier: C classes; discriminator: 2), and
+    the end of the timesteps it was trained on (`t_max`; None: the whole chain). A guide is
+    consulted only at t < t_max: beyond, its gradient is that of a function never fitted there."""
 
     model: EncoderUNet
     gaussians: ClassGaussians
+    t_max: Optional[int] = None
+
+    def trained_at(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(t, dtype=torch.bool) if self.t_max is None else t < self.t_max
 
 
 def guidance_gradient(guide: Guide, x: torch.Tensor, t: torch.Tensor, loss_fn) -> torch.Tensor:
@@ -92,12 +101,19 @@ def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, lo
     def l_g2(emb, t):
         return loss_g2(discriminator.gaussians.hardness(emb, t), tau)
 
+    def guided(weight, guide, loss_fn, x, t):
+        active = guide.trained_at(t)
+        if not active.any():
+            return 0.0
+        direction = normalize_per_sample(guidance_gradient(guide, x, t, loss_fn))
+        return weight * direction * active.reshape(-1, *([1] * (x.ndim - 1)))
+
     def cond_fn(x: torch.Tensor, t: torch.Tensor, out: ModelOutput) -> torch.Tensor:
         shift = torch.zeros_like(x)
         if alpha:
-            shift = shift + alpha * normalize_per_sample(guidance_gradient(classifier, x, t, l_g1))
+            shift = shift + guided(alpha, classifier, l_g1, x, t)
         if beta:
-            shift = shift + beta * normalize_per_sample(guidance_gradient(discriminator, x, t, l_g2))
+            shift = shift + guided(beta, discriminator, l_g2, x, t)
         if step_scale == "std":
             shift = shift * torch.exp(-0.5 * out.log_variance)
         return shift
@@ -108,8 +124,9 @@ def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, lo
 def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Guide:
     from .classifier import load_encoder, load_gaussians
 
-    model, _ = load_encoder(model_path, device)
-    return Guide(model, load_gaussians(gaussians_path))
+    model, state = load_encoder(model_path, device)
+    law = state.get("timesteps") or {}
+    return Guide(model, load_gaussians(gaussians_path), law.get("max"))
 
 
 def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,

@@ -18,7 +18,7 @@ from .data import load_split
 from .evaluation import load_image_set
 from .ddpm import select_device
 from .io import atomic_to_csv
-from .knn import improved_precision_recall, knn_radii
+from .knn import improved_precision_recall, inside_balls, knn_radii
 
 
 def set_name(path: str) -> str:
@@ -67,3 +67,53 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
                                "num_real": len(real_images), "num_fake": len(labels), "space": "classifier embedding (t = 0)"})
     atomic_to_csv(pd.concat(tables, ignore_index=True), hardness_csv)
     atomic_to_csv(pd.DataFrame(precision_rows), precision_csv)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    return tuple(float(v) for v in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))
+
+
+def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, prd_cfg: dict, bootstrap: int, level: float,
+                            seed: int, reference_radii: np.ndarray | None = None) -> list[dict]:
+    """Improved precision (Kynkäänniemi et al., k-NN balls of the reference) and PRD's F_1/8
+    (precision) and F_8 (recall) (Sajjadi et al.) of `samples` against `reference` features,
+    each with a percentile bootstrap interval over resampled samples: the precision's from
+    the per-sample ball membership, PRD's from one clustering per replicate (so its interval
+    holds both the sampling and the clustering spread)."""
+    from .prd import cluster_histograms, max_f_beta, prd, prd_curve
+
+    if reference_radii is None:
+        reference_radii = knn_radii(reference, k)
+    inside = inside_balls(reference, reference_radii, samples)
+    rng = np.random.default_rng(seed)
+    boot_precision = [inside[rng.integers(0, len(inside), len(inside))].mean() for _ in range(bootstrap)]
+    curve = prd(samples, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], prd_cfg["num_runs"], seed)
+    boot_f = []
+    for b in range(bootstrap):
+        resampled = samples[rng.integers(0, len(samples), len(samples))]
+        ref = reference[rng.choice(len(reference), min(len(samples), len(reference)), replace=False)]
+        p, r = prd_curve(*cluster_histograms(resampled, ref, prd_cfg["num_clusters"], seed + 1000 + b), prd_cfg["num_angles"])
+        boot_f.append((max_f_beta(p, r, 1 / 8), max_f_beta(p, r, 8)))
+    boot_f = np.asarray(boot_f).reshape(-1, 2)
+    rows = [{"metric": "improved_precision", "value": float(inside.mean()), **dict(zip(("low", "high"), _interval(np.asarray(boot_precision), level)))}]
+    for j, (metric, key) in enumerate((("prd_f1/8", "f_1/8"), ("prd_f8", "f_8"))):
+        low, high = _interval(boot_f[:, j], level) if len(boot_f) else (np.nan, np.nan)
+        rows.append({"metric": metric, "value": curve[key], "low": low, "high": high})
+    return [{**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level} for row in rows]
+
+
+def fig4b_fidelity(params: dict, references: dict[str, str], cells: dict[str, dict[float, str]], out_csv: str) -> None:
+    """Fidelity of figure 4b's cells (α fixed, β varied) in every feature space: `references`
+    maps a space to its reference features, `cells` a space to {β: the cell's features}."""
+    from .evaluation import _load_features
+
+    rows = []
+    for space, reference_path in references.items():
+        reference = _load_features(reference_path)["features"]
+        radii = knn_radii(reference, params["precision_k"])
+        for beta, path in sorted(cells[space].items()):
+            samples = _load_features(path)["features"]
+            for row in fidelity_with_intervals(reference, samples, params["precision_k"], params["prd"], params["bootstrap"],
+                                               params["level"], params["seed"], radii):
+                rows.append({"space": space, "alpha": params["alpha"], "beta": beta, **row})
+    atomic_to_csv(pd.DataFrame(rows), out_csv)

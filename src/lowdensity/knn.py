@@ -125,8 +125,8 @@ def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
     return knn(points, points, k, exclude_self=True)[0][:, -1]
 
 
-def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> float:
-    """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
+def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> np.ndarray:
+    """For each of `points`: is it inside at least one support point's ball (radius `radii`)?"""
     s = torch.as_tensor(np.asarray(support), dtype=torch.float64)
     rad = torch.as_tensor(np.asarray(radii), dtype=torch.float64)
     p = torch.as_tensor(np.asarray(points), dtype=torch.float64)
@@ -134,7 +134,13 @@ def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: 
     for start in range(0, len(p), block):
         d = torch.cdist(p[start:start + block], s)
         inside[start:start + block] = (d <= rad[None]).any(1).numpy()
-    return float(inside.mean()) if len(p) else float("nan")
+    return inside
+
+
+def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> float:
+    """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
+    inside = inside_balls(support, radii, points, block)
+    return float(inside.mean()) if len(inside) else float("nan")
 
 
 def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, real_radii: np.ndarray | None = None) -> dict:

@@ -1,6 +1,7 @@
 import json
+import re
 
-from lowdensity.config import validate_config
+from lowdensity.config import ConfigError, deep_merge, validate_config
 from lowdensity.figures import cell_name
 
 
@@ -49,6 +50,44 @@ def cell_paths(cells):
     return [f"results/samples/cells/{c}.npz" for c in cells]
 
 
+# ---- the discriminator and its ablation (workflow/rules/discriminator.smk)
+
+
+def ablation_variants():
+    """name → the `discriminator` section with the variant's overrides merged in, evaluated at
+    the ablation's timesteps; each is validated like the section itself."""
+    study = config["discriminator_ablation"]
+    variants = {}
+    for variant in study["variants"]:
+        merged = deep_merge(config["discriminator"], {**variant["overrides"], "eval_timesteps": study["eval_timesteps"]})
+        try:
+            validate_config({**config, "discriminator": merged})
+        except ConfigError as err:
+            raise ConfigError(f"config key 'discriminator_ablation.variants' ({variant['name']}): {err}") from None
+        variants[variant["name"]] = merged
+    if len(variants) != len(study["variants"]):
+        raise ConfigError("config key 'discriminator_ablation.variants': variant names must be unique")
+    return variants
+
+
+ABLATION = ablation_variants()
+POOL_SIZE = max([config["discriminator"]["extra_samples"]] + [v["extra_samples"] for v in ABLATION.values()])
+
+
+def discriminator_inputs(disc_cfg):
+    """What training a discriminator of this configuration reads: the data, the baseline set
+    (and the extra pool), and the classifier when it starts from it."""
+    inputs = {"train": "results/data/train.npz",
+              "samples": ["results/samples/baseline.npz"] + (["results/samples/discriminator_pool.npz"] if disc_cfg["extra_samples"] else [])}
+    if disc_cfg["init"] == "classifier":
+        inputs["classifier"] = "results/classifier/model.pt"
+    return inputs
+
+
+def classifier_option(wildcards, input):
+    return f"--classifier {input.classifier}" if "classifier" in input.keys() else ""
+
+
 # ---- evaluation (workflow/rules/evaluation.smk)
 
 EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
@@ -64,6 +103,9 @@ EVALUATED_SETS = ["real"] + GENERATORS
 DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
              for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
 IMAGE_SETS.update(DDIM_SETS)
+FIG4B_CELLS = {b: cell_name("hardness", config["guidance"]["fig4b"]["alpha"], b) for b in config["guidance"]["fig4b"]["betas"]}
+IMAGE_SETS.update({f"cell_{c}": f"results/samples/cells/{c}.npz" for c in FIG4B_CELLS.values()})
+FIG4B_SPACES = ["classifier", DEFAULT_EXTRACTOR]
 
 
 def feature_inputs(wildcards):

@@ -52,7 +52,7 @@ rule gather_samples:
     output:
         "results/samples/{generator}.npz",
     wildcard_constraints:
-        generator="|".join(GENERATORS),
+        generator="|".join(GENERATORS + ["discriminator_pool"]),
     log:
         "logs/gather_samples/{generator}.log",
     resources:

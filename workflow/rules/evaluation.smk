@@ -10,7 +10,7 @@ rule extract_features:
         device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
-        set="|".join(IMAGE_SETS),
+        set="|".join(map(re.escape, IMAGE_SETS)),
     log:
         "logs/extract_features/{extractor}_{set}.log",
     threads: config["resources"]["features"]["cpus_per_task"]

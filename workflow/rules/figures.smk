@@ -22,16 +22,39 @@ rule fig3:
         "lowdensity figure fig3 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
 
 
+rule fig4b_fidelity:
+    """Improved precision and PRD (F1/8, F8) of figure 4b's cells, in the classifier's and the first
+    extractor's space, against the evaluation reference, with bootstrap intervals."""
+    input:
+        reference=[features(space, "reference") for space in FIG4B_SPACES],
+        cells=[features(space, f"cell_{cell}") for space in FIG4B_SPACES for cell in FIG4B_CELLS.values()],
+    output:
+        "results/guidance/fig4b_fidelity.csv",
+    params:
+        cfg=json.dumps({**{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")}, "precision_k": G["precision"]["k"]}, sort_keys=True),
+        reference=named_inputs(FIG4B_SPACES, "reference"),
+        cells=named_inputs([f"{space}:{b:g}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
+    log:
+        "logs/fig4b_fidelity.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
+    resources:
+        **stage_resources("metrics"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fig4b-fidelity --params {params.cfg:q} --reference {params.reference} --out {output} {params.cells} 2> {log}"
+
+
 rule fig4:
-    """(a) hardness per α at β = 0; (b) precision per β at the fixed α."""
+    """(a) hardness per α at β = 0; (b) improved precision and PRD F1/8 per β at the fixed α."""
     input:
         scores=SCORES,
-        precision="results/guidance/precision.csv",
+        precision="results/guidance/fig4b_fidelity.csv",
     output:
         pdf=report("paper_figures/fig4.pdf", caption="../report/fig4.rst", category="Guided sampling"),
         csv="results/fig4.csv",
     params:
-        cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": G["fig4b"]}),
+        cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": {k: G["fig4b"][k] for k in ("alpha", "betas")}}),
     log:
         "logs/figures/fig4.log",
     resources:

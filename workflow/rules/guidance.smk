@@ -62,56 +62,6 @@ rule fit_classifier_gaussians:
         " --out {output.gaussians} --summary {output.summary} --device {params.device} 2> {log}"
 
 
-rule train_discriminator:
-    """Real training images vs as many baseline samples; held-out accuracy per t."""
-    input:
-        train="results/data/train.npz",
-        samples="results/samples/baseline.npz",
-    output:
-        model="results/discriminator/model.pt",
-        accuracy="results/discriminator/accuracy.csv",
-    params:
-        cfg=section("discriminator", "diffusion"),
-        checkpoint="results/discriminator/checkpoint.pt",
-        device=config["device"],
-    log:
-        "logs/train_discriminator.log",
-    threads: config["resources"]["train_encoder"]["cpus_per_task"]
-    resources:
-        **stage_resources("train_encoder"),
-    conda:
-        "../../envs/lowdensity.yaml"
-    shell:
-        "lowdensity train-discriminator --gpus {resources.gpu} --params {params.cfg:q} --data {input.train} --samples {input.samples}"
-        " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
-        " --device {params.device} 2> {log}"
-
-
-rule fit_discriminator_gaussians:
-    """Real and synthetic Gaussians of the discriminator's embeddings (H' of Eq. 6)."""
-    input:
-        model="results/discriminator/model.pt",
-        data="results/data/train.npz",
-        samples="results/samples/baseline.npz",
-    output:
-        gaussians="results/discriminator/gaussians.pt",
-        summary="results/discriminator/gaussians.csv",
-    params:
-        cfg=section("gaussians", "diffusion", "discriminator"),
-        device=config["device"],
-    log:
-        "logs/fit_discriminator_gaussians.log",
-    threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
-    resources:
-        **stage_resources("fit_gaussians"),
-    conda:
-        "../../envs/lowdensity.yaml"
-    shell:
-        "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.data}"
-        " --samples {input.samples} --out {output.gaussians} --summary {output.summary}"
-        " --device {params.device} 2> {log}"
-
-
 rule sample_guided:
     """One shard of the main guided set (guidance.alpha, guidance.beta): the baseline's seeds and labels."""
     input:

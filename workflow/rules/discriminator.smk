@@ -1,0 +1,126 @@
+# The real-vs-synthetic discriminator H' (Eq. 6), its Gaussians, the extra synthetic pool, and
+# the study of how to train it (`snakemake discriminator_ablation`).
+TRAIN_DISCRIMINATOR = (
+    "lowdensity train-discriminator --gpus {resources.gpu} --params {params.cfg:q} --data {input.train}"
+    " --samples {input.samples} {params.classifier} --model {output.model} --accuracy {output.accuracy}"
+    " --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
+)
+
+
+rule train_discriminator:
+    """Real training images vs as many baseline samples; held-out accuracy and loss per t."""
+    input:
+        **discriminator_inputs(config["discriminator"]),
+    output:
+        model="results/discriminator/model.pt",
+        accuracy="results/discriminator/accuracy.csv",
+    params:
+        cfg=section("discriminator", "diffusion"),
+        classifier=classifier_option,
+        checkpoint="results/discriminator/checkpoint.pt",
+        device=config["device"],
+    log:
+        "logs/train_discriminator.log",
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        TRAIN_DISCRIMINATOR
+
+
+rule fit_discriminator_gaussians:
+    """Real and synthetic Gaussians of the discriminator's embeddings (H' of Eq. 6)."""
+    input:
+        model="results/discriminator/model.pt",
+        **discriminator_inputs(config["discriminator"]),
+    output:
+        gaussians="results/discriminator/gaussians.pt",
+        summary="results/discriminator/gaussians.csv",
+    params:
+        cfg=section("gaussians", "diffusion", "discriminator"),
+        device=config["device"],
+    log:
+        "logs/fit_discriminator_gaussians.log",
+    threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
+    resources:
+        **stage_resources("fit_gaussians"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.train}"
+        " --samples {input.samples} --out {output.gaussians} --summary {output.summary}"
+        " --device {params.device} 2> {log}"
+
+
+rule sample_discriminator_pool:
+    """One shard of extra baseline-sampler images for the discriminator: the baseline's seed
+    stream continued (seeds sampling.seed + sampling.num_samples + i), as many as any
+    discriminator configuration asks for."""
+    input:
+        "results/ddpm/model.pt",
+    output:
+        "results/samples/discriminator_pool/shard_{shard}.npz",
+    params:
+        cfg=json.dumps({**config["sampling"], "num_samples": POOL_SIZE,
+                        "seed": config["sampling"]["seed"] + config["sampling"]["num_samples"]}, sort_keys=True),
+        device=config["device"],
+    wildcard_constraints:
+        shard=r"\d+",
+    log:
+        "logs/sample_discriminator_pool/{shard}.log",
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity sample --params {params.cfg:q} --model {input} --shard {wildcards.shard}"
+        " --out {output} --device {params.device} 2> {log}"
+
+
+rule train_discriminator_variant:
+    """One variant of the discriminator study: `discriminator` with the variant's overrides."""
+    input:
+        unpack(lambda wildcards: discriminator_inputs(ABLATION[wildcards.variant])),
+    output:
+        model="results/discriminator/ablation/{variant}/model.pt",
+        accuracy="results/discriminator/ablation/{variant}/accuracy.csv",
+    params:
+        cfg=lambda wildcards: json.dumps({"discriminator": ABLATION[wildcards.variant], "diffusion": config["diffusion"]}, sort_keys=True),
+        classifier=classifier_option,
+        checkpoint="results/discriminator/ablation/{variant}/checkpoint.pt",
+        device=config["device"],
+    wildcard_constraints:
+        variant="|".join(ABLATION) or "(?!)",  # no variants: matches nothing
+    log:
+        "logs/train_discriminator_variant/{variant}.log",
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        TRAIN_DISCRIMINATOR
+
+
+rule discriminator_ablation:
+    """The study as one table (variant × condition × timestep: accuracy, loss, n) and figure D1."""
+    input:
+        accuracy=expand("results/discriminator/ablation/{variant}/accuracy.csv", variant=list(ABLATION)),
+    output:
+        csv="results/discriminator/ablation.csv",
+        pdf=report("paper_figures/figD1.pdf", caption="../report/figD1.rst", category="Guided sampling"),
+    params:
+        named=named_inputs(list(ABLATION), "accuracy"),
+        overrides=json.dumps({v["name"]: v["overrides"] for v in config["discriminator_ablation"]["variants"]}, sort_keys=True),
+    log:
+        "logs/discriminator_ablation.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity discriminator-ablation --overrides {params.overrides:q} --out {output.csv} --figure {output.pdf}"
+        " {params.named} 2> {log}"
