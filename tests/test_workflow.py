@@ -170,13 +170,13 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
         assert jobs == {"train_discriminator_variant": 2, "sample_discriminator_pool": 2, "gather_samples": 1,
                         "discriminator_ablation": 1}
     output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "discriminator_ablation:\n  variants:\n"
-                          "    - {name: scratch, overrides: {init: scratch}}\n    - {name: wide, overrides: {timesteps: {power: 2.0}}}\n"
-                          "    - {name: flat, overrides: {timesteps: {power: 1.0}}}\n")
-    assert "results/discriminator/ablation/wide/accuracy.csv" in output and "results/discriminator/ablation/classifier_more" not in output
+                          "    - {name: from_classifier, overrides: {init: classifier}}\n    - {name: wide, overrides: {timesteps: {max: 200}}}\n"
+                          "    - {name: flat, overrides: {timesteps: {max: null}}}\n")
+    assert "results/discriminator/ablation/wide/accuracy.csv" in output and "results/discriminator/ablation/more_data" not in output
     snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
     table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
-    assert sorted(set(table["variant"])) == ["classifier_more", "scratch"]
-    assert len(table) == 2 * 3 * 2  # variants × conditions × timesteps
+    assert sorted(set(table["variant"])) == ["default", "from_classifier", "more_data"]
+    assert len(table.query("variant != 'default'")) == 2 * 3 * 2  # variants × conditions × timesteps
     assert table["accuracy"].between(0, 1).all() and (table["n"] == 2 * 5).all()  # holdout 0.25 of 20 baseline samples, each side
     assert (tiny_run / "paper_figures/figD1.pdf").read_bytes()[:4] == b"%PDF"
     pool = np.load(tiny_run / "results/samples/discriminator_pool.npz")

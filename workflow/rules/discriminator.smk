@@ -106,14 +106,16 @@ rule train_discriminator_variant:
 
 
 rule discriminator_ablation:
-    """The study as one table (variant × condition × timestep: accuracy, loss, n) and figure D1."""
+    """The study as one table (variant × condition × timestep: accuracy, loss, n) and figure D1,
+    with the default discriminator (`discriminator` as configured) as the variant 'default'."""
     input:
-        accuracy=expand("results/discriminator/ablation/{variant}/accuracy.csv", variant=list(ABLATION)),
+        accuracy=["results/discriminator/accuracy.csv"]
+        + expand("results/discriminator/ablation/{variant}/accuracy.csv", variant=list(ABLATION)),
     output:
         csv="results/discriminator/ablation.csv",
         pdf=report("paper_figures/figD1.pdf", caption="../report/figD1.rst", category="Guided sampling"),
     params:
-        named=named_inputs(list(ABLATION), "accuracy"),
+        named=named_inputs(["default"] + list(ABLATION), "accuracy"),
         overrides=json.dumps({v["name"]: v["overrides"] for v in config["discriminator_ablation"]["variants"]}, sort_keys=True),
     log:
         "logs/discriminator_ablation.log",
