@@ -20,6 +20,9 @@ classifier's architecture, so how it is trained is configurable (`discriminator.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -172,7 +175,8 @@ def _train_encoder(params: dict, section: str, train_split: Split, val_split: Sp
     compute = noisy_ce_losses(diffusion, torch.from_numpy(train_split.images), torch.from_numpy(train_split.labels),
                               cfg["train"]["batch_size"], dev, cfg.get("timesteps"), cfg["train"].get("random_flip", False))
     run_id = fingerprint({k: v for k, v in cfg["train"].items() if k not in RUN_LENGTH_KEYS},
-                         cfg["model"], diffusion_cfg, cfg.get("timesteps"), cfg.get("init"),
+                         cfg["model"], diffusion_cfg, cfg.get("timesteps"),
+                         hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None,  # the weights it starts from
                          array_digest(train_split.images, train_split.labels))
     ema, history = train(model, compute, cfg["train"], checkpoint_path, run_id, dev, desc=f"train_{section}")
     law = timestep_law(diffusion.num_timesteps, cfg.get("timesteps"))  # the guided sampler consults the network only at t < max

@@ -36,9 +36,8 @@ rule fig4b_fidelity:
         cells=named_inputs([f"{space}:{b:g}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
     log:
         "logs/fig4b_fidelity.log",
-    threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
-        **stage_resources("metrics"),
+        **stage_resources("light"),  # k-means and ball membership of a few hundred samples per cell: no GPU
     conda:
         "../../envs/lowdensity.yaml"
     shell:
