@@ -117,7 +117,7 @@ def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[flo
             table = table.loc[betas]
             rho = float(spearmanr(betas, table["value"]).statistic) if len(betas) > 2 else float("nan")
             ax.errorbar(betas, table["value"], yerr=[table["value"] - table["low"], table["high"] - table["value"]], fmt="o-",
-                        capsize=3, label=f"{space} (Spearman {rho:+.2f})")
+                        capsize=3, label=f"{space} (Spearman {rho:+.2f})" if np.isfinite(rho) else f"{space} (constant in β)")
             for b, row in table.iterrows():
                 rows.append({"panel": "b", "space": space, "alpha": fig4b_alpha, "beta": b, "statistic": metric, "value": row["value"],
                              "low": row["low"], "high": row["high"], "n": int(row["n"])})
