@@ -169,9 +169,10 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     if jobs:  # (a SLURM run may have made it already)
         assert jobs == {"train_discriminator_variant": 2, "sample_discriminator_pool": 2, "gather_samples": 1,
                         "discriminator_ablation": 1}
-    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "discriminator_ablation:\n  variants:\n"
-                          "    - {name: from_classifier, overrides: {init: classifier}}\n    - {name: wide, overrides: {timesteps: {max: 200}}}\n"
-                          "    - {name: flat, overrides: {timesteps: {max: null}}}\n")
+    override = tmp_path / "variants.yaml"
+    override.write_text("discriminator_ablation:\n  variants:\n    - {name: from_classifier, overrides: {init: classifier}}\n"
+                        "    - {name: wide, overrides: {timesteps: {max: 200}}}\n    - {name: flat, overrides: {timesteps: {max: null}}}\n")
+    output = snakemake(snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation", configs=("configs/tiny.yaml", str(override)))
     assert "results/discriminator/ablation/wide/accuracy.csv" in output and "results/discriminator/ablation/more_data" not in output
     snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
     table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
