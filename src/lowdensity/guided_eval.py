@@ -80,7 +80,7 @@ def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, 
     each with a percentile bootstrap interval over resampled samples: the precision's from
     the per-sample ball membership, PRD's from one clustering per replicate (so its interval
     holds both the sampling and the clustering spread)."""
-    from .prd import cluster_histograms, max_f_beta, prd, prd_curve
+    from .prd import max_f_beta, one_clustering, prd
 
     if reference_radii is None:
         reference_radii = knn_radii(reference, k)
@@ -91,14 +91,12 @@ def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, 
     boot_f = []
     for b in range(bootstrap):
         resampled = samples[rng.integers(0, len(samples), len(samples))]
-        ref = reference[rng.choice(len(reference), min(len(samples), len(reference)), replace=False)]
-        p, r = prd_curve(*cluster_histograms(resampled, ref, prd_cfg["num_clusters"], seed + 1000 + b), prd_cfg["num_angles"])
+        p, r = one_clustering(resampled, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], rng, seed + 1000 + b)
         boot_f.append((max_f_beta(p, r, 1 / 8), max_f_beta(p, r, 8)))
-    boot_f = np.asarray(boot_f).reshape(-1, 2)
+    boot_f = np.asarray(boot_f)
     rows = [{"metric": "improved_precision", "value": float(inside.mean()), **dict(zip(("low", "high"), _interval(np.asarray(boot_precision), level)))}]
     for j, (metric, key) in enumerate((("prd_f1/8", "f_1/8"), ("prd_f8", "f_8"))):
-        low, high = _interval(boot_f[:, j], level) if len(boot_f) else (np.nan, np.nan)
-        rows.append({"metric": metric, "value": curve[key], "low": low, "high": high})
+        rows.append({"metric": metric, "value": curve[key], **dict(zip(("low", "high"), _interval(boot_f[:, j], level)))})
     return [{**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level} for row in rows]
 
 

@@ -48,17 +48,21 @@ def cluster_histograms(eval_features: np.ndarray, ref_features: np.ndarray, num_
     return eval_hist, ref_hist
 
 
+def one_clustering(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int, num_angles: int,
+                   rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The PRD curve of one clustering, the reference subsampled (by `rng`) to the evaluated set's size."""
+    if len(ref_features) > len(eval_features):
+        ref_features = ref_features[rng.choice(len(ref_features), len(eval_features), replace=False)]
+    return prd_curve(*cluster_histograms(eval_features, ref_features, num_clusters, seed), num_angles)
+
+
 def prd(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int = 20, num_angles: int = 1001,
         num_runs: int = 10, seed: int = 0) -> dict:
     """The PRD curve averaged over `num_runs` clusterings, with F_8 (recall) and F_1/8 (precision)."""
     rng = np.random.default_rng(seed)
     precisions, recalls = [], []
     for run in range(num_runs):
-        ref = ref_features
-        if len(ref_features) > len(eval_features):
-            ref = ref_features[rng.choice(len(ref_features), len(eval_features), replace=False)]
-        eval_hist, ref_hist = cluster_histograms(eval_features, ref, num_clusters, seed + run)
-        p, r = prd_curve(eval_hist, ref_hist, num_angles)
+        p, r = one_clustering(eval_features, ref_features, num_clusters, num_angles, rng, seed + run)
         precisions.append(p)
         recalls.append(r)
     precision, recall = np.mean(precisions, axis=0), np.mean(recalls, axis=0)
