@@ -15,8 +15,8 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def snakemake(exe, repo, workdir, *args, configs=("configs/tiny.yaml",)):
-    cmd = [exe, "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", *[str(repo / c) if not str(c).startswith("/") else str(c) for c in configs], *args]
+    cmd = [exe, "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", "2", *args,  # targets before the
+           "--configfile", *[str(repo / c) if not str(c).startswith("/") else str(c) for c in configs]]  # --configfile list
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ENV)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
