@@ -211,15 +211,14 @@ def load_synthetic(samples_paths: list[str], extra_samples: int) -> tuple[np.nda
     return np.concatenate(images), len(images[0])
 
 
-def discriminator_splits(real: Split, samples_paths, disc_cfg: dict) -> tuple[Split, Split]:
+def discriminator_splits(real: Split, samples_paths: list[str], disc_cfg: dict) -> tuple[Split, Split]:
     """Real training images (label 1) and as many synthetic images (label 0), split into a
     training part and a held-out part.
 
     The held-out part is `holdout` × (the baseline set's size) of each, drawn first from the
     seeded permutations, so it is the same images whatever `num_per_set` or `extra_samples`;
     the training part is the next `num_per_set` − held-out of each (at most what remains)."""
-    paths = [samples_paths] if isinstance(samples_paths, str) else list(samples_paths)
-    synthetic, n_baseline = load_synthetic(paths, disc_cfg.get("extra_samples", 0))
+    synthetic, n_baseline = load_synthetic(samples_paths, disc_cfg.get("extra_samples", 0))
     rng_hold, rng_rest, rng_real = (np.random.default_rng(s) for s in np.random.SeedSequence(disc_cfg["train"]["seed"]).spawn(3))
     n_hold = int(round(disc_cfg["holdout"] * n_baseline))
     hold_synth = rng_hold.permutation(n_baseline)[:n_hold]
@@ -237,7 +236,7 @@ def discriminator_splits(real: Split, samples_paths, disc_cfg: dict) -> tuple[Sp
     return part(rest_synth[:n_train], real_perm[n_hold:n_hold + n_train]), part(hold_synth, real_perm[:n_hold])
 
 
-def train_discriminator(params: dict, data_path: str, samples_paths, model_path: str, accuracy_csv: str,
+def train_discriminator(params: dict, data_path: str, samples_paths: list[str], model_path: str, accuracy_csv: str,
                         checkpoint_path: str, device: str = "auto", classifier_path: str | None = None) -> None:
     """Train the binary real-vs-synthetic discriminator (H′ of Eq. 6) as `params['discriminator']`
     says; held-out accuracy and loss per timestep, also with the dark-background cue removed
@@ -285,14 +284,14 @@ def fit_gaussians_for(model: EncoderUNet, split: Split, cfg: dict, diffusion_cfg
 
 
 def fit_class_gaussians(params: dict, model_path: str, data_path: str, out_path: str, summary_csv: str,
-                        samples_path=None, device: str = "auto") -> None:
+                        samples_paths: list[str] | None = None, device: str = "auto") -> None:
     """Fit and store the class Gaussians of the classifier (on the training split) or, with
-    `samples_path`, of the discriminator (on its own training set: real vs baseline)."""
+    `samples_paths`, of the discriminator (on its own training set: real vs baseline)."""
     cfg, diffusion_cfg = params["gaussians"], params["diffusion"]
     model, _ = load_encoder(model_path, select_device(device))
     split = load_split(data_path)
-    if samples_path is not None:
-        split, _ = discriminator_splits(split, samples_path, params["discriminator"])
+    if samples_paths is not None:
+        split, _ = discriminator_splits(split, samples_paths, params["discriminator"])
     gaussians, summary = fit_gaussians_for(model, split, cfg, diffusion_cfg)
     atomic_torch_save(gaussians.state_dict(), out_path)
     atomic_to_csv(summary, summary_csv)
