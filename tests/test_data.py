@@ -127,5 +127,5 @@ def test_prepare_split_writes_subsampled_split(tmp_path):
 
 
 def test_load_split_missing_says_which_rule(tmp_path):
-    with pytest.raises(DataMissingError, match="prepare_data"):
+    with pytest.raises(FileNotFoundError, match="nope.npz not found: it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data"):
         load_split(tmp_path / "nope.npz")

@@ -71,7 +71,7 @@ def _sample_file(path, n, offset):
     images = np.full((n, 1, 8, 8), 0, dtype=np.uint8)
     images[:, 0, 0, 0] = (np.arange(n) + offset) % 256  # an identity per image
     images[:, 0, 0, 1] = (np.arange(n) + offset) // 256
-    atomic_savez(path, images=images, labels=np.arange(n) % 2, seeds=np.arange(n) + offset)
+    atomic_savez(path, images=images, labels=np.arange(n) % 2, seeds=np.arange(n) + offset, indices=np.arange(n))
 
 
 def test_held_out_images_are_the_same_whatever_the_training_size(tmp_path):

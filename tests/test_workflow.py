@@ -62,8 +62,9 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
 
 
 FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
-EVALUATION = {"density_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1, "fig11": 1, "fig17": 1,
-              "table1": 1, "fidelity": 1}
+# the metrics of one set in both spaces, and what reads them (figure 11 reads only the real set's)
+EVALUATION = {"density_metrics": 2, "collect_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1,
+              "fig17": 1, "table1": 1, "fidelity": 1}
 # the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
 GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_samples": 1, "samples_grid": 1, "score_sample_sets": 1, **FIGURES,
                      "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
@@ -71,12 +72,13 @@ GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_samples": 1, "samples_grid": 1,
 # cells in two spaces
 DIFFUSION_DOWNSTREAM = {"sample_baseline": 2, "train_discriminator": 1, "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM,
                         "gather_samples": 2, "samples_grid": 2, "sample_ddim_baseline": 2, "extract_features": 4 + 4 + 4,
-                        "fig4b_fidelity": 1}
+                        "density_metrics": 4, "fig4b_fidelity": 1}
 # the sampling section also sets the GAN's seeds and shards
-SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4 + 4}
-# a GAN set in two spaces and everything that reads the per-image metrics
+SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4 + 4,
+                       "density_metrics": 6}
+# a GAN set in two spaces and what reads its metrics (not table 1: it compares the diffusion samplers)
 GAN_DOWNSTREAM = {"sample_gan": 2, "gather_samples": 1, "samples_grid": 1, "extract_features": 2, "density_metrics": 2,
-                  "fig1": 1, "fig7": 1, "fig17": 1, "fig11": 1, "table1": 1, "fidelity": 1, "all": 1}
+                  "collect_metrics": 2, "fig1": 1, "fig7": 1, "fig17": 1, "fidelity": 1, "all": 1}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
 
 
@@ -111,7 +113,7 @@ def test_more_gpus_for_training_is_not_a_reason_to_retrain(tiny_run, snakemake_e
 
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
-    assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1}
+    assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1, "fig11": 1}
 
 
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
@@ -225,9 +227,18 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]
 
 
+def with_paper_scale_weights(workdir: Path) -> Path:
+    """The local weight files the paper-scale configurations name (validation checks they exist;
+    a dry run reads nothing else)."""
+    (workdir / "data/weights/biggan-deep-128").mkdir(parents=True)
+    (workdir / "data/weights/resnet50_imagenet.pth").touch()
+    return workdir
+
+
 @pytest.mark.parametrize("name, shards", [("cifar10", 50), ("imagenet64", 500)])
 def test_paper_scale_configs_build_their_dag(snakemake_exe, repo, tmp_path, name, shards):
     """The paper-scale configurations validate and plan the whole DAG (nothing runs)."""
+    with_paper_scale_weights(tmp_path)
     jobs = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", configs=(f"configs/{name}.yaml",)))
     assert jobs["sample_baseline"] == shards and jobs["sample_guided"] == shards
     assert jobs["train_ddpm"] == 1 and jobs["all"] == 1 and jobs["table1"] == 1
@@ -253,6 +264,7 @@ def test_lint_reports_nothing(snakemake_exe, repo, tmp_path):
 def test_slurm_profile_plans_the_paper_scale_figure_with_cluster_resources(repo, snakemake_exe, tmp_path):
     """`snakemake --profile slurm -n paper_figures/fig7.pdf` from the repository root: the profile
     selects the paper-scale configuration (CIFAR-10) and every GPU stage asks SLURM for a GPU."""
+    with_paper_scale_weights(tmp_path)
     cmd = [snakemake_exe, "--profile", "slurm", "-n", "--directory", str(tmp_path), "paper_figures/fig7.pdf"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=repo)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -260,3 +272,53 @@ def test_slurm_profile_plans_the_paper_scale_figure_with_cluster_resources(repo,
     assert jobs["sample_baseline"] == 50 and jobs["train_ddpm"] == 1  # configs/cifar10.yaml
     train = re.search(r"rule train_ddpm:.*?resources: ([^\n]*)", result.stdout + result.stderr, re.S).group(1)
     assert "gpu=1" in train and "runtime=2880" in train and "cpus_per_task=8" in train
+
+
+def _rule_resources(output: str) -> list[tuple[str, str, str]]:
+    """(rule, threads, sorted resources) of every job a dry run printed, in a canonical order."""
+    jobs = re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", output, re.M | re.S)
+    rows = []
+    for rule, body in jobs:
+        threads = re.search(r"threads: (\d+)", body)
+        resources = re.search(r"resources: ([^\n]*)", body)
+        rows.append((rule, threads.group(1) if threads else "1", ", ".join(sorted(resources.group(1).split(", "))) if resources else ""))
+    return sorted(rows)
+
+
+def test_the_workflow_profile_leaves_the_slurm_profile_as_it_was(repo, snakemake_exe, tmp_path):
+    """profiles/default (read for every run) must not change what `--profile slurm` submits: with
+    and without it, the same jobs with the same threads, GPUs, memory and runtime, and the
+    profile's executor, `jobs` and resources untouched (the workflow profile sets none of them)."""
+    with_paper_scale_weights(tmp_path)
+    outputs = []
+    for extra in ([], ["--workflow-profile", "none"]):
+        cmd = [snakemake_exe, "--profile", "slurm", "-n", "--directory", str(tmp_path), *extra]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=repo)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        outputs.append(result.stdout + result.stderr)
+    assert "workflow specific profile profiles/default" in outputs[0]
+    with_profile, without = (_rule_resources(o) for o in outputs)
+    assert with_profile == without and len(with_profile) > 100
+    assert any("cpus_per_task=8" in res and "gpu=1" in res for rule, _, res in with_profile if rule == "train_ddpm")
+    keys = set(re.findall(r"^\s*([a-z][\w-]*):", (repo / "profiles/default/config.yaml").read_text(), re.M))
+    assert keys == {"cores", "show-failed-logs"}, keys
+
+
+def test_commands_work_as_typed_without_cores(tiny_run, repo):
+    """`snakemake results/table1.csv` (no --cores) in a finished run: the workflow profile gives the
+    cores, and there is nothing to do."""
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(repo / "Snakefile"), "-d", str(tiny_run),
+           "results/table1.csv", "paper_figures/fig7.pdf", "--configfile", str(repo / "configs/tiny.yaml")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=tiny_run)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_each_target_plans_only_what_it_reads(snakemake_exe, repo, tmp_path):
+    """Table 1 compares the diffusion samplers: its plan has no GAN rule; figure 7 shows the GAN."""
+    table1 = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/table1.csv"))
+    fig7 = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "paper_figures/fig7.pdf"))
+    gan_rules = {"train_gan", "sample_gan"}
+    assert not gan_rules & set(table1), table1
+    assert table1["density_metrics"] == 3 and table1["reference_neighbours"] == 1  # real, baseline, guided in one space
+    assert gan_rules <= set(fig7) and fig7["density_metrics"] == 4

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import Split, load_split, stratified_subset, to_model_range
+from .data import Split, load_split, read_sample_set, stratified_subset, to_model_range
 from .ddpm import select_device, training_diffusion
 from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
@@ -196,18 +196,18 @@ def train_classifier(params: dict, data_path: str, val_path: str, model_path: st
     _train_encoder(params, "classifier", load_split(data_path), load_split(val_path), model_path, accuracy_csv, checkpoint_path, device)
 
 
-def load_synthetic(samples_paths: list[str], extra_samples: int) -> tuple[np.ndarray, int]:
+def load_synthetic(samples_paths: list[str], extra_samples: int, shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, int]:
     """uint8 images of the baseline set followed by the first `extra_samples` of the extra pool
-    (the second path, if any), and the baseline set's size."""
-    with np.load(samples_paths[0], allow_pickle=False) as f:
-        images = [f["images"]]
+    (the second path, if any), and the baseline set's size; each file checked against the real
+    images' (C, H, W) = `shape`."""
+    images = [read_sample_set(samples_paths[0], shape, keys=("images",))["images"]]
     if extra_samples:
         if len(samples_paths) < 2:
             raise ValueError(f"discriminator.extra_samples is {extra_samples} but no extra sample pool was given")
-        with np.load(samples_paths[1], allow_pickle=False) as f:
-            if len(f["images"]) < extra_samples:
-                raise ValueError(f"{samples_paths[1]} holds {len(f['images'])} images, fewer than discriminator.extra_samples = {extra_samples}")
-            images.append(f["images"][:extra_samples])
+        pool = read_sample_set(samples_paths[1], shape, keys=("images",))["images"]
+        if len(pool) < extra_samples:
+            raise ValueError(f"{samples_paths[1]} holds {len(pool)} images, fewer than discriminator.extra_samples = {extra_samples}")
+        images.append(pool[:extra_samples])
     return np.concatenate(images), len(images[0])
 
 
@@ -218,7 +218,7 @@ def discriminator_splits(real: Split, samples_paths: list[str], disc_cfg: dict) 
     The held-out part is `holdout` × (the baseline set's size) of each, drawn first from the
     seeded permutations, so it is the same images whatever `num_per_set` or `extra_samples`;
     the training part is the next `num_per_set` − held-out of each (at most what remains)."""
-    synthetic, n_baseline = load_synthetic(samples_paths, disc_cfg.get("extra_samples", 0))
+    synthetic, n_baseline = load_synthetic(samples_paths, disc_cfg.get("extra_samples", 0), real.images.shape[1:])
     rng_hold, rng_rest, rng_real = (np.random.default_rng(s) for s in np.random.SeedSequence(disc_cfg["train"]["seed"]).spawn(3))
     n_hold = int(round(disc_cfg["holdout"] * n_baseline))
     hold_synth = rng_hold.permutation(n_baseline)[:n_hold]

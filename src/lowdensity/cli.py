@@ -52,15 +52,17 @@ def cmd_sample_gan(a):
 
 
 def cmd_gather(a):
+    from .data import image_shape
     from .sampling import gather_shards
 
-    gather_shards(a.shards, a.out)
+    gather_shards(a.shards, a.out, image_shape(a.data))
 
 
 def cmd_grid(a):
+    from .data import image_shape
     from .sampling import samples_grid
 
-    samples_grid(a.samples, a.out, a.per_class, a.title)
+    samples_grid(a.samples, a.out, a.per_class, a.title, image_shape(a.data))
 
 
 def cmd_train_classifier(a):
@@ -96,18 +98,20 @@ def cmd_score_sets(a):
 
 def cmd_figure(a):
     from . import figures
+    from .data import image_shape
 
     p, i = _params(a.params), a.inputs
+    shape = image_shape(a.data) if a.data else None
     if a.name == "fig3":
-        figures.fig3_grid(i[:-1], p["alphas"], p["betas"], p["classes"], i[-1], a.out, a.csv)
+        figures.fig3_grid(i[:-1], shape, p["alphas"], p["betas"], p["classes"], i[-1], a.out, a.csv)
     elif a.name == "fig4":
         figures.fig4_hardness_precision(i[0], i[1], p["fig4a_alphas"], p["fig4b"]["alpha"], p["fig4b"]["betas"], a.out, a.csv)
     elif a.name == "fig5":
-        figures.fig5_pairs(i[0], i[1], p["pairs"], a.out, a.csv)
+        figures.fig5_pairs(i[0], i[1], shape, p["pairs"], a.out, a.csv)
     elif a.name == "fig6":
-        figures.fig6_classes(i[0], i[1], p["fig6_classes"], p["per_class"], a.out, a.csv)
+        figures.fig6_classes(i[0], i[1], shape, p["fig6_classes"], p["per_class"], a.out, a.csv)
     elif a.name == "fig10":
-        figures.fig10_progressive(i[:-1], p["alphas"], p["beta"], p["seeds"], i[-1], a.out, a.csv)
+        figures.fig10_progressive(i[:-1], shape, p["alphas"], p["beta"], p["seeds"], i[-1], a.out, a.csv)
     elif a.name == "figA5":
         figures.figA5_ablation(i[0], p["alphas"], p["beta"], a.out, a.csv)
 
@@ -133,14 +137,26 @@ def cmd_discriminator_ablation(a):
 def cmd_extract_features(a):
     from .evaluation import extract_features
 
-    extract_features(_params(a.params), a.extractor, a.set, a.images, a.out, a.classifier, a.device)
+    extract_features(_params(a.params), a.extractor, a.set, a.images, a.data, a.out, a.classifier, a.device)
+
+
+def cmd_reference_neighbours(a):
+    from .evaluation import reference_neighbours
+
+    reference_neighbours(_params(a.params), a.reference, a.out)
 
 
 def cmd_density_metrics(a):
-    from .evaluation import density_metrics
+    from .evaluation import set_density_metrics
 
-    sets = dict(item.split("=", 1) for item in a.sets)
-    density_metrics(_params(a.params), a.extractor, a.reference, sets, a.metrics_csv, a.sets_csv)
+    set_density_metrics(_params(a.params), a.extractor, a.reference, a.neighbours, a.set, a.features, a.metrics_csv,
+                        a.summary_csv)
+
+
+def cmd_collect_metrics(a):
+    from .evaluation import collect_metrics
+
+    collect_metrics(a.metrics, a.summaries, a.metrics_csv, a.sets_csv)
 
 
 def cmd_memorization(a):
@@ -245,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gather", help="concatenate sample shards in sample order")
     p.add_argument("--out", required=True)
+    p.add_argument("--data", required=True, help="a prepared split: the (C, H, W) every sample file must have")
     p.add_argument("shards", nargs="+")
     p.set_defaults(func=cmd_gather)
 
@@ -253,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--per-class", type=int, default=10)
     p.add_argument("--title", default="")
+    p.add_argument("--data", required=True, help="a prepared split: the (C, H, W) every sample file must have")
     p.set_defaults(func=cmd_grid)
 
     for name, func, doc in [("train-classifier", cmd_train_classifier, "the time-conditioned classifier g∘f"),
@@ -327,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="draw one of the guided sampler's figures")
     p.add_argument("name", choices=["fig3", "fig4", "fig5", "fig6", "fig10", "figA5"])
     p.add_argument("--params", required=True)
+    p.add_argument("--data", default=None, help="a prepared split: the (C, H, W) of the samples (fig3, fig5, fig6, fig10)")
     p.add_argument("--out", required=True)
     p.add_argument("--csv", required=True)
     p.add_argument("inputs", nargs="+")
@@ -337,19 +356,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", required=True, help="a configured extractor's name, or 'classifier'")
     p.add_argument("--set", required=True, help="reference | real | a sample set")
     p.add_argument("--images", required=True)
+    p.add_argument("--data", required=True, help="a prepared split: the (C, H, W) every sample file must have")
     p.add_argument("--classifier", default=None)
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_extract_features)
 
-    p = sub.add_parser("density-metrics", help="hardness, AvgkNN, LOF, precision/recall in one space")
-    p.add_argument("--params", required=True, help="the evaluation section as JSON")
-    p.add_argument("--extractor", required=True)
+    p = sub.add_parser("reference-neighbours", help="the reference features' own nearest neighbours (LOF, precision balls)")
+    p.add_argument("--params", required=True, help='{"lof_k": ..., "precision_k": ...} of the evaluation section as JSON')
     p.add_argument("--reference", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_reference_neighbours)
+
+    p = sub.add_parser("density-metrics", help="hardness, AvgkNN, LOF, precision/recall of one set in one space")
+    p.add_argument("--params", required=True, help='{"knn_k": ..., "lof_k": ..., "precision_k": ...} as JSON')
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--reference", required=True, help="the reference features")
+    p.add_argument("--neighbours", required=True, help="the reference's own neighbours (reference-neighbours)")
+    p.add_argument("--set", required=True, help="the set's name")
+    p.add_argument("--features", required=True, help="the set's features")
+    p.add_argument("--metrics-csv", required=True)
+    p.add_argument("--summary-csv", required=True)
+    p.set_defaults(func=cmd_density_metrics)
+
+    p = sub.add_parser("collect-metrics", help="one space's per-set metrics as one per-image table and one per-set table")
+    p.add_argument("--metrics", nargs="+", required=True, help="the sets' per-image metrics")
+    p.add_argument("--summaries", nargs="+", required=True, help="the sets' summaries, in the same order")
     p.add_argument("--metrics-csv", required=True)
     p.add_argument("--sets-csv", required=True)
-    p.add_argument("sets", nargs="+", help="NAME=FEATURES.npz")
-    p.set_defaults(func=cmd_density_metrics)
+    p.set_defaults(func=cmd_collect_metrics)
 
     p = sub.add_parser("memorization", help="nearest-neighbour distances and closest pairs (Section 5)")
     p.add_argument("--params", required=True, help="the evaluation section as JSON")
@@ -386,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("table1", help="the sampling-cost table (Table 1)")
     p.add_argument("--params", required=True, help="the table1 section as JSON")
-    p.add_argument("--metrics", required=True, help="per-image metrics of the chosen space")
+    p.add_argument("--metrics", nargs="+", required=True, help="per-image metrics of the real, baseline and guided sets in the chosen space")
     p.add_argument("--baseline", required=True)
     p.add_argument("--guided", required=True)
     p.add_argument("--out", required=True)
@@ -438,8 +473,25 @@ def main(argv=None) -> int:
         # (the job's GPU count is a resource, not a parameter: changing it does not retrain)
         os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                   f"--nproc_per_node={args.gpus}", "-m", "lowdensity.cli", *argv])
-    args.func(args)
+    try:
+        args.func(args)
+    except Exception as err:
+        # errors whose message already says what is wrong, with which file or key, and the fix:
+        # one line for the log's tail, no traceback (set LOWDENSITY_TRACEBACK=1 to see it)
+        if not isinstance(err, _anticipated()) or os.environ.get("LOWDENSITY_TRACEBACK"):
+            raise
+        print(f"lowdensity {argv[0] if argv else ''}: error: {err}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _anticipated() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .data import DataMissingError
+    from .io import ArtifactError, OutputWriteError
+    from .training import NonFiniteLossError
+
+    return ArtifactError, OutputWriteError, ConfigError, DataMissingError, NonFiniteLossError
 
 
 if __name__ == "__main__":

@@ -35,7 +35,86 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA) -> d
             else:
                 lines.append(f"config key {_key(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    if "diffusion" in config:  # a whole pipeline configuration (not a section checked on its own)
+        problems = related_key_problems(config)
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def related_key_problems(config: dict) -> list[str]:
+    """Constraints between keys that the schema cannot state, checked before any job runs:
+    timesteps within the T-step chain, respacings that exist, shards and k values that fit the
+    set sizes, and local files (extractor weights, a pretrained GAN) that exist. One message per
+    violation, naming the key."""
+    from .diffusion import space_timesteps
+
+    problems = []
+    T = config["diffusion"]["num_steps"]
+
+    def check(ok: bool, key: str, text: str) -> None:
+        if not ok:
+            problems.append(f"config key {key!r}: {text}")
+
+    for section in ("classifier", "discriminator", "discriminator_ablation"):
+        outside = [t for t in config.get(section, {}).get("eval_timesteps", []) if t >= T]
+        check(not outside, f"{section}.eval_timesteps",
+              f"timesteps {outside} are outside the chain of diffusion.num_steps = {T} (0 … {T - 1})")
+    t_max = config.get("discriminator", {}).get("timesteps", {}).get("max")
+    check(t_max is None or t_max <= T, "discriminator.timesteps.max", f"{t_max} exceeds diffusion.num_steps = {T}")
+
+    def respacing(value, key: str) -> None:
+        try:
+            kept = space_timesteps(T, value if not str(value).isdigit() else int(value))
+            check(len(kept) > 0, key, f"{value!r} keeps no step of the chain")
+        except ValueError as err:
+            check(False, key, f"{value!r} is not a respacing of the {T}-step chain (diffusion.num_steps): {err}")
+
+    sampling = config.get("sampling", {})
+    if "steps" in sampling:
+        respacing(sampling["steps"], "sampling.steps")
+    for steps in config.get("figA7", {}).get("steps", []):
+        respacing(f"ddim{steps}", "figA7.steps")
+    nll_steps = config.get("nll", {}).get("steps")
+    check(nll_steps is None or nll_steps <= T, "nll.steps", f"{nll_steps} exceeds diffusion.num_steps = {T}")
+
+    num_samples = sampling.get("num_samples", 0)
+    check(sampling.get("shards", 1) <= num_samples, "sampling.shards",
+          f"{sampling.get('shards')} shards for sampling.num_samples = {num_samples}: every shard needs a sample")
+    guidance = config.get("guidance", {})
+    cell_samples = guidance.get("cell_samples", 0)
+    check(cell_samples <= num_samples, "guidance.cell_samples", f"{cell_samples} exceeds sampling.num_samples = {num_samples} "
+          "(cells use the baseline's first seeds)")
+
+    evaluation = config.get("evaluation", {})
+    reference = evaluation.get("num_reference")
+    for key in ("knn_k", "lof_k", "precision_k"):
+        k = evaluation.get(key)
+        if k is not None and reference is not None:
+            check(k < reference, f"evaluation.{key}", f"{k} neighbours need more than evaluation.num_reference = {reference} references")
+    k = evaluation.get("precision_k")
+    sets = {"sampling.num_samples": num_samples, "figA7.num_samples": config.get("figA7", {}).get("num_samples"),
+            "guidance.cell_samples": cell_samples}
+    for name, size in sets.items():
+        if k is not None and size is not None:
+            check(k < size, "evaluation.precision_k", f"{k} exceeds the {size} samples of {name} (recall needs k < set size)")
+    precision = guidance.get("precision", {})
+    if precision:
+        check(precision["k"] < min(precision["num_real"], cell_samples or precision["num_real"]), "guidance.precision.k",
+              f"{precision['k']} must be below guidance.precision.num_real and guidance.cell_samples")
+    for i, spec in enumerate(evaluation.get("extractors", [])):
+        if spec.get("weights"):
+            check(Path(spec["weights"]).is_file(), f"evaluation.extractors[{i}].weights",
+                  f"{spec['weights']} not found: download the ImageNet-pretrained timm weights of {spec.get('timm_name')!r} "
+                  "(a state dict saved with torch.save) on a machine with internet and put them there")
+    pretrained = config.get("gan", {}).get("pretrained", {}).get("path")
+    if config.get("gan", {}).get("enabled") and pretrained:
+        check(Path(pretrained).is_dir(), "gan.pretrained.path", f"{pretrained} not found: a folder with BigGAN-deep's "
+              "pytorch_model.bin and config.json (pytorch-pretrained-biggan) is expected there")
+    space = config.get("table1", {}).get("space")
+    spaces = [e["name"] for e in evaluation.get("extractors", [])] + ["classifier"]
+    check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
+    return problems
 
 
 def deep_merge(base: dict, override: dict) -> dict:

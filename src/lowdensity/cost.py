@@ -84,17 +84,19 @@ def render_table(table: pd.DataFrame, num_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_table1(cfg: dict, metrics_csv: str, sample_paths: dict[str, str], table_csv: str, table_md: str) -> None:
-    """Table 1 from the per-image hardness of `metrics_csv` and the seconds per image the
-    sampling rules measured (stored in the sample files, with the device)."""
-    from .io import atomic_to_csv, atomic_write_text
+def make_table1(cfg: dict, metrics_csvs: list[str], sample_paths: dict[str, str], table_csv: str, table_md: str) -> None:
+    """Table 1 from the per-image hardness of the real and sample sets (`metrics_csvs`, one
+    space) and the seconds per image the sampling rules measured (stored in the sample files,
+    with the device)."""
+    from .evaluation import read_metrics
+    from .io import atomic_to_csv, atomic_write_text, read_npz
 
-    metrics = pd.read_csv(metrics_csv)
+    metrics = read_metrics(metrics_csvs)
     hardness = metrics[metrics["metric"] == "hardness"]
     samplers, devices = {}, {}
     for name, path in sample_paths.items():
-        with np.load(path, allow_pickle=False) as f:
-            seconds, devices[name] = float(f["seconds_per_image"]), str(f["device"])
+        timing = read_npz(path, ("seconds_per_image", "device"))
+        seconds, devices[name] = float(timing["seconds_per_image"]), str(timing["device"])
         samplers[name] = (hardness[hardness["set"] == name]["value"].to_numpy(), seconds)
     real = hardness[hardness["set"] == "real"]["value"].to_numpy()
     table = cost_table(real, samplers, cfg["quantiles"], cfg["num_images"], cfg["bootstrap"], cfg["level"], cfg["seed"])

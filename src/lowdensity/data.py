@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import atomic_savez
+from .io import ArtifactError, atomic_savez, read_npz, rebuild_hint
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -197,18 +197,61 @@ def save_split(split: Split, path: str, dataset: str = "") -> None:
 
 
 def load_split(path: str | os.PathLike) -> Split:
-    if not Path(path).exists():
-        raise DataMissingError(f"{path} not found: run the prepare_data rule first (snakemake {path})")
-    with np.load(path, allow_pickle=False) as f:
-        return Split(f["images"], f["labels"].astype(np.int64), tuple(str(c) for c in f["class_names"]))
+    data = read_npz(path, ("images", "labels", "class_names"), made_by="prepare_data")
+    check_images(path, data, ("labels",), made_by="prepare_data")
+    return Split(data["images"], data["labels"].astype(np.int64), tuple(str(c) for c in data["class_names"]))
 
 
 def split_info(path: str | os.PathLike) -> tuple[tuple, int, int]:
     """(class names, resolution, channels) of a prepared split, without reading its images."""
-    if not Path(path).exists():
-        raise DataMissingError(f"{path} not found: run the prepare_data rule first (snakemake {path})")
-    with np.load(path, allow_pickle=False) as f:
-        return tuple(str(c) for c in f["class_names"]), int(f["resolution"]), int(f["channels"])
+    data = read_npz(path, ("class_names", "resolution", "channels"), made_by="prepare_data")
+    return tuple(str(c) for c in data["class_names"]), int(data["resolution"]), int(data["channels"])
+
+
+def image_shape(split_path: str | os.PathLike) -> tuple[int, int, int]:
+    """(C, H, W) of the prepared data: what every sample file must match."""
+    _, resolution, channels = split_info(split_path)
+    return channels, resolution, resolution
+
+
+SAMPLE_KEYS = ("labels", "seeds", "indices")
+
+
+def check_images(path, arrays: dict, keys: tuple[str, ...], shape: tuple[int, int, int] | None = None,
+                 made_by: str | None = None) -> None:
+    """An image set as the pipeline writes it: `images` uint8 (N, C, H, W) with (C, H, W) =
+    `shape` when given, and each of `keys` a vector of length N; else an ArtifactError naming
+    the file, what was found and what was expected."""
+    if "images" not in arrays:
+        raise ArtifactError(f"{path} has no 'images' array (it holds {', '.join(arrays) or 'none'}): {rebuild_hint(path, made_by)}")
+    images = arrays["images"]
+    expected = f"uint8 images of shape (N, {', '.join(map(str, shape))})" if shape else "uint8 images of shape (N, C, H, W)"
+    problems = []
+    if images.dtype != np.uint8:
+        problems.append(f"images are {images.dtype}")
+    if images.ndim != 4:
+        problems.append(f"images have shape {images.shape}")
+    elif shape is not None and tuple(images.shape[1:]) != tuple(shape):
+        problems.append(f"images have shape {images.shape}")
+    for key in keys:
+        if key not in arrays:
+            problems.append(f"no '{key}' array")
+        elif arrays[key].shape != (len(images),):
+            problems.append(f"'{key}' has shape {arrays[key].shape} for {len(images)} images")
+    if problems:
+        raise ArtifactError(f"{path}: {'; '.join(problems)}; expected {expected}"
+                            f"{' with ' + ', '.join(keys) + ' of length N' if keys else ''} (the prepared data's channels and "
+                            f"resolution): {rebuild_hint(path, made_by)}")
+
+
+def read_sample_set(path: str | os.PathLike, shape: tuple[int, int, int] | None,
+                    keys: tuple[str, ...] | None = ("images", "labels", "seeds", "class_names")) -> dict[str, np.ndarray]:
+    """The arrays `keys` (all when None) of a sample file (a shard or a gathered set), checked:
+    uint8 images of the prepared data's (C, H, W) = `shape`, with labels, seeds and indices of the
+    same length."""
+    data = read_npz(path, None if keys is None else tuple(dict.fromkeys(("images", *SAMPLE_KEYS, *keys))))
+    check_images(path, data, SAMPLE_KEYS, shape)
+    return data if keys is None else {k: data[k] for k in keys}
 
 
 def to_model_range(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -14,17 +14,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import load_split, stratified_subset
+from .data import image_shape, load_split, read_sample_set, stratified_subset
 from .ddpm import select_device
 from .density import LocalOutlierFactor, avg_knn, closest_pairs
 from .gaussians import ClassGaussians
-from .io import atomic_savez, atomic_to_csv
+from .io import atomic_savez, atomic_to_csv, read_npz
 from .knn import improved_precision_recall, knn, knn_radii
 
 
-def load_image_set(set_name: str, path: str, num_reference: int | None) -> tuple[np.ndarray, np.ndarray]:
+def load_image_set(set_name: str, path: str, num_reference: int | None,
+                   shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images and labels of a set: the reference subset of the training split, the
-    validation split, or a sample file."""
+    validation split, or a sample file (checked against the data's (C, H, W) = `shape`)."""
     if set_name == "reference":
         split = load_split(path)
         per_class = None if num_reference is None else max(2, num_reference // len(split.class_names))
@@ -33,16 +34,17 @@ def load_image_set(set_name: str, path: str, num_reference: int | None) -> tuple
     if set_name == "real":
         split = load_split(path)
         return split.images, split.labels
-    with np.load(path, allow_pickle=False) as f:
-        return f["images"], f["labels"]
+    data = read_sample_set(path, shape, keys=("images", "labels"))
+    return data["images"], data["labels"]
 
 
-def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path: str, out_path: str,
+def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path: str, data_path: str, out_path: str,
                      classifier_path: str | None = None, device: str = "auto") -> None:
     """Features of one image set in one space: a configured extractor, or `classifier` (the
-    pipeline classifier's clean embedding f(x, 0))."""
+    pipeline classifier's clean embedding f(x, 0)). A sample set must have the (C, H, W) of the
+    prepared split `data_path`."""
     dev = select_device(device)
-    images, labels = load_image_set(set_name, images_path, eval_cfg["num_reference"])
+    images, labels = load_image_set(set_name, images_path, eval_cfg["num_reference"], image_shape(data_path))
     if extractor == "classifier":
         from .classifier import embed_images, load_encoder
 
@@ -57,41 +59,60 @@ def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path:
 
 
 def _load_features(path: str) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in ("features", "labels")}
+    return read_npz(path, ("features", "labels"))
 
 
-def density_metrics(eval_cfg: dict, extractor: str, reference_path: str, set_paths: dict[str, str], metrics_csv: str,
-                    sets_csv: str) -> None:
-    """Per image: hardness (class Gaussians refitted on the reference features, Eq. 3),
-    AvgkNN (k = knn_k) and LOF (k = lof_k) against the reference; per set: improved
-    precision and recall (k = precision_k)."""
+def reference_neighbours(eval_cfg: dict, reference_path: str, out_path: str) -> None:
+    """The reference's own k nearest other references (k = max(lof_k, precision_k)): LOF's
+    k-distances and lrd and the precision balls of every set's metrics, searched once."""
     ref = _load_features(reference_path)
+    k = max(eval_cfg["lof_k"], eval_cfg["precision_k"])
+    distances, indices = knn(ref["features"], ref["features"], k, exclude_self=True)
+    atomic_savez(out_path, distances=distances, indices=indices, k=k)
+
+
+def set_density_metrics(eval_cfg: dict, extractor: str, reference_path: str, neighbours_path: str, set_name: str,
+                        set_path: str, metrics_csv: str, summary_csv: str) -> None:
+    """One image set in one space. Per image: hardness (class Gaussians fitted on the reference
+    features, Eq. 3), AvgkNN (k = knn_k) and LOF (k = lof_k) against the reference; for the set:
+    improved precision and recall (k = precision_k) and the medians. The reference side (its own
+    neighbours) comes from `reference_neighbours`, so each set is one independent job."""
+    ref = _load_features(reference_path)
+    neighbours = read_npz(neighbours_path, ("distances", "indices"))
+    own = neighbours["distances"], neighbours["indices"]
+    if own[0].shape[0] != len(ref["labels"]) or own[0].shape[1] < max(eval_cfg["lof_k"], eval_cfg["precision_k"]):
+        raise ValueError(f"{neighbours_path} does not match {reference_path} and the configured k: rebuild it "
+                         "(snakemake --forcerun reference_neighbours)")
     classes = int(ref["labels"].max()) + 1
     gaussians, _ = ClassGaussians.fit(ref["features"], ref["labels"], classes, "ledoit_wolf")
-    # the reference's own neighbours, once: LOF's k-distances and lrd, and the precision balls
-    own = knn(ref["features"], ref["features"], max(eval_cfg["lof_k"], eval_cfg["precision_k"]), exclude_self=True)
     lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"], neighbours=own)
     radii = own[0][:, eval_cfg["precision_k"] - 1]
-    rows, set_rows = [], []
-    for name, path in set_paths.items():
-        data = _load_features(path)
-        feats = torch.from_numpy(data["features"])
-        near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]))  # one search, both metrics
-        values = {
-            "hardness": gaussians.hardness_of_label(feats, torch.from_numpy(data["labels"])).numpy(),
-            "avgknn": avg_knn(data["features"], ref["features"], k=eval_cfg["knn_k"], neighbours=near),
-            "lof": lof.score(data["features"], neighbours=near),
-        }
-        for metric, v in values.items():
-            rows.append(pd.DataFrame({"set": name, "index": np.arange(len(v)), "label": data["labels"], "extractor": extractor,
-                                      "metric": metric, "value": v}))
-        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
-        set_rows.append({"set": name, "extractor": extractor, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"]),
-                         "num_reference": len(ref["labels"]),
-                         **{f"median_{m}": float(np.median(v)) for m, v in values.items()}})
+    data = _load_features(set_path)
+    near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]))  # one search, both metrics
+    values = {
+        "hardness": gaussians.hardness_of_label(torch.from_numpy(data["features"]), torch.from_numpy(data["labels"])).numpy(),
+        "avgknn": avg_knn(data["features"], ref["features"], k=eval_cfg["knn_k"], neighbours=near),
+        "lof": lof.score(data["features"], neighbours=near),
+    }
+    rows = [pd.DataFrame({"set": set_name, "index": np.arange(len(v)), "label": data["labels"], "extractor": extractor,
+                          "metric": metric, "value": v}) for metric, v in values.items()]
+    pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
+    summary = {"set": set_name, "extractor": extractor, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"]),
+               "num_reference": len(ref["labels"]), **{f"median_{m}": float(np.median(v)) for m, v in values.items()}}
     atomic_to_csv(pd.concat(rows, ignore_index=True), metrics_csv)
-    atomic_to_csv(pd.DataFrame(set_rows), sets_csv)
+    atomic_to_csv(pd.DataFrame([summary]), summary_csv)
+
+
+def read_metrics(paths: list[str]) -> pd.DataFrame:
+    """The tidy per-image metrics of one or more (space, set) files, as one table."""
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def collect_metrics(metrics_paths: list[str], summary_paths: list[str], metrics_csv: str, sets_csv: str) -> None:
+    """The per-(space, set) files of one space as the two tables users read: every image's
+    metrics, and one summary row per set (in the given order)."""
+    atomic_to_csv(read_metrics(metrics_paths), metrics_csv)
+    atomic_to_csv(read_metrics(summary_paths), sets_csv)
 
 
 def memorization(eval_cfg: dict, reference_path: str, guided_path: str, real_path: str, summary_csv: str,

@@ -93,7 +93,7 @@ def fidelity_table(eval_cfg: dict, extractor: str, train_path: str, sample_paths
     real, _ = load_image_set("reference", train_path, eval_cfg["num_reference"])
     rows = []
     for set_name, path in sample_paths.items():
-        fake, _ = load_image_set(set_name, path, None)
+        fake, _ = load_image_set(set_name, path, None, real.shape[1:])
         rows.append({"set": set_name, "extractor": extractor, **fidelity(spec, real, fake, eval_cfg["precision_k"], device),
                      "k": eval_cfg["precision_k"], "num_real": len(real), "num_fake": len(fake), "via": "torch-fidelity"})
     atomic_to_csv(pd.DataFrame(rows), out_csv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .data import read_sample_set
 from .io import atomic_path, atomic_to_csv
 from .guided_eval import set_name
 
@@ -35,9 +36,10 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def _load(path: str) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in ("images", "labels", "seeds")} | {"class_names": [str(c) for c in f["class_names"]]}
+def _load(path: str, shape: tuple[int, int, int] | None) -> dict:
+    """A sample file's images, labels, seeds and class names, checked against the data's (C, H, W)."""
+    data = read_sample_set(path, shape)
+    return data | {"class_names": [str(c) for c in data["class_names"]]}
 
 
 def cell_name(loss: str, alpha: float, beta: float) -> str:
@@ -52,11 +54,11 @@ def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
     return rows
 
 
-def fig3_grid(cell_paths: list[str], alphas: list[float], betas: list[float], classes: list[int], scores_csv: str,
+def fig3_grid(cell_paths: list[str], shape: tuple[int, int, int], alphas: list[float], betas: list[float], classes: list[int], scores_csv: str,
               out_pdf: str, out_csv: str) -> None:
     """α (rows) × β (columns) for one seed of each shown class: the first sample of that class."""
     plt = _plt()
-    cells = {set_name(p): _load(p) for p in cell_paths}
+    cells = {set_name(p): _load(p, shape) for p in cell_paths}
     scores = pd.read_csv(scores_csv)
     fig, axes = plt.subplots(len(alphas), len(betas) * len(classes), figsize=(1.0 * len(betas) * len(classes) + 0.6, 1.0 * len(alphas) + 0.6), squeeze=False)
     rows = []
@@ -143,10 +145,10 @@ def _check_pairs(baseline: dict, guided: dict, n: int) -> None:
         raise ValueError("baseline and guided sets do not share seeds and labels: they cannot be paired")
 
 
-def fig5_pairs(baseline_path: str, guided_path: str, num_pairs: int, out_pdf: str, out_csv: str) -> None:
+def fig5_pairs(baseline_path: str, guided_path: str, shape: tuple[int, int, int], num_pairs: int, out_pdf: str, out_csv: str) -> None:
     """Guided (top) and baseline (bottom) samples from identical seeds."""
     plt = _plt()
-    baseline, guided = _load(baseline_path), _load(guided_path)
+    baseline, guided = _load(baseline_path, shape), _load(guided_path, shape)
     _check_pairs(baseline, guided, num_pairs)
     cols = min(num_pairs, 12)
     blocks = int(np.ceil(num_pairs / cols))
@@ -166,10 +168,10 @@ def fig5_pairs(baseline_path: str, guided_path: str, num_pairs: int, out_pdf: st
     atomic_to_csv(pd.DataFrame(_pairs_rows(baseline, range(num_pairs))), out_csv)
 
 
-def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_class: int, out_pdf: str, out_csv: str) -> None:
+def fig6_classes(baseline_path: str, guided_path: str, shape: tuple[int, int, int], classes: list[int], per_class: int, out_pdf: str, out_csv: str) -> None:
     """For each of two classes: baseline samples (left) and guided samples from the same seeds (right)."""
     plt = _plt()
-    baseline, guided = _load(baseline_path), _load(guided_path)
+    baseline, guided = _load(baseline_path, shape), _load(guided_path, shape)
     _check_pairs(baseline, guided, len(baseline["labels"]))
     side = int(np.ceil(np.sqrt(per_class)))
     fig, axes = plt.subplots(side * len(classes), 2 * side + 1, figsize=((2 * side + 1) * 0.7, side * len(classes) * 0.75), squeeze=False)
@@ -191,11 +193,11 @@ def fig6_classes(baseline_path: str, guided_path: str, classes: list[int], per_c
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-def fig10_progressive(cell_paths: list[str], alphas: list[float], beta: float, num_seeds: int, scores_csv: str,
+def fig10_progressive(cell_paths: list[str], shape: tuple[int, int, int], alphas: list[float], beta: float, num_seeds: int, scores_csv: str,
                       out_pdf: str, out_csv: str) -> None:
     """One row per seed, one column per α (increasing), β fixed."""
     plt = _plt()
-    cells = {set_name(p): _load(p) for p in cell_paths}
+    cells = {set_name(p): _load(p, shape) for p in cell_paths}
     scores = pd.read_csv(scores_csv)
     fig, axes = plt.subplots(num_seeds, len(alphas), figsize=(len(alphas) * 0.9, num_seeds * 0.9 + 0.4), squeeze=False)
     rows = []
@@ -280,7 +282,7 @@ def fig8_closest_pairs(pairs_csv: str, guided_path: str, reference_images: np.nd
     """The globally closest guided–training pairs: guided (left) and training image (right)."""
     plt = _plt()
     pairs = pd.read_csv(pairs_csv).head(show)
-    guided = _load(guided_path)
+    guided = _load(guided_path, reference_images.shape[1:])
     cols = 4
     rows_n = int(np.ceil(len(pairs) / cols))
     fig, axes = plt.subplots(rows_n, 2 * cols, figsize=(2 * cols * 0.9, rows_n * 1.1), squeeze=False)
@@ -301,7 +303,7 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
     whose nearest neighbour carries another label come first."""
     plt = _plt()
     table = pd.read_csv(neighbours_csv)
-    guided = _load(guided_path)
+    guided = _load(guided_path, reference_images.shape[1:])
     names = guided["class_names"]
     nearest = table[table["rank"] == 0].set_index("guided_index")
     other = nearest.index[nearest["reference_label"] != nearest["guided_label"]]
@@ -340,7 +342,7 @@ def fig1_overview(metrics_csv: str, real_images: np.ndarray, samples: dict[str, 
         title = SAMPLE_TITLES.get(name, f"{name} samples")
         hard = metrics[(metrics["set"] == name) & (metrics["metric"] == "hardness")].set_index("index")
         table = pd.DataFrame({"index": np.arange(per_panel), "value": hard.loc[np.arange(per_panel), "value"].to_numpy()})
-        panels.append((title, table, _load(path)["images"]))
+        panels.append((title, table, _load(path, real_images.shape[1:])["images"]))
         rows += [{"panel": title, "index": int(i), "hardness": float(v)} for i, v in zip(table["index"], table["value"])]
     side = int(np.ceil(np.sqrt(per_panel)))
     fig, axes = plt.subplots(side, len(panels) * (side + 1) - 1, figsize=(len(panels) * (side + 1) * 0.6, side * 0.7 + 0.5), squeeze=False)

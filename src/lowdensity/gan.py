@@ -241,7 +241,7 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
                       array_digest(split.images, split.labels))
     start, history, pending = 0, [], {}
     checkpoint_path = Path(checkpoint_path)
-    state = resume_state(checkpoint_path, run, dev, "train_gan")
+    state = resume_state(checkpoint_path, run, t["steps"], dev, "train_gan")
     if state:
         for net, key in [(generator, "generator"), (discriminator, "discriminator"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d")]:
             net.load_state_dict(state[key])

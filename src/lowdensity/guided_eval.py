@@ -14,10 +14,10 @@ import pandas as pd
 import torch
 
 from .classifier import embed_images, load_encoder, load_gaussians
-from .data import load_split
+from .data import load_split, read_sample_set
 from .evaluation import load_image_set
 from .ddpm import select_device
-from .io import atomic_to_csv
+from .io import atomic_to_csv, read_npz
 from .knn import improved_precision_recall, inside_balls, knn_radii
 
 
@@ -27,10 +27,10 @@ def set_name(path: str) -> str:
 
 def set_description(path: str) -> dict:
     """Sampler, guidance loss and weights of a sample file (baseline: α = β = 0)."""
-    with np.load(path, allow_pickle=False) as f:
-        if "meta_alpha" not in f:
-            return {"sampler": "baseline", "loss": "none", "alpha": 0.0, "beta": 0.0}
-        return {"sampler": "guided", "loss": str(f["meta_loss"]), "alpha": float(f["meta_alpha"]), "beta": float(f["meta_beta"])}
+    f = read_npz(path, (), optional=("meta_alpha", "meta_beta", "meta_loss"))
+    if "meta_alpha" not in f:
+        return {"sampler": "baseline", "loss": "none", "alpha": 0.0, "beta": 0.0}
+    return {"sampler": "guided", "loss": str(f["meta_loss"]), "alpha": float(f["meta_alpha"]), "beta": float(f["meta_beta"])}
 
 
 def score_images(model, gaussians, images: np.ndarray, labels: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -54,11 +54,12 @@ def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, t
     real_radii = knn_radii(real_emb, params["precision"]["k"])
     val = load_split(val_path)
     frame, _ = score_images(model, gaussians, val.images, val.labels)
+    shape = val.images.shape[1:]
     tables = [frame.assign(set="real", sampler="real", loss="none", alpha=np.nan, beta=np.nan, seed=-1)]
     precision_rows = []
     for path in set_paths:
-        with np.load(path, allow_pickle=False) as f:
-            images, labels, seeds = f["images"], f["labels"], f["seeds"]
+        data = read_sample_set(path, shape)
+        images, labels, seeds = data["images"], data["labels"], data["seeds"]
         frame, emb = score_images(model, gaussians, images, labels)
         description = set_description(path)
         tables.append(frame.assign(set=set_name(path), seed=seeds, **description))

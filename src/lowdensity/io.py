@@ -1,16 +1,92 @@
-"""Atomic writes: every output is written to a temporary file beside it and renamed into place,
-so a crash or a pre-empted job never leaves a half-written file under the final name."""
+"""Reading and writing the pipeline's files.
+
+Writes are atomic: every output is written to a temporary file beside it and renamed into
+place, so a crash or a pre-empted job never leaves a half-written file under the final name;
+a write that fails (disk full, no permission) says which file and why. Reads of `.npz` files go
+through `read_npz`, which names the file, the rule that makes it and how to rebuild it when the
+file is missing, truncated or lacks an array.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+
+class ArtifactError(RuntimeError):
+    """A file the pipeline made (or was given) cannot be used; the message says how to fix it."""
+
+
+class MissingArtifactError(ArtifactError, FileNotFoundError):
+    """A file the pipeline needs is not there."""
+
+
+class OutputWriteError(OSError):
+    """An output could not be written."""
+
+
+# which rule makes a file, by its path under the working directory (most specific first)
+PRODUCERS = [
+    (r"results/data/(train|val)\.npz$", "prepare_data"),
+    (r"results/samples/baseline/shard_\d+\.npz$", "sample_baseline"),
+    (r"results/samples/guided/shard_\d+\.npz$", "sample_guided"),
+    (r"results/samples/gan/shard_\d+\.npz$", "sample_gan"),
+    (r"results/samples/discriminator_pool/shard_\d+\.npz$", "sample_discriminator_pool"),
+    (r"results/samples/ddim/baseline_\d+\.npz$", "sample_ddim_baseline"),
+    (r"results/samples/ddim/guided_\d+\.npz$", "sample_ddim_guided"),
+    (r"results/samples/cells/[^/]+\.npz$", "sample_cell"),
+    (r"results/samples/[^/]+\.npz$", "gather_samples"),
+    (r"results/features/[^/]+/[^/]+\.npz$", "extract_features"),
+    (r"results/metrics/[^/]+/reference_neighbours\.npz$", "reference_neighbours"),
+    (r"results/ddpm/(model|checkpoint)\.pt$", "train_ddpm"),
+    (r"results/classifier/(model|checkpoint)\.pt$", "train_classifier"),
+    (r"results/discriminator/(model|checkpoint)\.pt$", "train_discriminator"),
+    (r"results/gan/(model|checkpoint)\.pt$", "train_gan"),
+]
+
+
+def rebuild_hint(path: str | os.PathLike, rule: str | None = None) -> str:
+    """'made by rule R; rebuild it with: snakemake --forcerun R' (R from the path when not given;
+    --force PATH for a file no rule is known to make)."""
+    text = Path(path).as_posix()
+    rule = rule or next((r for pattern, r in PRODUCERS if re.search(pattern, text)), None)
+    if rule:
+        return f"it is made by rule {rule}; rebuild it with: snakemake --forcerun {rule}"
+    return f"rebuild it with: snakemake --force {path}"
+
+
+def read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None, optional: tuple[str, ...] = (),
+             made_by: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays `keys` (all when None) of an .npz file and those of `optional` it holds, or an
+    ArtifactError naming the file, what is wrong and how to rebuild it (`made_by`: the rule that
+    makes it, when its path does not tell)."""
+    hint = rebuild_hint(path, made_by)
+    if not Path(path).exists():
+        raise MissingArtifactError(f"{path} not found: {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys or () if k not in f.files]
+            if missing:
+                raise ArtifactError(f"{path} has no array {', '.join(map(repr, missing))} (it holds {', '.join(f.files) or 'none'}): "
+                                    f"{hint}")
+            wanted = f.files if keys is None else [*keys, *(k for k in optional if k in f.files)]
+            return {k: f[k] for k in wanted}
+    except ArtifactError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
+        size = Path(path).stat().st_size
+        raise ArtifactError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: {err}): the file is damaged or "
+                            f"truncated; {hint}") from None
 
 
 @contextmanager
@@ -26,9 +102,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        raise OutputWriteError(f"could not write {path}: {_write_failure(err, path.parent)}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _write_failure(err: BaseException, folder: Path) -> str:
+    """Why a write failed, in words: no space left (with the free space), no permission, or the error."""
+    free = shutil.disk_usage(folder).free
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC or free < 1 << 20:  # torch.save reports a full disk as 'unexpected pos'
+        return f"no space left on the device ({free / 2**20:.1f} MiB free in {folder}; {err})"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"no permission to write in {folder} ({err})"
+    return f"{type(err).__name__}: {err}"
 
 
 def atomic_savez(path, **arrays) -> None:
@@ -56,7 +145,10 @@ def atomic_to_csv(df, path) -> None:
 
 
 def load_weights(path, map_location="cpu") -> dict:
-    """torch.load with weights_only=True; a missing file says which rule makes it."""
+    """torch.load with weights_only=True; a missing or unreadable file says which rule makes it."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"weights file {path} not found: run the rule that produces it (snakemake {path})")
-    return torch.load(path, map_location=map_location, weights_only=True)
+        raise ArtifactError(f"weights file {path} not found: {rebuild_hint(path)}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ArtifactError(f"weights file {path} cannot be read ({type(err).__name__}: {err}): {rebuild_hint(path)}") from None

@@ -15,10 +15,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .data import to_uint8
+from .data import check_images, read_sample_set, to_uint8
 from .ddpm import load_ddpm, sampling_diffusion, select_device
 from .diffusion import CondFn, GaussianDiffusion
-from .io import atomic_path, atomic_savez
+from .io import atomic_path, atomic_savez, read_npz
 from .noise import NoiseSource
 
 
@@ -110,9 +110,10 @@ def write_shard(out_path: str, images: np.ndarray, labels: np.ndarray, seeds: np
     )
 
 
-def gather_shards(shard_paths: Sequence[str], out_path: str) -> None:
-    """Concatenate shards in sample order; checks that together they hold samples 0 … N−1 once."""
-    parts = [dict(np.load(p, allow_pickle=False)) for p in shard_paths]
+def gather_shards(shard_paths: Sequence[str], out_path: str, shape: tuple[int, int, int] | None = None) -> None:
+    """Concatenate shards in sample order; checks each shard (uint8 images of the data's (C, H, W)
+    = `shape`, labels, seeds and indices) and that together they hold samples 0 … N−1 once."""
+    parts = [read_sample_set(p, shape, keys=None) for p in shard_paths]
     if not parts:
         raise ValueError("no shards to gather")
     indices = np.concatenate([p["indices"] for p in parts])
@@ -129,15 +130,16 @@ def gather_shards(shard_paths: Sequence[str], out_path: str) -> None:
     )
 
 
-def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "") -> None:
+def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "", shape: tuple[int, int, int] | None = None) -> None:
     """A PNG with one row per class (its first `per_class` samples), labelled by class name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with np.load(samples_path, allow_pickle=False) as f:
-        images, labels, class_names = f["images"], f["labels"], [str(c) for c in f["class_names"]]
+    data = read_npz(samples_path, ("images", "labels", "class_names"))  # a sample set or a prepared split
+    check_images(samples_path, data, ("labels",), shape)
+    images, labels, class_names = data["images"], data["labels"], [str(c) for c in data["class_names"]]
     fig, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 0.7 + 1.2, len(class_names) * 0.7 + 0.4), squeeze=False)
     for c, name in enumerate(class_names):
         chosen = np.flatnonzero(labels == c)[:per_class]

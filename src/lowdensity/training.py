@@ -22,6 +22,8 @@ import hashlib
 import json
 import logging
 import os
+import pickle
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -67,15 +69,33 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
-def resume_state(checkpoint_path: Path, run_fingerprint: str, device, desc: str) -> dict | None:
-    """The checkpoint to resume from, if there is one and it belongs to this run (same fingerprint)."""
+def resume_state(checkpoint_path: Path, run_fingerprint: str, steps: int, device, desc: str) -> dict | None:
+    """The checkpoint to resume from: one that belongs to this run (same fingerprint) and is not
+    past its configured end. A checkpoint of a longer run is not cut back, since its weights are
+    not those of the shorter one: training starts afresh. A checkpoint that cannot be read
+    (truncated, empty) is moved aside, named in the log, and training starts afresh."""
     if not checkpoint_path.exists():
         return None
-    state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-    if state["fingerprint"] != run_fingerprint:
+    try:
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        fingerprint_, step = state["fingerprint"], int(state["step"])
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        aside = checkpoint_path.with_name(f"{checkpoint_path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(checkpoint_path, aside)
+        except FileNotFoundError:  # another data-parallel rank moved it first
+            pass
+        log.warning("%s: the checkpoint %s cannot be read (%s: %s); moved it to %s and training from the start",
+                    desc, checkpoint_path, type(err).__name__, err, aside)
+        return None
+    if fingerprint_ != run_fingerprint:
         log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
         return None
-    log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, int(state["step"]))
+    if step > steps:
+        log.warning("%s: ignoring %s: it is at step %d, past the configured %d steps; training from the start",
+                    desc, checkpoint_path, step, steps)
+        return None
+    log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, step)
     return state
 
 
@@ -142,7 +162,7 @@ def train(
     start, history, pending = 0, [], {}
 
     checkpoint_path = Path(checkpoint_path)
-    state = resume_state(checkpoint_path, run_fingerprint, device, desc)
+    state = resume_state(checkpoint_path, run_fingerprint, steps, device, desc)
     if state:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])

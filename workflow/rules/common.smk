@@ -31,6 +31,7 @@ def stage_resources(stage):
 
 
 SHARDS = list(range(config["sampling"]["shards"]))
+SHAPE_OF_DATA = "results/data/val.npz"  # the prepared split whose (C, H, W) every sample file must have
 GAN = config["gan"]["enabled"]
 GENERATORS = ["baseline", "guided"] + (["gan"] if GAN else [])  # the sample sets every evaluation compares
 
@@ -92,8 +93,6 @@ def classifier_option(wildcards, input):
 
 EXTRACTORS = [e["name"] for e in config["evaluation"]["extractors"]] + ["classifier"]
 DEFAULT_EXTRACTOR = EXTRACTORS[0]
-if config["table1"]["space"] not in EXTRACTORS:
-    raise ValueError(f"config key 'table1.space': {config['table1']['space']!r} is none of the feature spaces {EXTRACTORS}")
 IMAGE_SETS = {
     "reference": "results/data/train.npz",
     "real": "results/data/val.npz",
@@ -109,7 +108,7 @@ FIG4B_SPACES = ["classifier", DEFAULT_EXTRACTOR]
 
 
 def feature_inputs(wildcards):
-    inputs = {"images": IMAGE_SETS[wildcards.set]}
+    inputs = {"images": IMAGE_SETS[wildcards.set], "data": SHAPE_OF_DATA}
     if wildcards.extractor == "classifier":
         inputs["classifier"] = "results/classifier/model.pt"
     return inputs
@@ -127,6 +126,11 @@ def named_inputs(names, key):
 
 def features(extractor, set_name):
     return f"results/features/{extractor}/{set_name}.npz"
+
+
+def set_metrics(extractor, set_name, kind=""):
+    """The per-image metrics (or, kind='_summary', the set's summary) of one set in one space."""
+    return f"results/metrics/{extractor}/{set_name}{kind}.csv"
 
 
 def ddim_sampling(wildcards):

@@ -32,4 +32,4 @@ rule real_grid:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title 'real training images' 2> {log}"
+        "lowdensity grid --samples {input} --data {input} --out {output} --per-class {params.per_class} --title 'real training images' 2> {log}"

@@ -48,7 +48,8 @@ rule sample_baseline:
 rule gather_samples:
     """All shards of one sample set (baseline, guided or gan) in sample order."""
     input:
-        lambda wildcards: expand(f"results/samples/{wildcards.generator}/shard_{{shard}}.npz", shard=SHARDS),
+        shards=lambda wildcards: expand(f"results/samples/{wildcards.generator}/shard_{{shard}}.npz", shard=SHARDS),
+        data=SHAPE_OF_DATA,
     output:
         "results/samples/{generator}.npz",
     wildcard_constraints:
@@ -60,13 +61,14 @@ rule gather_samples:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity gather --out {output} {input} 2> {log}"
+        "lowdensity gather --data {input.data} --out {output} {input.shards} 2> {log}"
 
 
 rule samples_grid:
     """A quick look at a sample set: one row per class."""
     input:
-        "results/samples/{generator}.npz",
+        samples="results/samples/{generator}.npz",
+        data=SHAPE_OF_DATA,
     output:
         report("results/samples/{generator}_grid.png", caption="../report/samples_grid.rst", category="Samples",
                subcategory="{generator}"),
@@ -81,4 +83,4 @@ rule samples_grid:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity grid --samples {input} --out {output} --per-class {params.per_class} --title '{wildcards.generator} samples' 2> {log}"
+        "lowdensity grid --samples {input.samples} --data {input.data} --out {output} --per-class {params.per_class} --title '{wildcards.generator} samples' 2> {log}"

@@ -20,34 +20,79 @@ rule extract_features:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity extract-features --params {params.cfg:q} --extractor {wildcards.extractor} --set {wildcards.set}"
-        " --images {input.images} {params.classifier} --out {output} --device {params.device} 2> {log}"
+        " --images {input.images} --data {input.data} {params.classifier} --out {output} --device {params.device} 2> {log}"
 
 
-rule density_metrics:
-    """Hardness, AvgkNN and LOF per image; precision and recall per set (real, baseline, guided, and
-    gan when enabled), in one feature space."""
+rule reference_neighbours:
+    """The reference features' own nearest neighbours in one space (LOF's k-distances and lrd, the
+    precision balls), searched once and read by every set's metrics."""
     input:
-        reference=features("{extractor}", "reference"),
-        sets=[features("{extractor}", s) for s in EVALUATED_SETS],
+        features("{extractor}", "reference"),
     output:
-        metrics="results/metrics/{extractor}.csv",
-        sets=report("results/metrics/{extractor}_sets.csv", caption="../report/density_sets.rst", category="Density evaluation",
-                    subcategory="{extractor}"),
+        "results/metrics/{extractor}/reference_neighbours.npz",
     params:
-        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
-        named=named_inputs(EVALUATED_SETS, "sets"),
+        cfg=evaluation_keys("lof_k", "precision_k"),
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
     log:
-        "logs/density_metrics/{extractor}.log",
+        "logs/reference_neighbours/{extractor}.log",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor}"
-        " --reference {input.reference} --metrics-csv {output.metrics} --sets-csv {output.sets} {params.named} 2> {log}"
+        "lowdensity reference-neighbours --params {params.cfg:q} --reference {input} --out {output} 2> {log}"
+
+
+rule density_metrics:
+    """Hardness, AvgkNN and LOF per image, precision and recall of the set: one set (real,
+    baseline, guided, gan) in one feature space, so a target waits only for the sets it reads."""
+    input:
+        reference=features("{extractor}", "reference"),
+        neighbours="results/metrics/{extractor}/reference_neighbours.npz",
+        features=features("{extractor}", "{set}"),
+    output:
+        metrics="results/metrics/{extractor}/{set}.csv",
+        summary="results/metrics/{extractor}/{set}_summary.csv",
+    params:
+        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+        set="|".join(EVALUATED_SETS),
+    log:
+        "logs/density_metrics/{extractor}_{set}.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
+    resources:
+        **stage_resources("metrics"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
+        " --neighbours {input.neighbours} --set {wildcards.set} --features {input.features} --metrics-csv {output.metrics}"
+        " --summary-csv {output.summary} 2> {log}"
+
+
+rule collect_metrics:
+    """Every evaluated set's metrics in one space as one table (per image) and one summary (per set)."""
+    input:
+        metrics=[set_metrics("{extractor}", s) for s in EVALUATED_SETS],
+        summaries=[set_metrics("{extractor}", s, "_summary") for s in EVALUATED_SETS],
+    output:
+        metrics="results/metrics/{extractor}.csv",
+        sets=report("results/metrics/{extractor}_sets.csv", caption="../report/density_sets.rst", category="Density evaluation",
+                    subcategory="{extractor}"),
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+    log:
+        "logs/collect_metrics/{extractor}.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity collect-metrics --metrics {input.metrics} --summaries {input.summaries}"
+        " --metrics-csv {output.metrics} --sets-csv {output.sets} 2> {log}"
 
 
 rule memorization:
@@ -159,7 +204,7 @@ rule fig9:
 rule table1:
     """Days to collect N images per hardness range: rejection sampling from the baseline vs guided sampling."""
     input:
-        metrics=f"results/metrics/{config['table1']['space']}.csv",
+        metrics=[set_metrics(config["table1"]["space"], s) for s in ("real", "baseline", "guided")],
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
     output:
@@ -226,7 +271,7 @@ rule fig11:
     """NLL against hardness, AvgkNN and LOF with Spearman and Pearson coefficients (every feature space)."""
     input:
         nll="results/nll.csv",
-        metrics=expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
+        metrics=[set_metrics(extractor, "real") for extractor in EXTRACTORS],
     output:
         correlation=report("results/nll_correlation.csv", caption="../report/nll_correlation.rst", category="Density evaluation"),
         pdf=report("paper_figures/fig11.pdf", caption="../report/fig11.rst", category="Density evaluation"),

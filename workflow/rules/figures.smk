@@ -7,6 +7,7 @@ rule fig3:
     input:
         cells=cell_paths(cell_name("hardness", a, b) for a in G["fig3"]["alphas"] for b in G["fig3"]["betas"]),
         scores=SCORES,
+        data=SHAPE_OF_DATA,
     output:
         pdf=report("paper_figures/fig3.pdf", caption="../report/fig3.rst", category="Guided sampling"),
         csv="results/fig3.csv",
@@ -19,7 +20,7 @@ rule fig3:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity figure fig3 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+        "lowdensity figure fig3 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
 
 
 rule fig4b_fidelity:
@@ -69,6 +70,7 @@ rule fig5:
     input:
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
+        data=SHAPE_OF_DATA,
     output:
         pdf=report("paper_figures/fig5.pdf", caption="../report/fig5.rst", category="Guided sampling"),
         csv="results/fig5.csv",
@@ -81,7 +83,7 @@ rule fig5:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity figure fig5 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+        "lowdensity figure fig5 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
 
 
 rule fig6:
@@ -89,6 +91,7 @@ rule fig6:
     input:
         baseline="results/samples/baseline.npz",
         guided="results/samples/guided.npz",
+        data=SHAPE_OF_DATA,
     output:
         pdf=report("paper_figures/fig6.pdf", caption="../report/fig6.rst", category="Guided sampling"),
         csv="results/fig6.csv",
@@ -101,7 +104,7 @@ rule fig6:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity figure fig6 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+        "lowdensity figure fig6 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
 
 
 rule fig10:
@@ -109,6 +112,7 @@ rule fig10:
     input:
         cells=cell_paths(cell_name("hardness", a, G["fig10"]["beta"]) for a in G["fig10"]["alphas"]),
         scores=SCORES,
+        data=SHAPE_OF_DATA,
     output:
         pdf=report("paper_figures/fig10.pdf", caption="../report/fig10.rst", category="Guided sampling"),
         csv="results/fig10.csv",
@@ -121,7 +125,7 @@ rule fig10:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity figure fig10 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+        "lowdensity figure fig10 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
 
 
 rule figA5:
