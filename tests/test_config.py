@@ -42,3 +42,27 @@ def test_bad_enum_and_missing_key(default):
 def test_deep_merge_overrides_nested_values():
     merged = deep_merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 5}})
     assert merged == {"a": {"b": 1, "c": 5}, "d": 3}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"diffusion": {"num_steps": 30}}, r"'classifier\.eval_timesteps': timesteps \[100, 250, 500, 750\] are outside the chain of "
+                                       r"diffusion\.num_steps = 30"),
+    ({"sampling": {"steps": 2000}}, r"'sampling\.steps': 2000 is not a respacing of the 1000-step chain"),
+    ({"sampling": {"steps": "0"}}, r"'sampling\.steps': '0' keeps no step of the chain"),
+    ({"sampling": {"steps": "ddim600"}}, r"'sampling\.steps': 'ddim600' is not a respacing .*exactly 600 steps"),
+    ({"figA7": {"steps": [10, 600]}}, r"'figA7\.steps': 'ddim600' is not a respacing"),
+    ({"nll": {"steps": 1001}}, r"'nll\.steps': 1001 exceeds diffusion\.num_steps = 1000"),
+    ({"discriminator": {"timesteps": {"max": 5000}}}, r"'discriminator\.timesteps\.max': 5000 exceeds"),
+    ({"sampling": {"shards": 3000}}, r"'sampling\.shards': 3000 shards for sampling\.num_samples = 2000"),
+    ({"guidance": {"cell_samples": 5000}}, r"'guidance\.cell_samples': 5000 exceeds sampling\.num_samples = 2000"),
+    ({"evaluation": {"lof_k": 10000}}, r"'evaluation\.lof_k': 10000 neighbours need more than evaluation\.num_reference = 10000"),
+    ({"figA7": {"num_samples": 3}}, r"'evaluation\.precision_k': 3 exceeds the 3 samples of figA7\.num_samples"),
+    ({"evaluation": {"extractors": [{"name": "resnet50", "timm_name": "resnet50", "weights": "/nowhere/r50.pth", "input_size": 224}]}},
+     r"'evaluation\.extractors\[0\]\.weights': /nowhere/r50\.pth not found: download"),
+    ({"gan": {"pretrained": {"path": "/nowhere/biggan"}}}, r"'gan\.pretrained\.path': /nowhere/biggan not found"),
+    ({"table1": {"space": "inception"}}, r"'table1\.space': 'inception' is none of the feature spaces"),
+])
+def test_related_keys_are_checked_at_validation(default, override, message):
+    """Constraints between keys fail when the configuration is validated (before any job), naming the key."""
+    with pytest.raises(ConfigError, match=message):
+        validate_config(deep_merge(default, override))

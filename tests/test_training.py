@@ -189,3 +189,32 @@ def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_pat
     train_ddpm(params, str(tmp_path / "train.npz"), str(whole / "model.pt"), str(whole / "loss.csv"), str(whole / "ck.pt"), "cpu")
     assert_same_state(torch.load(killed / "model.pt", weights_only=True)["state_dict"],
                       torch.load(whole / "model.pt", weights_only=True)["state_dict"])
+
+
+def test_a_shorter_run_does_not_return_the_longer_runs_weights(tmp_path, caplog):
+    """Lowering `steps` after a longer run: the step-12 checkpoint is not returned as the 8-step
+    run; training starts afresh and ends equal to a fresh 8-step run (weights and loss log)."""
+    fresh_model, fresh_ema, fresh_history = weights_after(tmp_path, "fresh", [8])
+    longer_model, _, _ = weights_after(tmp_path, "shortened", [12])
+    model, ema, history = weights_after(tmp_path, "shortened", [8])
+    assert "past the configured 8 steps" in caplog.text
+    assert_same_state(model, fresh_model)
+    assert_same_state(ema, fresh_ema)
+    assert history == fresh_history and history[-1]["step"] == 8
+    assert not all(torch.equal(model[k], longer_model[k]) for k in model)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_an_unreadable_checkpoint_is_moved_aside_and_training_restarts(tmp_path, caplog, damage):
+    """A truncated or empty checkpoint does not stop the rule: it is moved aside (named in the log)
+    and training restarts, ending equal to an uninterrupted run."""
+    uninterrupted_model, uninterrupted_ema, _ = weights_after(tmp_path, "whole", [12])
+    weights_after(tmp_path, "damaged", [5])
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(path.read_bytes()[:100] if damage == "truncated" else b"")
+    model, ema, history = weights_after(tmp_path, "damaged", [12])
+    aside = list(tmp_path.glob("damaged.pt.unreadable-*"))
+    assert len(aside) == 1 and aside[0].stat().st_size == (100 if damage == "truncated" else 0)
+    assert f"the checkpoint {path} cannot be read" in caplog.text and str(aside[0]) in caplog.text
+    assert_same_state(model, uninterrupted_model)
+    assert_same_state(ema, uninterrupted_ema)

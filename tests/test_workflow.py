@@ -186,14 +186,37 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     assert pool["seeds"].tolist() == [1_000_020 + i for i in range(10)]  # the baseline's seed stream continued
 
 
-def test_invalid_config_fails_naming_the_key(tiny_run, snakemake_exe, repo, tmp_path):
+@pytest.mark.parametrize("yaml_text, key", [
+    ("sampling:\n  shards: many\n", "sampling.shards"),                    # the schema
+    ("diffusion:\n  num_steps: 30\n", "classifier.eval_timesteps"),        # keys that must agree
+    ("sampling:\n  steps: ddim600\n", "sampling.steps"),
+    ("figA7:\n  steps: [600]\n", "figA7.steps"),
+])
+def test_invalid_config_fails_the_dry_run_naming_the_key(snakemake_exe, repo, tmp_path, yaml_text, key):
+    """Before any job runs: a dry run in an empty folder fails and names the key."""
     override = tmp_path / "bad.yaml"
-    override.write_text("sampling:\n  shards: many\n")
-    cmd = [snakemake_exe, "-s", str(repo / "Snakefile"), "-d", str(tiny_run), "-n",
+    override.write_text(yaml_text)
+    cmd = [snakemake_exe, "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "work"), "-n",
            "--configfile", str(repo / "configs/tiny.yaml"), str(override)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode != 0
-    assert "config key 'sampling.shards'" in result.stdout + result.stderr
+    assert f"config key '{key}'" in result.stdout + result.stderr
+    assert not (tmp_path / "work/results").exists()
+
+
+def test_a_failed_job_shows_its_log_in_the_terminal(repo, tmp_path):
+    """A failing rule prints its log (the workflow profile's show-failed-logs), and the log holds one
+    clear line from our CLI rather than a traceback."""
+    override = tmp_path / "nodata.yaml"
+    override.write_text(f"data:\n  root: {tmp_path / 'no-such-folder'}\n")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "work"),
+           "results/data/val.npz", "--configfile", str(repo / "configs/tiny.yaml"), str(override)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Logfile logs/prepare_data/val.log:" in output
+    assert f"lowdensity prepare-data: error: Fashion-MNIST files not found: {tmp_path / 'no-such-folder'}/t10k-images" in output
+    assert "Traceback" not in (tmp_path / "work/logs/prepare_data/val.log").read_text()
 
 
 def test_tiny_dag_produces_the_evaluation(tiny_run):

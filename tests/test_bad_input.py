@@ -1,0 +1,143 @@
+"""Bad input never yields a wrong number: malformed sample files, damaged prepared data and
+failed writes stop with a message that names the file, what was expected and the fix, and
+nothing is written in their place."""
+
+import errno
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lowdensity import io
+from lowdensity.data import Split, load_split, save_split
+from lowdensity.evaluation import extract_features
+from lowdensity.io import ArtifactError, OutputWriteError, atomic_torch_save, read_npz
+from lowdensity.sampling import gather_shards
+
+GREY_8 = (1, 8, 8)
+
+
+@pytest.fixture()
+def data_split(tmp_path):
+    """A prepared 8×8 grey split: the shape every sample file must have."""
+    images = np.random.default_rng(0).integers(0, 256, (20, *GREY_8), dtype=np.uint8)
+    path = tmp_path / "results/data/val.npz"
+    save_split(Split(images, np.arange(20) % 2, ("a", "b")), str(path), dataset="test")
+    return path
+
+
+def write_shard(path, images, **overrides):
+    n = len(images)
+    arrays = {"images": images, "labels": np.arange(n) % 2, "seeds": np.arange(n) + 100, "indices": np.arange(n),
+              "seconds": np.float64(1.0), "seconds_per_image": np.float64(1.0 / n), "device": np.asarray("cpu"),
+              "class_names": np.asarray(["a", "b"])}
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+RNG = np.random.default_rng(1)
+MALFORMED = {
+    "float images in [0, 1]": (RNG.random((4, *GREY_8)).astype(np.float32), {}, "images are float32"),
+    "int64 images up to 255000": (RNG.integers(0, 255001, (4, *GREY_8)), {}, "images are int64"),
+    "3 channels for grey data": (RNG.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8), {}, r"images have shape \(4, 3, 8, 8\)"),
+    "16×16 for 8×8 data": (RNG.integers(0, 256, (4, 1, 16, 16), dtype=np.uint8), {}, r"images have shape \(4, 1, 16, 16\)"),
+    "no seeds": (RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8), {"seeds": None}, "no 'seeds' array"),
+    "labels of another length": (RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8), {"labels": np.zeros(3, np.int64)},
+                                 r"'labels' has shape \(3,\) for 4 images"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_gather_refuses_a_malformed_shard(tmp_path, data_split, case):
+    images, overrides, problem = MALFORMED[case]
+    good = write_shard(tmp_path / "results/samples/guided/shard_0.npz", RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8))
+    bad = write_shard(tmp_path / "results/samples/guided/shard_1.npz", images, indices=np.arange(4, 8), **overrides)
+    out = tmp_path / "results/samples/guided.npz"
+    with pytest.raises(ArtifactError, match=problem) as err:
+        gather_shards([good, bad], str(out), (1, 8, 8))
+    message = str(err.value)
+    assert message.startswith(bad) and "expected uint8 images of shape (N, 1, 8, 8)" in message
+    assert "snakemake --forcerun sample_guided" in message
+    assert not out.exists() and not list(out.parent.glob(".guided.npz*"))
+
+
+@pytest.mark.parametrize("case", ["float images in [0, 1]", "3 channels for grey data", "16×16 for 8×8 data"])
+def test_feature_extraction_refuses_a_malformed_sample_set(tmp_path, data_split, case):
+    images, _, problem = MALFORMED[case]
+    samples = write_shard(tmp_path / "results/samples/baseline.npz", images)
+    out = tmp_path / "results/features/classifier/baseline.npz"
+    with pytest.raises(ArtifactError, match=problem) as err:
+        extract_features({"num_reference": None, "extractors": []}, "classifier", "baseline", samples, str(data_split), str(out),
+                         classifier_path="unused.pt", device="cpu")
+    assert "snakemake --forcerun gather_samples" in str(err.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_damaged_prepared_data_names_the_file_and_the_rule(tmp_path, data_split, damage):
+    data = data_split.read_bytes()
+    data_split.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"")
+    with pytest.raises(ArtifactError) as err:
+        load_split(data_split)
+    message = str(err.value)
+    assert message.startswith(f"{data_split} cannot be read") and "damaged or truncated" in message
+    assert message.endswith("it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data")
+
+
+def test_every_reader_names_a_missing_array_and_its_rule(tmp_path):
+    path = tmp_path / "results/features/classifier/real.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, features=np.zeros((2, 3), np.float32))
+    with pytest.raises(ArtifactError, match=r"has no array 'labels' \(it holds features\): it is made by rule extract_features"):
+        read_npz(path, ("features", "labels"))
+
+
+def test_a_full_disk_while_checkpointing_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    """torch.save reports a full disk as 'unexpected pos'; the atomic writer says which file and why,
+    and leaves neither the file nor its temporary."""
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(100 << 30, 100 << 30, 0))
+    target = tmp_path / "results/ddpm/checkpoint.pt"
+    with pytest.raises(OutputWriteError) as err:
+        atomic_torch_save({"step": 1}, target)
+    assert str(err.value).startswith(f"could not write {target}: no space left on the device (0.0 MiB free in {target.parent}")
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_write_without_permission_says_so(tmp_path, monkeypatch):
+    def refused(obj, f):
+        raise PermissionError(errno.EACCES, "Permission denied", str(f))
+
+    monkeypatch.setattr(torch, "save", refused)
+    with pytest.raises(OutputWriteError, match=r"could not write .*model\.pt: no permission to write in"):
+        atomic_torch_save({}, tmp_path / "model.pt")
+
+
+def test_the_cli_prints_one_line_for_an_anticipated_error(tmp_path, data_split):
+    """No traceback for an error whose message already says what to do: one line with the
+    command, the file and the fix."""
+    shard = write_shard(tmp_path / "results/samples/gan/shard_0.npz", RNG.random((4, *GREY_8)).astype(np.float32))
+    result = subprocess.run([sys.executable, "-m", "lowdensity.cli", "gather", "--data", str(data_split), "--out",
+                             str(tmp_path / "gan.npz"), shard], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"lowdensity gather: error: {shard}: images are float32")
+    assert lines[0].endswith("snakemake --forcerun sample_gan")
+
+
+def test_rebuild_hint_knows_the_rules_of_the_pipeline_files():
+    assert io.rebuild_hint("results/samples/cells/hardness_a1_b0.npz").endswith("--forcerun sample_cell")
+    assert io.rebuild_hint("/w/results/metrics/resnet50/reference_neighbours.npz").endswith("--forcerun reference_neighbours")
+    assert io.rebuild_hint("elsewhere/x.npz") == "rebuild it with: snakemake --force elsewhere/x.npz"
