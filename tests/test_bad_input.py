@@ -72,7 +72,7 @@ def test_gather_refuses_a_malformed_shard(tmp_path, data_split, case):
 def test_feature_extraction_refuses_a_malformed_sample_set(tmp_path, data_split, case):
     images, _, problem = MALFORMED[case]
     samples = write_shard(tmp_path / "results/samples/baseline.npz", images)
-    out = tmp_path / "results/features/classifier/baseline.npz"
+    out = tmp_path / "results/features/classifier/baseline.npy"
     with pytest.raises(ArtifactError, match=problem) as err:
         extract_features({"num_reference": None, "extractors": []}, "classifier", "baseline", samples, str(data_split), str(out),
                          classifier_path="unused.pt", device="cpu")
@@ -92,11 +92,21 @@ def test_damaged_prepared_data_names_the_file_and_the_rule(tmp_path, data_split,
 
 
 def test_every_reader_names_a_missing_array_and_its_rule(tmp_path):
-    path = tmp_path / "results/features/classifier/real.npz"
+    path = tmp_path / "results/metrics/classifier/reference_neighbours.npz"
     path.parent.mkdir(parents=True)
-    np.savez(path, features=np.zeros((2, 3), np.float32))
-    with pytest.raises(ArtifactError, match=r"has no array 'labels' \(it holds features\): it is made by rule extract_features"):
-        read_npz(path, ("features", "labels"))
+    np.savez(path, distances=np.zeros((2, 3)))
+    with pytest.raises(ArtifactError, match=r"has no array 'indices' \(it holds distances\): it is made by rule reference_neighbours"):
+        read_npz(path, ("distances", "indices"))
+
+
+def test_damaged_features_name_the_file_and_the_rule(tmp_path):
+    from lowdensity.evaluation import load_features, save_features
+
+    path = tmp_path / "results/features/classifier/real.npy"
+    save_features(str(path), np.zeros((4, 3), np.float32), np.arange(4))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match=r"real\.npy cannot be read .*it is made by rule extract_features"):
+        load_features(str(path))
 
 
 def test_a_full_disk_while_checkpointing_names_the_file_and_the_cause(tmp_path, monkeypatch):

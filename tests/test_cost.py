@@ -42,3 +42,35 @@ def test_bootstrap_interval_covers_the_true_rate():
         row = table.iloc[0]
         covered.append(row["acceptance_low"] <= true_rate <= row["acceptance_high"])
     assert 0.85 <= np.mean(covered) <= 1.0
+
+
+def test_stage_costs_sum_jobs_per_rule_and_span_the_run(tmp_path):
+    """Per rule: summed wall-clock and CPU time, the longest job, the largest peak memory; the run's
+    wall-clock is first start to last end (jobs side by side count once)."""
+    import os
+
+    from lowdensity.stage_costs import read_benchmarks, stage_table
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    jobs = {("train_ddpm", "train_ddpm"): (100.0, 190.0, 900.0, 1100.0),   # (wall s, cpu s, rss MB, end time)
+            ("sample_baseline", "0"): (40.0, 70.0, 300.0, 1150.0),
+            ("sample_baseline", "1"): (50.0, 90.0, 350.0, 1160.0)}         # ran beside shard 0
+    for (rule, job), (wall, cpu, rss, end) in jobs.items():
+        path = tmp_path / rule / f"{job}.tsv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(header + f"{wall}\t0:00:00\t{rss}\t0\t0\t0\t0\t0\t0\t{cpu}\n")
+        os.utime(path, (end, end))
+    table, span = stage_table(read_benchmarks(tmp_path))
+    rows = table.set_index("rule")
+    assert list(table["rule"]) == ["train_ddpm", "sample_baseline"]  # slowest first
+    assert rows.loc["sample_baseline", "jobs"] == 2 and rows.loc["sample_baseline", "wall_s"] == 90.0
+    assert rows.loc["sample_baseline", "longest_job_s"] == 50.0 and rows.loc["sample_baseline", "cpu_s"] == 160.0
+    assert rows.loc["sample_baseline", "max_rss_mb"] == 350.0
+    assert span == 1160.0 - (1100.0 - 100.0)  # first start 1000, last end 1160
+
+
+def test_stage_costs_without_benchmarks_say_what_to_run(tmp_path):
+    from lowdensity.stage_costs import read_benchmarks
+
+    with pytest.raises(FileNotFoundError, match="run the pipeline first"):
+        read_benchmarks(tmp_path)

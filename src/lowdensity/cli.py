@@ -125,7 +125,8 @@ def cmd_fig4b_fidelity(a):
         key, path = item.split("=", 1)
         space, beta = key.rsplit(":", 1)
         cells.setdefault(space, {})[float(beta)] = path
-    fig4b_fidelity(_params(a.params), references, cells, a.out)
+    neighbours = dict(item.split("=", 1) for item in a.neighbours)
+    fig4b_fidelity(_params(a.params), references, neighbours, cells, a.out, a.device)
 
 
 def cmd_discriminator_ablation(a):
@@ -143,14 +144,20 @@ def cmd_extract_features(a):
 def cmd_reference_neighbours(a):
     from .evaluation import reference_neighbours
 
-    reference_neighbours(_params(a.params), a.reference, a.out)
+    reference_neighbours(_params(a.params), a.reference, a.out, a.device)
 
 
 def cmd_density_metrics(a):
     from .evaluation import set_density_metrics
 
     set_density_metrics(_params(a.params), a.extractor, a.reference, a.neighbours, a.set, a.features, a.metrics_csv,
-                        a.summary_csv)
+                        a.summary_csv, a.device)
+
+
+def cmd_stage_costs(a):
+    from .stage_costs import stage_costs
+
+    print(stage_costs(a.benchmarks, a.out, a.markdown), end="")
 
 
 def cmd_collect_metrics(a):
@@ -162,7 +169,7 @@ def cmd_collect_metrics(a):
 def cmd_memorization(a):
     from .evaluation import memorization
 
-    memorization(_params(a.params), a.reference, a.guided, a.real, a.summary, a.pairs, a.neighbours)
+    memorization(_params(a.params), a.reference, a.guided, a.real, a.summary, a.pairs, a.neighbours, a.device)
 
 
 def cmd_eval_figure(a):
@@ -213,7 +220,7 @@ def cmd_fidelity_steps(a):
         key, path = item.split("=", 1)
         sampler, steps = key.rsplit("_", 1)
         sets[(sampler, int(steps))] = path
-    fidelity_vs_steps(_params(a.params), a.reference, sets, a.out)
+    fidelity_vs_steps(_params(a.params), a.reference, a.neighbours, sets, a.out, a.device)
     figures.figA7_steps(a.out, a.figure, a.figure_csv)
 
 
@@ -293,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fig4b-fidelity", help="improved precision and PRD of figure 4b's cells, with bootstrap intervals")
     p.add_argument("--params", required=True)
     p.add_argument("--reference", required=True, nargs="+", metavar="SPACE=FEATURES")
+    p.add_argument("--neighbours", required=True, nargs="+", metavar="SPACE=NEIGHBOURS", help="each reference's own neighbours")
     p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto", help="where the ball tests run (auto: CUDA when present)")
     p.add_argument("cells", nargs="+", metavar="SPACE:BETA=FEATURES")
     p.set_defaults(func=cmd_fig4b_fidelity)
 
@@ -366,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", required=True, help='{"lof_k": ..., "precision_k": ...} of the evaluation section as JSON')
     p.add_argument("--reference", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto", help="where the search runs (auto: CUDA when present)")
     p.set_defaults(func=cmd_reference_neighbours)
 
     p = sub.add_parser("density-metrics", help="hardness, AvgkNN, LOF, precision/recall of one set in one space")
@@ -377,7 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="the set's features")
     p.add_argument("--metrics-csv", required=True)
     p.add_argument("--summary-csv", required=True)
+    p.add_argument("--device", default="auto", help="where the searches run (auto: CUDA when present)")
     p.set_defaults(func=cmd_density_metrics)
+
+    p = sub.add_parser("stage-costs", help="wall-clock, CPU time and peak memory per stage of a run (from its benchmark files)")
+    p.add_argument("--benchmarks", default="results/benchmarks", help="the folder the rules' benchmark: files are in")
+    p.add_argument("--out", default="results/stage_costs.csv")
+    p.add_argument("--markdown", default="results/stage_costs.md")
+    p.set_defaults(func=cmd_stage_costs)
 
     p = sub.add_parser("collect-metrics", help="one space's per-set metrics as one per-image table and one per-set table")
     p.add_argument("--metrics", nargs="+", required=True, help="the sets' per-image metrics")
@@ -394,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True)
     p.add_argument("--pairs", required=True)
     p.add_argument("--neighbours", required=True)
+    p.add_argument("--device", default="auto", help="where the searches run (auto: CUDA when present)")
     p.set_defaults(func=cmd_memorization)
 
     _training_parser(sub, "train-gan", "train the BigGAN-style GAN baseline (resumes from --checkpoint)",
@@ -447,10 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fidelity-steps", help="precision per number of DDIM steps, and figure A.7")
     p.add_argument("--params", required=True, help='{"precision_k": k} as JSON')
     p.add_argument("--reference", required=True)
+    p.add_argument("--neighbours", required=True, help="the reference's own neighbours (reference-neighbours)")
     p.add_argument("--out", required=True)
     p.add_argument("--figure", required=True)
     p.add_argument("--figure-csv", required=True)
-    p.add_argument("sets", nargs="+", help="SAMPLER_STEPS=FEATURES.npz")
+    p.add_argument("--device", default="auto", help="where the ball tests run (auto: CUDA when present)")
+    p.add_argument("sets", nargs="+", help="SAMPLER_STEPS=FEATURES.npy")
     p.set_defaults(func=cmd_fidelity_steps)
 
     p = sub.add_parser("fidelity", help="FID and precision/recall via torch-fidelity in one evaluation space")

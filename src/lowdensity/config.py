@@ -102,6 +102,10 @@ def related_key_problems(config: dict) -> list[str]:
     if precision:
         check(precision["k"] < min(precision["num_real"], cell_samples or precision["num_real"]), "guidance.precision.k",
               f"{precision['k']} must be below guidance.precision.num_real and guidance.cell_samples")
+    if precision and evaluation:
+        searched = max(evaluation["lof_k"], evaluation["precision_k"])
+        check(precision["k"] <= searched, "guidance.precision.k", f"{precision['k']} exceeds the {searched} neighbours the "
+              "reference search keeps (max of evaluation.lof_k and evaluation.precision_k), which figure 4b's balls use")
     for i, spec in enumerate(evaluation.get("extractors", [])):
         if spec.get("weights"):
             check(Path(spec["weights"]).is_file(), f"evaluation.extractors[{i}].weights",

@@ -31,7 +31,7 @@ class LocalOutlierFactor:
     def __init__(self, references: np.ndarray, k: int = 20, neighbours: tuple[np.ndarray, np.ndarray] | None = None, **knn_kwargs):
         """`neighbours`: the references' own k' ≥ k nearest other references (distances,
         indices), if already computed; their first k columns are used."""
-        self.references = np.asarray(references, dtype=np.float64)
+        self.references = references
         self.k = k
         self.knn_kwargs = knn_kwargs
         if neighbours is None:
@@ -53,13 +53,16 @@ class LocalOutlierFactor:
         return (self.lrd[idx] / self._lrd(dist, idx)[:, None]).mean(axis=1)
 
 
-def closest_pairs(queries: np.ndarray, references: np.ndarray, top: int, block: int = 4096,
-                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def closest_pairs(queries: np.ndarray, references: np.ndarray, top: int, block: int | None = None,
+                  device: str | torch.device = "cpu", neighbours: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The `top` query–reference pairs with the smallest distance over all pairs, ascending:
     (distances, query indices, reference indices). Each query's nearest neighbours are a
-    superset of its share of the global top, so the search is a per-query top-k merged."""
+    superset of its share of the global top, so the search is a per-query top-k merged.
+    `neighbours`: the queries' k' ≥ min(top, N) nearest references, if already searched."""
     k = min(top, len(references))
-    dist, idx = knn(queries, references, k, block=block, device=device)
+    dist, idx = neighbours if neighbours is not None else knn(queries, references, k, block=block, device=device)
+    dist, idx = dist[:, :k], idx[:, :k]
     flat = np.argsort(dist, axis=None, kind="stable")[:top]
     q, j = np.unravel_index(flat, dist.shape)
     return dist[q, j], q, idx[q, j]

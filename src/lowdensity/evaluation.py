@@ -18,8 +18,8 @@ from .data import image_shape, load_split, read_sample_set, stratified_subset
 from .ddpm import select_device
 from .density import LocalOutlierFactor, avg_knn, closest_pairs
 from .gaussians import ClassGaussians
-from .io import atomic_savez, atomic_to_csv, read_npz
-from .knn import improved_precision_recall, knn, knn_radii
+from .io import ArtifactError, atomic_save_npy, atomic_savez, atomic_to_csv, read_npy, read_npz, rebuild_hint
+from .knn import improved_precision_recall, knn
 
 
 def load_image_set(set_name: str, path: str, num_reference: int | None,
@@ -55,48 +55,70 @@ def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path:
 
         spec = next(e for e in eval_cfg["extractors"] if e["name"] == extractor)
         feats = load_extractor(spec, dev)(images)
-    atomic_savez(out_path, features=feats.astype(np.float32), labels=labels)
+    save_features(out_path, feats, labels)
 
 
-def _load_features(path: str) -> dict:
-    return read_npz(path, ("features", "labels"))
+def labels_path(features_path: str) -> str:
+    """The labels beside a features file: `{set}.npy` → `{set}.labels.npy`."""
+    return str(features_path)[:-len(".npy")] + ".labels.npy"
 
 
-def reference_neighbours(eval_cfg: dict, reference_path: str, out_path: str) -> None:
+def save_features(path: str, features: np.ndarray, labels: np.ndarray) -> None:
+    """Features as float32 .npy (memory-mappable) and their labels beside them."""
+    atomic_save_npy(labels_path(path), np.asarray(labels, dtype=np.int64))
+    atomic_save_npy(path, np.asarray(features, dtype=np.float32))
+
+
+def load_features(path: str) -> dict:
+    """A set's features, memory-mapped (rows are read when a search uses them), and its labels."""
+    features, labels = read_npy(path, mmap=True), read_npy(labels_path(path), made_by="extract_features")
+    if features.dtype != np.float32 or features.ndim != 2 or len(features) != len(labels):
+        raise ArtifactError(f"{path}: features {features.dtype} {features.shape} with {len(labels)} labels; expected float32 "
+                            f"(N, D) with N labels: {rebuild_hint(path)}")
+    return {"features": features, "labels": labels}
+
+
+def reference_neighbours(eval_cfg: dict, reference_path: str, out_path: str, device: str = "auto") -> None:
     """The reference's own k nearest other references (k = max(lof_k, precision_k)): LOF's
-    k-distances and lrd and the precision balls of every set's metrics, searched once."""
-    ref = _load_features(reference_path)
+    k-distances and lrd and the precision balls of every set's metrics, searched once on `device`."""
+    ref = load_features(reference_path)
     k = max(eval_cfg["lof_k"], eval_cfg["precision_k"])
-    distances, indices = knn(ref["features"], ref["features"], k, exclude_self=True)
+    distances, indices = knn(ref["features"], ref["features"], k, exclude_self=True, device=select_device(device))
     atomic_savez(out_path, distances=distances, indices=indices, k=k)
 
 
+def load_reference_neighbours(path: str, reference: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's own neighbours (`reference_neighbours`), checked against the reference and k."""
+    neighbours = read_npz(path, ("distances", "indices"))
+    if neighbours["distances"].shape[0] != len(reference["labels"]) or neighbours["distances"].shape[1] < k:
+        raise ArtifactError(f"{path} holds {neighbours['distances'].shape} neighbours, not {len(reference['labels'])} × ≥ {k}: "
+                            f"it does not match the reference features and the configured k; {rebuild_hint(path)}")
+    return neighbours["distances"], neighbours["indices"]
+
+
 def set_density_metrics(eval_cfg: dict, extractor: str, reference_path: str, neighbours_path: str, set_name: str,
-                        set_path: str, metrics_csv: str, summary_csv: str) -> None:
+                        set_path: str, metrics_csv: str, summary_csv: str, device: str = "auto") -> None:
     """One image set in one space. Per image: hardness (class Gaussians fitted on the reference
     features, Eq. 3), AvgkNN (k = knn_k) and LOF (k = lof_k) against the reference; for the set:
     improved precision and recall (k = precision_k) and the medians. The reference side (its own
     neighbours) comes from `reference_neighbours`, so each set is one independent job."""
-    ref = _load_features(reference_path)
-    neighbours = read_npz(neighbours_path, ("distances", "indices"))
-    own = neighbours["distances"], neighbours["indices"]
-    if own[0].shape[0] != len(ref["labels"]) or own[0].shape[1] < max(eval_cfg["lof_k"], eval_cfg["precision_k"]):
-        raise ValueError(f"{neighbours_path} does not match {reference_path} and the configured k: rebuild it "
-                         "(snakemake --forcerun reference_neighbours)")
+    dev = select_device(device)
+    ref = load_features(reference_path)
+    own = load_reference_neighbours(neighbours_path, ref, max(eval_cfg["lof_k"], eval_cfg["precision_k"]))
     classes = int(ref["labels"].max()) + 1
     gaussians, _ = ClassGaussians.fit(ref["features"], ref["labels"], classes, "ledoit_wolf")
     lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"], neighbours=own)
     radii = own[0][:, eval_cfg["precision_k"] - 1]
-    data = _load_features(set_path)
-    near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]))  # one search, both metrics
+    data = load_features(set_path)
+    near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]), device=dev)  # one search, both metrics
     values = {
-        "hardness": gaussians.hardness_of_label(torch.from_numpy(data["features"]), torch.from_numpy(data["labels"])).numpy(),
+        "hardness": gaussians.hardness_of_label(torch.from_numpy(np.array(data["features"])), torch.from_numpy(data["labels"])).numpy(),
         "avgknn": avg_knn(data["features"], ref["features"], k=eval_cfg["knn_k"], neighbours=near),
         "lof": lof.score(data["features"], neighbours=near),
     }
     rows = [pd.DataFrame({"set": set_name, "index": np.arange(len(v)), "label": data["labels"], "extractor": extractor,
                           "metric": metric, "value": v}) for metric, v in values.items()]
-    pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
+    pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii, device=dev)
     summary = {"set": set_name, "extractor": extractor, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"]),
                "num_reference": len(ref["labels"]), **{f"median_{m}": float(np.median(v)) for m, v in values.items()}}
     atomic_to_csv(pd.concat(rows, ignore_index=True), metrics_csv)
@@ -116,22 +138,25 @@ def collect_metrics(metrics_paths: list[str], summary_paths: list[str], metrics_
 
 
 def memorization(eval_cfg: dict, reference_path: str, guided_path: str, real_path: str, summary_csv: str,
-                 pairs_csv: str, neighbours_csv: str) -> None:
+                 pairs_csv: str, neighbours_csv: str, device: str = "auto") -> None:
     """Section 5: nearest-neighbour distance from every guided sample and every held-out real
     image to the training reference (means in `summary_csv`); the globally closest
     guided–training pairs; each guided sample's `neighbours` nearest training images with
     their labels, and the fraction whose nearest neighbour carries another label."""
     cfg = eval_cfg["memorization"]
-    ref, guided, real = (_load_features(p) for p in (reference_path, guided_path, real_path))
-    d_guided, idx = knn(guided["features"], ref["features"], cfg["neighbours"])
-    d_real, idx_real = knn(real["features"], ref["features"], 1)
+    dev = select_device(device)
+    ref, guided, real = (load_features(p) for p in (reference_path, guided_path, real_path))
+    d_guided, idx = knn(guided["features"], ref["features"], min(max(cfg["neighbours"], cfg["top_pairs"]), len(ref["labels"])),
+                        device=dev)
+    d_real, idx_real = knn(real["features"], ref["features"], 1, device=dev)
     summary = []
     for name, dist, nearest, labels in [("guided", d_guided[:, 0], idx[:, 0], guided["labels"]),
                                         ("real", d_real[:, 0], idx_real[:, 0], real["labels"])]:
         summary.append({"set": name, "mean_nn_distance": float(dist.mean()), "median_nn_distance": float(np.median(dist)),
                         "fraction_nn_other_label": float((ref["labels"][nearest] != labels).mean()), "n": len(dist)})
     atomic_to_csv(pd.DataFrame(summary), summary_csv)
-    dist, qi, ri = closest_pairs(guided["features"], ref["features"], cfg["top_pairs"])
+    dist, qi, ri = closest_pairs(guided["features"], ref["features"], cfg["top_pairs"], neighbours=(d_guided, idx))
+    d_guided, idx = d_guided[:, :cfg["neighbours"]], idx[:, :cfg["neighbours"]]
     atomic_to_csv(pd.DataFrame({"rank": np.arange(len(dist)), "distance": dist, "guided_index": qi, "reference_index": ri,
                                 "guided_label": guided["labels"][qi], "reference_label": ref["labels"][ri]}), pairs_csv)
     atomic_to_csv(pd.DataFrame({
@@ -140,14 +165,16 @@ def memorization(eval_cfg: dict, reference_path: str, guided_path: str, real_pat
         "reference_label": ref["labels"][idx].ravel()}), neighbours_csv)
 
 
-def fidelity_vs_steps(eval_cfg: dict, reference_path: str, set_paths: dict[tuple[str, int], str], out_csv: str) -> None:
+def fidelity_vs_steps(eval_cfg: dict, reference_path: str, neighbours_path: str, set_paths: dict[tuple[str, int], str],
+                      out_csv: str, device: str = "auto") -> None:
     """Appendix A.7: improved precision (and recall) of baseline and guided DDIM samples for each
-    number of sampling steps, against the training reference."""
-    ref = _load_features(reference_path)
-    radii = knn_radii(ref["features"], eval_cfg["precision_k"])
+    number of sampling steps, against the training reference (its balls from `reference_neighbours`)."""
+    dev = select_device(device)
+    ref = load_features(reference_path)
+    radii = load_reference_neighbours(neighbours_path, ref, eval_cfg["precision_k"])[0][:, eval_cfg["precision_k"] - 1]
     rows = []
     for (sampler, steps), path in sorted(set_paths.items()):
-        data = _load_features(path)
-        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii)
+        data = load_features(path)
+        pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii, device=dev)
         rows.append({"sampler": sampler, "steps": steps, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"])})
     atomic_to_csv(pd.DataFrame(rows), out_csv)

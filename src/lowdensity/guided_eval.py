@@ -75,7 +75,7 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, prd_cfg: dict, bootstrap: int, level: float,
-                            seed: int, reference_radii: np.ndarray | None = None) -> list[dict]:
+                            seed: int, reference_radii: np.ndarray | None = None, device: str | torch.device = "cpu") -> list[dict]:
     """Improved precision (Kynkäänniemi et al., k-NN balls of the reference) and PRD's F_1/8
     (precision) and F_8 (recall) (Sajjadi et al.) of `samples` against `reference` features,
     each with a percentile bootstrap interval over resampled samples: the precision's from
@@ -84,8 +84,8 @@ def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, 
     from .prd import max_f_beta, one_clustering, prd
 
     if reference_radii is None:
-        reference_radii = knn_radii(reference, k)
-    inside = inside_balls(reference, reference_radii, samples)
+        reference_radii = knn_radii(reference, k, device=device)
+    inside = inside_balls(reference, reference_radii, samples, device=device)
     rng = np.random.default_rng(seed)
     boot_precision = [inside[rng.integers(0, len(inside), len(inside))].mean() for _ in range(bootstrap)]
     curve = prd(samples, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], prd_cfg["num_runs"], seed)
@@ -101,18 +101,22 @@ def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, 
     return [{**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level} for row in rows]
 
 
-def fig4b_fidelity(params: dict, references: dict[str, str], cells: dict[str, dict[float, str]], out_csv: str) -> None:
+def fig4b_fidelity(params: dict, references: dict[str, str], neighbours: dict[str, str], cells: dict[str, dict[float, str]],
+                   out_csv: str, device: str = "auto") -> None:
     """Fidelity of figure 4b's cells (α fixed, β varied) in every feature space: `references`
-    maps a space to its reference features, `cells` a space to {β: the cell's features}."""
-    from .evaluation import _load_features
+    maps a space to its reference features, `neighbours` to the reference's own neighbours
+    (`reference_neighbours`, for the balls), `cells` a space to {β: the cell's features}."""
+    from .evaluation import load_features, load_reference_neighbours
 
+    dev = select_device(device)
     rows = []
+    k = params["precision_k"]
     for space, reference_path in references.items():
-        reference = _load_features(reference_path)["features"]
-        radii = knn_radii(reference, params["precision_k"])
+        reference = load_features(reference_path)
+        radii = load_reference_neighbours(neighbours[space], reference, k)[0][:, k - 1]
         for beta, path in sorted(cells[space].items()):
-            samples = _load_features(path)["features"]
-            for row in fidelity_with_intervals(reference, samples, params["precision_k"], params["prd"], params["bootstrap"],
-                                               params["level"], params["seed"], radii):
+            samples = np.array(load_features(path)["features"])
+            for row in fidelity_with_intervals(reference["features"], samples, k, params["prd"], params["bootstrap"],
+                                               params["level"], params["seed"], radii, dev):
                 rows.append({"space": space, "alpha": params["alpha"], "beta": beta, **row})
     atomic_to_csv(pd.DataFrame(rows), out_csv)

@@ -46,7 +46,7 @@ PRODUCERS = [
     (r"results/samples/ddim/guided_\d+\.npz$", "sample_ddim_guided"),
     (r"results/samples/cells/[^/]+\.npz$", "sample_cell"),
     (r"results/samples/[^/]+\.npz$", "gather_samples"),
-    (r"results/features/[^/]+/[^/]+\.npz$", "extract_features"),
+    (r"results/features/[^/]+/[^/]+\.npy$", "extract_features"),
     (r"results/metrics/[^/]+/reference_neighbours\.npz$", "reference_neighbours"),
     (r"results/ddpm/(model|checkpoint)\.pt$", "train_ddpm"),
     (r"results/classifier/(model|checkpoint)\.pt$", "train_classifier"),
@@ -120,9 +120,57 @@ def _write_failure(err: BaseException, folder: Path) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def mmap_npz_member(path: str | os.PathLike, key: str, made_by: str | None = None) -> np.ndarray:
+    """Array `key` of an .npz written by `np.savez` (members stored uncompressed), memory-mapped
+    read-only in place: its rows are read from disk when used, so a split larger than memory
+    can be read in chunks. The file format is the ordinary .npz (np.load reads it whole)."""
+    hint = rebuild_hint(path, made_by)
+    if not Path(path).exists():
+        raise MissingArtifactError(f"{path} not found: {hint}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(f"{key}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"member {key}.npy is compressed")
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra-field lengths at bytes 26–29
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError("bad local header")
+            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    except KeyError:
+        raise ArtifactError(f"{path} has no array {key!r}: {hint}") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
+                            f"is damaged or truncated; {hint}") from None
+
+
 def atomic_savez(path, **arrays) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+def atomic_save_npy(path, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
+
+
+def read_npy(path: str | os.PathLike, mmap: bool = False, made_by: str | None = None) -> np.ndarray:
+    """An .npy array, memory-mapped read-only when `mmap` (its rows are read when used), or an
+    ArtifactError naming the file and how to rebuild it."""
+    hint = rebuild_hint(path, made_by)
+    if not Path(path).exists():
+        raise MissingArtifactError(f"{path} not found: {hint}")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (EOFError, ValueError, OSError) as err:
+        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
+                            f"is damaged or truncated; {hint}") from None
 
 
 def atomic_torch_save(obj, path) -> None:

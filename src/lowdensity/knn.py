@@ -1,4 +1,4 @@
-"""Exact k-nearest-neighbour search in blocks, and improved precision/recall.
+"""Exact k-nearest-neighbour search in blocks, and improved precision/recall, on any device.
 
 Distances are Euclidean. The search runs in two passes so that it is both fast and exact:
 
@@ -11,14 +11,58 @@ Distances are Euclidean. The search runs in two passes so that it is both fast a
    reference outside the candidates can then be nearer. Uncertified rows (near-duplicates,
    ties at the boundary) are searched again over all references with float64 differences,
    so the answer equals brute force with ties broken by the lower reference index.
+
+Memory: the inputs stay where they are (a NumPy array or a memory map); the device holds one
+float32 copy of each side, and float64 only for the rows being re-ranked (the gathered
+candidates, or one reference block at a time), never a float64 copy of the whole reference.
+On CUDA the block side follows the free device memory (`block=None`).
+
+Precision/recall (Kynkäänniemi et al. 2019) reuse the same blocked search: a point p lies in
+some ball B(s_j, ρ_j) iff d(p, s_j) ≤ ρ_j for some j, iff min_j (‖p − s_j‖² − ρ_j²) ≤ 0 — the
+power of p with respect to the spheres. That is a one-nearest-neighbour search under the power
+distance, whose float32 GEMM form ‖p‖² + (‖s_j‖² − ρ_j²) − 2 p·s_j differs from the k-NN
+candidates only by the per-reference offset −ρ_j². A point is certified inside (outside) when its
+smallest float32 power plus (minus) its rounding bound is still ≤ 0 (> 0); the rest are decided
+with float64 differences over all balls.
 """
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 import torch
 
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+CPU_BLOCK = 4096
+
+
+def default_block(device: torch.device) -> int:
+    """Rows per block: 4096 on the CPU; on CUDA the side of a float32 block whose distance matrix
+    and its top-k workspace fill about an eighth of the free memory (at least 1024)."""
+    if device.type != "cuda":
+        return CPU_BLOCK
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1024, min(65536, int(math.sqrt(free / 8 / 4 / 3))))
+
+
+def _float32(points, device: torch.device) -> torch.Tensor:
+    """A float32 copy on `device`; on the CPU, float32 input (a memory map included) is used in
+    place, read-only (the searches never write to it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(points, dtype=np.float32)).to(device)
+
+
+def _squared_norms64(points: torch.Tensor, block: int) -> torch.Tensor:
+    """‖x‖² of every row in float64, a block at a time."""
+    return torch.cat([points[s:s + block].double().square().sum(1) for s in range(0, len(points), block)])
+
+
+def _rows64(points, rows, device: torch.device) -> torch.Tensor:
+    """Rows of the original input (any float dtype, possibly memory-mapped) in float64 on `device`."""
+    return torch.as_tensor(np.asarray(points[rows], dtype=np.float64)).to(device)
 
 
 def _block_smallest(d2: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,27 +81,27 @@ def _block_smallest(d2: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.
     return d2.gather(1, pos), idx.gather(1, pos)
 
 
-def _exact_float64(q: torch.Tensor, r: torch.Tensor, k: int, own: torch.Tensor | None, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _exact_float64(q: torch.Tensor, references, k: int, own: torch.Tensor | None, block: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances and indices of the k nearest references from float64 differences ‖a − b‖
-    (no cancellation), exact ties. `own[i]`: the reference index query i must skip."""
-    out_d, out_i = [], []
-    for qs in range(0, len(q), block):
-        qb = q[qs:qs + block]
-        best_d = torch.full((len(qb), k), float("inf"), dtype=torch.float64, device=q.device)
-        best_i = torch.full((len(qb), k), -1, dtype=torch.long, device=q.device)
-        for rs in range(0, len(r), block):
-            d = torch.cdist(qb, r[rs:rs + block], compute_mode="donot_use_mm_for_euclid_dist")
-            idx = torch.arange(rs, rs + d.shape[1], device=q.device).expand_as(d)
+    (no cancellation), exact ties; one float64 reference block at a time. `own[i]`: the
+    reference index query i must skip."""
+    n_ref = len(references)
+    best_d = torch.full((len(q), k), float("inf"), dtype=torch.float64, device=device)
+    best_i = torch.full((len(q), k), -1, dtype=torch.long, device=device)
+    for rs in range(0, n_ref, block):
+        r = _rows64(references, slice(rs, rs + block), device)
+        for qs in range(0, len(q), block):
+            d = torch.cdist(q[qs:qs + block], r, compute_mode="donot_use_mm_for_euclid_dist")
+            idx = torch.arange(rs, rs + d.shape[1], device=device).expand_as(d)
             if own is not None:
                 d = d.masked_fill(own[qs:qs + block, None] == idx, float("inf"))
             new_d, new_i = _block_smallest(d, idx, min(k, d.shape[1]))
             # stable sort of the 2k candidates: earlier blocks (lower indices) win ties
-            cand_d, cand_i = torch.cat([best_d, new_d], 1), torch.cat([best_i, new_i], 1)
+            cand_d, cand_i = torch.cat([best_d[qs:qs + block], new_d], 1), torch.cat([best_i[qs:qs + block], new_i], 1)
             order = torch.sort(cand_d, dim=1, stable=True).indices[:, :k]
-            best_d, best_i = cand_d.gather(1, order), cand_i.gather(1, order)
-        out_d.append(best_d)
-        out_i.append(best_i)
-    return torch.cat(out_d), torch.cat(out_i)
+            best_d[qs:qs + block], best_i[qs:qs + block] = cand_d.gather(1, order), cand_i.gather(1, order)
+    return best_d, best_i
 
 
 def _merge_candidates(best_d, best_i, new_d, new_i, m):
@@ -65,12 +109,16 @@ def _merge_candidates(best_d, best_i, new_d, new_i, m):
     return vals, torch.cat([best_i, new_i], 1).gather(1, pos)
 
 
-def _float32_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: bool, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """float32 squared distances and indices of m candidate neighbours of every query."""
+def _float32_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: bool, block: int,
+                        offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 squared distances (plus the per-reference `offsets`, if any) and indices of the m
+    smallest references of every query."""
     n, dev = len(q), q.device
     best_d = torch.full((n, m), float("inf"), device=dev)
     best_i = torch.zeros((n, m), dtype=torch.long, device=dev)
     q_sq, r_sq = (q**2).sum(1), (r**2).sum(1)
+    if offsets is not None:
+        r_sq = r_sq + offsets
     for qs in range(0, n, block):
         qe = min(qs + block, n)
         for rs in range(qs if self_search else 0, len(r), block):
@@ -87,66 +135,102 @@ def _float32_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: b
     return best_d, best_i
 
 
-def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool = False, block: int = 4096,
+def _rounding_bound(q_sq64: torch.Tensor, r_sq64_max: torch.Tensor, dim: int) -> torch.Tensor:
+    """Bound on the float32 error of ‖a‖² + ‖b‖² − 2ab (inputs rounded to float32 included)."""
+    return 2 * (dim + 2) * FLOAT32_UNIT_ROUNDOFF * (q_sq64 + r_sq64_max)
+
+
+def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool = False, block: int | None = None,
         device: str | torch.device = "cpu", margin: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Distances (sorted ascending) and indices of the k nearest references of every query,
-    equal to a float64 brute-force search (ties: lower reference index first).
+    equal to a float64 brute-force search (ties: lower reference index first), computed on
+    `device` in blocks of `block` rows (None: 4096 on the CPU, from free memory on CUDA).
 
     With `exclude_self`, queries are the references themselves and each point's own entry is
     skipped (its k nearest *other* points). `margin`: extra float32 candidates per row."""
-    q64 = torch.as_tensor(np.asarray(queries), dtype=torch.float64, device=device)
-    r64 = torch.as_tensor(np.asarray(references), dtype=torch.float64, device=device)
-    available = len(r64) - int(exclude_self)
+    device = torch.device(device)
+    block = block or default_block(device)
+    available = len(references) - int(exclude_self)
     if k > available:
         raise ValueError(f"k = {k} exceeds the {available} available references")
-    if exclude_self and len(q64) != len(r64):
+    if exclude_self and len(queries) != len(references):
         raise ValueError("exclude_self searches a set against itself: queries and references must be the same points")
     m = min(k + margin, available)
-    cand_f32, cand = _float32_candidates(q64.float(), r64.float(), m, exclude_self, block)
+    r32 = _float32(references, device)
+    q32 = r32 if exclude_self else _float32(queries, device)
+    cand_f32, cand = _float32_candidates(q32, r32, m, exclude_self, block)
     # exact distances of the candidates, ordered by (distance, index)
     cand = torch.sort(cand, dim=1).values
-    rows = max(1, 2**21 // (m * q64.shape[1]))  # differences of ≤ 16 MB at a time
-    exact = torch.cat([(q64[s:s + rows, None] - r64[cand[s:s + rows]]).square_().sum(-1).sqrt_()
-                       for s in range(0, len(q64), rows)])
+    dim = r32.shape[1]
+    rows = max(1, (2**25 if device.type == "cuda" else 2**21) // (m * dim))  # float64 differences: ≤ 16 MB (CPU), 256 MB (CUDA)
+    exact = torch.cat([
+        (_rows64(queries, slice(s, s + rows), device)[:, None] - _rows64(references, cand[s:s + rows].cpu().numpy(), device))
+        .square_().sum(-1).sqrt_() for s in range(0, len(q32), rows)])
     order = torch.sort(exact, dim=1, stable=True).indices[:, :k]
     best_d, best_i = exact.gather(1, order), cand.gather(1, order)
     if m < available:
-        bound = 2 * (q64.shape[1] + 2) * FLOAT32_UNIT_ROUNDOFF * ((q64**2).sum(1) + (r64**2).sum(1).max())
+        bound = _rounding_bound(_squared_norms64(q32, block), _squared_norms64(r32, block).max(), dim)
         # a small relative slack covers the float64 rounding of the exact distances
         unsure = cand_f32.max(1).values.double() - bound <= best_d[:, -1]**2 * (1 + 1e-9)
         if unsure.any():
-            own = torch.nonzero(unsure).ravel() if exclude_self else None
-            best_d[unsure], best_i[unsure] = _exact_float64(q64[unsure], r64, k, own, block)
+            rows_unsure = torch.nonzero(unsure).ravel()
+            own = rows_unsure if exclude_self else None
+            best_d[unsure], best_i[unsure] = _exact_float64(_rows64(queries, rows_unsure.cpu().numpy(), device), references, k,
+                                                            own, block, device)
     return best_d.cpu().numpy(), best_i.cpu().numpy()
 
 
-def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
+def knn_radii(points: np.ndarray, k: int, **knn_kwargs) -> np.ndarray:
     """Distance of every point to its k-th nearest other point (the k-NN ball radius)."""
-    return knn(points, points, k, exclude_self=True)[0][:, -1]
+    return knn(points, points, k, exclude_self=True, **knn_kwargs)[0][:, -1]
 
 
-def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> np.ndarray:
-    """For each of `points`: is it inside at least one support point's ball (radius `radii`)?"""
-    s = torch.as_tensor(np.asarray(support), dtype=torch.float64)
-    rad = torch.as_tensor(np.asarray(radii), dtype=torch.float64)
-    p = torch.as_tensor(np.asarray(points), dtype=torch.float64)
-    inside = np.zeros(len(p), dtype=bool)
-    for start in range(0, len(p), block):
-        d = torch.cdist(p[start:start + block], s)
-        inside[start:start + block] = (d <= rad[None]).any(1).numpy()
-    return inside
+def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int | None = None,
+                 device: str | torch.device = "cpu") -> np.ndarray:
+    """For each of `points`: is it inside at least one support point's ball (radius `radii`)?
+    The smallest power ‖p − s_j‖² − ρ_j² of each point, certified or decided exactly (module
+    docstring): equal to testing ‖p − s_j‖ ≤ ρ_j for every j in float64."""
+    device = torch.device(device)
+    block = block or default_block(device)
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    s32, p32 = _float32(support, device), _float32(points, device)
+    rho64 = torch.as_tensor(np.asarray(radii, dtype=np.float64), device=device)
+    power_f32, _ = _float32_candidates(p32, s32, 1, False, block, offsets=-(rho64**2).float())
+    power_f32 = power_f32[:, 0].double()
+    # float32 rounding of the distance part, and of −ρ² (rounded to float32 and added to ‖s‖²)
+    s_sq_max = _squared_norms64(s32, block).max()
+    bound = (_rounding_bound(_squared_norms64(p32, block), s_sq_max, s32.shape[1])
+             + 4 * FLOAT32_UNIT_ROUNDOFF * ((rho64**2).max() + s_sq_max))
+    inside = power_f32 + bound <= 0
+    unsure = ~inside & (power_f32 - bound <= 0)
+    rows = torch.nonzero(unsure).ravel()
+    if len(rows):
+        p64 = _rows64(points, rows.cpu().numpy(), device)
+        found = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        for ss in range(0, len(s32), block):
+            s64 = _rows64(support, slice(ss, ss + block), device)
+            for ps in range(0, len(rows), block):
+                d = torch.cdist(p64[ps:ps + block], s64, compute_mode="donot_use_mm_for_euclid_dist")
+                found[ps:ps + block] |= (d <= rho64[None, ss:ss + block]).any(1)
+        inside[rows] = found
+    return inside.cpu().numpy()
 
 
-def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int = 2048) -> float:
+def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int | None = None,
+             device: str | torch.device = "cpu") -> float:
     """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
-    inside = inside_balls(support, radii, points, block)
+    inside = inside_balls(support, radii, points, block, device)
     return float(inside.mean()) if len(inside) else float("nan")
 
 
-def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, real_radii: np.ndarray | None = None) -> dict:
+def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, real_radii: np.ndarray | None = None,
+                              device: str | torch.device = "cpu", block: int | None = None) -> dict:
     """Kynkäänniemi et al. (2019): precision = fraction of fake points inside some real point's
     k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically.
     `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set."""
+    search = {"device": device, "block": block}
     if real_radii is None:
-        real_radii = knn_radii(real, k)
-    return {"precision": coverage(real, real_radii, fake), "recall": coverage(fake, knn_radii(fake, k), real)}
+        real_radii = knn_radii(real, k, **search)
+    return {"precision": coverage(real, real_radii, fake, **search),
+            "recall": coverage(fake, knn_radii(fake, k, **search), real, **search)}

@@ -125,7 +125,7 @@ def named_inputs(names, key):
 
 
 def features(extractor, set_name):
-    return f"results/features/{extractor}/{set_name}.npz"
+    return f"results/features/{extractor}/{set_name}.npy"
 
 
 def set_metrics(extractor, set_name, kind=""):

@@ -3,7 +3,8 @@ rule extract_features:
     input:
         unpack(feature_inputs),
     output:
-        "results/features/{extractor}/{set}.npz",
+        features="results/features/{extractor}/{set}.npy",
+        labels="results/features/{extractor}/{set}.labels.npy",
     params:
         cfg=evaluation_keys("extractors", "num_reference"),
         classifier=lambda wildcards, input: f"--classifier {input.classifier}" if "classifier" in input.keys() else "",
@@ -20,7 +21,7 @@ rule extract_features:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity extract-features --params {params.cfg:q} --extractor {wildcards.extractor} --set {wildcards.set}"
-        " --images {input.images} --data {input.data} {params.classifier} --out {output} --device {params.device} 2> {log}"
+        " --images {input.images} --data {input.data} {params.classifier} --out {output.features} --device {params.device} 2> {log}"
 
 
 rule reference_neighbours:
@@ -32,6 +33,7 @@ rule reference_neighbours:
         "results/metrics/{extractor}/reference_neighbours.npz",
     params:
         cfg=evaluation_keys("lof_k", "precision_k"),
+        device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
     log:
@@ -42,7 +44,7 @@ rule reference_neighbours:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity reference-neighbours --params {params.cfg:q} --reference {input} --out {output} 2> {log}"
+        "lowdensity reference-neighbours --params {params.cfg:q} --reference {input} --out {output} --device {params.device} 2> {log}"
 
 
 rule density_metrics:
@@ -57,6 +59,7 @@ rule density_metrics:
         summary="results/metrics/{extractor}/{set}_summary.csv",
     params:
         cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
+        device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
         set="|".join(EVALUATED_SETS),
@@ -70,7 +73,7 @@ rule density_metrics:
     shell:
         "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
         " --neighbours {input.neighbours} --set {wildcards.set} --features {input.features} --metrics-csv {output.metrics}"
-        " --summary-csv {output.summary} 2> {log}"
+        " --summary-csv {output.summary} --device {params.device} 2> {log}"
 
 
 rule collect_metrics:
@@ -107,6 +110,7 @@ rule memorization:
         neighbours="results/memorization_neighbours.csv",
     params:
         cfg=evaluation_keys("memorization"),
+        device=config["device"],
     log:
         "logs/memorization.log",
     threads: config["resources"]["metrics"]["cpus_per_task"]
@@ -116,7 +120,8 @@ rule memorization:
         "../../envs/lowdensity.yaml"
     shell:
         "lowdensity memorization --params {params.cfg:q} --reference {input.reference} --guided {input.guided}"
-        " --real {input.real} --summary {output.summary} --pairs {output.pairs} --neighbours {output.neighbours} 2> {log}"
+        " --real {input.real} --summary {output.summary} --pairs {output.pairs} --neighbours {output.neighbours}"
+        " --device {params.device} 2> {log}"
 
 
 rule fig7:
@@ -342,6 +347,7 @@ rule figA7:
     """Precision against the number of DDIM steps, baseline and guided (first extractor's space)."""
     input:
         reference=features(DEFAULT_EXTRACTOR, "reference"),
+        neighbours=f"results/metrics/{DEFAULT_EXTRACTOR}/reference_neighbours.npz",
         sets=[features(DEFAULT_EXTRACTOR, s) for s in DDIM_SETS],
     output:
         fidelity="results/figA7_fidelity.csv",
@@ -350,15 +356,17 @@ rule figA7:
     params:
         cfg=evaluation_keys("precision_k"),
         named=named_inputs([s[len("ddim_"):] for s in DDIM_SETS], "sets"),
+        device=config["device"],
     log:
         "logs/figures/figA7.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
-        **stage_resources("light"),
+        **stage_resources("metrics"),
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity fidelity-steps --params {params.cfg:q} --reference {input.reference} --out {output.fidelity}"
-        " --figure {output.pdf} --figure-csv {output.csv} {params.named} 2> {log}"
+        "lowdensity fidelity-steps --params {params.cfg:q} --reference {input.reference} --neighbours {input.neighbours}"
+        " --out {output.fidelity} --figure {output.pdf} --figure-csv {output.csv} --device {params.device} {params.named} 2> {log}"
 
 
 rule fidelity:

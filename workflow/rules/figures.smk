@@ -28,21 +28,26 @@ rule fig4b_fidelity:
     extractor's space, against the evaluation reference, with bootstrap intervals."""
     input:
         reference=[features(space, "reference") for space in FIG4B_SPACES],
+        neighbours=[f"results/metrics/{space}/reference_neighbours.npz" for space in FIG4B_SPACES],
         cells=[features(space, f"cell_{cell}") for space in FIG4B_SPACES for cell in FIG4B_CELLS.values()],
     output:
         "results/guidance/fig4b_fidelity.csv",
     params:
         cfg=json.dumps({**{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")}, "precision_k": G["precision"]["k"]}, sort_keys=True),
         reference=named_inputs(FIG4B_SPACES, "reference"),
+        neighbours=named_inputs(FIG4B_SPACES, "neighbours"),
         cells=named_inputs([f"{space}:{b:g}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
+        device=config["device"],
     log:
         "logs/fig4b_fidelity.log",
+    threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
-        **stage_resources("light"),  # k-means and ball membership of a few hundred samples per cell: no GPU
+        **stage_resources("metrics"),  # the ball tests search the whole reference
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity fig4b-fidelity --params {params.cfg:q} --reference {params.reference} --out {output} {params.cells} 2> {log}"
+        "lowdensity fig4b-fidelity --params {params.cfg:q} --reference {params.reference} --neighbours {params.neighbours}"
+        " --out {output} --device {params.device} {params.cells} 2> {log}"
 
 
 rule fig4:
