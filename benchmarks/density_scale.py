@@ -37,7 +37,11 @@ def one_size(n: int, dim: int, queries: int, device: str, folder: str) -> dict:
 
     rng = np.random.default_rng(n)
     path = Path(folder) / f"refs_{n}.npy"
-    np.save(path, rng.normal(size=(n, dim)).astype(np.float32))
+    written = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n, 4096):  # in chunks: the peak memory below is the searches', not the data's making
+        written[start:start + 4096] = rng.normal(size=(min(4096, n - start), dim))
+    written.flush()
+    del written
     refs = np.load(path, mmap_mode="r")
     fake = rng.normal(0.1, 1.0, size=(queries, dim)).astype(np.float32)
     start = time.perf_counter()
@@ -47,8 +51,16 @@ def one_size(n: int, dim: int, queries: int, device: str, folder: str) -> dict:
     knn(fake, refs, 20, device=device)
     improved_precision_recall(refs, fake, k=3, real_radii=own_d[:, 2], device=device)
     per_set = time.perf_counter() - start
-    return {"n": n, "self_search_s": self_search, "per_set_s": per_set,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"n": n, "self_search_s": self_search, "per_set_s": per_set, "peak_rss_mb": peak_resident_mb()}
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory: VmHWM of /proc/self/status (getrusage's ru_maxrss can
+    carry a parent's high-water mark across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def gemm_tflops(device: str) -> float:

@@ -4,9 +4,12 @@ The guided step adds one forward + backward through the classifier and one throu
 discriminator to the U-Net's forward; the printed ratio shows how close the guided
 sampler is to that floor. The networks have the configured architectures (weights do
 not change the cost): random weights unless --ddpm/--classifier/... point at trained
-files. Also prints DDPM training steps per second.
+files. Also prints DDPM training steps per second. With several `--precision` values (and
+`--channels-last`), every line is repeated for each setting (bf16: autocast, as the pipeline's
+`precision: bf16`), so their ratios compare on one device in one run.
 
     python benchmarks/sampling_speed.py [--config config.yaml] [--device cuda] [--batch 250] [--steps 100]
+                                        [--precision fp32 bf16] [--channels-last]
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from lowdensity.ddpm import ddpm_losses, sampling_diffusion, select_device, trai
 from lowdensity.gaussians import ClassGaussians
 from lowdensity.guidance import Guide, guidance_gradient, make_cond_fn
 from lowdensity.noise import NoiseSource
+from lowdensity.training import compute_precision, memory_format
 from lowdensity.unet import EncoderUNet, UNet
+
+
+def _run_in(context, fn):
+    with context:
+        return fn()
 
 
 def timed(fn, device, repeats=1):
@@ -53,7 +62,16 @@ def main():
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", default=None, help="respaced sampling steps (default: sampling.steps)")
     parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    parser.add_argument("--channels-last", action="store_true", help="also each precision with channels-last weights")
     args = parser.parse_args()
+    for precision in args.precision:
+        for channels_last in ([False, True] if args.channels_last else [False]):
+            print(f"\n== precision {precision}, channels_last {channels_last}")
+            run(args, precision, channels_last)
+
+
+def run(args, precision: str, channels_last: bool):
     cfg = load_config(*args.config)
     device = select_device(args.device)
     res = cfg["data"]["resolution"]
@@ -68,7 +86,10 @@ def main():
     shape = (batch, channels, res, res)
     classifier = random_guide(cfg["classifier"]["model"], res, channels, classes, device)
     discriminator = random_guide(cfg["discriminator"]["model"], res, channels, 2, device)
+    for net in (unet, classifier.model, discriminator.model):
+        memory_format(net, channels_last)
     unet.eval().requires_grad_(False)
+    within = lambda fn: lambda: _run_in(compute_precision(device, precision), fn)  # noqa: E731
 
     def baseline():
         with torch.no_grad():
@@ -89,9 +110,9 @@ def main():
         guidance_gradient(classifier, x, t, lambda e, tt: classifier.gaussians.hardness(e, tt)[:, 0])
         guidance_gradient(discriminator, x, t, lambda e, tt: discriminator.gaussians.hardness(e, tt)[:, 0])
 
-    base_s = timed(baseline, device) / batch
-    guided_s = timed(guided, device) / batch
-    floor = (timed(unet_forward, device, 5) + timed(guide_forward_backward, device, 5)) / timed(unet_forward, device, 5)
+    base_s = timed(within(baseline), device) / batch
+    guided_s = timed(within(guided), device) / batch
+    floor = (timed(within(unet_forward), device, 5) + timed(within(guide_forward_backward), device, 5)) / timed(within(unet_forward), device, 5)
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, batch {batch}, {steps} steps, {res}x{res}")
     print(f"baseline: {base_s * 1e3:.2f} ms/image   guided (alpha={cfg['guidance']['alpha']}, beta={cfg['guidance']['beta']}): {guided_s * 1e3:.2f} ms/image")
     print(f"guided/baseline ratio: {guided_s / base_s:.2f}   floor (U-Net fwd + 2 x guide fwd/bwd) / U-Net fwd: {floor:.2f}")
@@ -103,7 +124,8 @@ def main():
     gen = torch.Generator().manual_seed(0)
 
     def train_step():
-        loss = compute(unet, gen)["loss"]
+        with compute_precision(device, precision):
+            loss = compute(unet, gen)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from lowdensity import data
-from lowdensity.data import DataMissingError, load_split, prepare_split, read_idx, resize_uint8
+from lowdensity.data import DataMissingError, Split, load_split, prepare_split, read_idx, resize_uint8, save_split
 
 from conftest import FASHION_MNIST_ROOT
 
@@ -129,3 +129,29 @@ def test_prepare_split_writes_subsampled_split(tmp_path):
 def test_load_split_missing_says_which_rule(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz not found: it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data"):
         load_split(tmp_path / "nope.npz")
+
+
+def test_a_prepared_split_reads_back_in_chunks_from_its_memory_map(tmp_path):
+    """The split's images, memory-mapped in place inside the .npz, equal the loaded ones whole and
+    chunk by chunk, and a reference subset reads only its rows."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (1000, 3, 8, 8), dtype=np.uint8)
+    save_split(Split(images, np.arange(1000) % 10, tuple("abcdefghij")), str(tmp_path / "train.npz"), dataset="test")
+    loaded, mapped = load_split(tmp_path / "train.npz"), load_split(tmp_path / "train.npz", mmap=True)
+    assert isinstance(mapped.images, np.memmap) and not isinstance(loaded.images, np.memmap)
+    np.testing.assert_array_equal(mapped.images, images)
+    for start in range(0, 1000, 300):
+        np.testing.assert_array_equal(mapped.images[start:start + 300], loaded.images[start:start + 300])
+    keep = np.array([3, 500, 999])
+    np.testing.assert_array_equal(mapped.images[keep], images[keep])
+    assert mapped.class_names == loaded.class_names and np.array_equal(mapped.labels, loaded.labels)
+
+
+def test_a_damaged_split_is_reported_by_the_memory_map_too(tmp_path):
+    from lowdensity.io import ArtifactError
+
+    save_split(Split(np.zeros((10, 1, 4, 4), np.uint8), np.arange(10) % 2, ("a", "b")), str(tmp_path / "val.npz"))
+    data = (tmp_path / "val.npz").read_bytes()
+    (tmp_path / "val.npz").write_bytes(data[:len(data) // 3])
+    with pytest.raises(ArtifactError, match=r"val\.npz cannot be read .*--forcerun prepare_data"):
+        load_split(tmp_path / "val.npz", mmap=True)

@@ -254,3 +254,41 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     summary = pd.read_csv(tmp_path / "s.csv").iloc[0]
     expected = improved_precision_recall(ref, fake, k=3)
     assert summary["precision"] == expected["precision"] and summary["recall"] == expected["recall"]
+
+
+def test_label_hardness_one_class_at_a_time_equals_the_class_gaussians():
+    """Eq. 3 under each image's own label, fitted and applied a class at a time, gives exactly the
+    numbers of the Gaussians fitted for all classes at once."""
+    import torch
+
+    from lowdensity.gaussians import ClassGaussians, label_hardness
+
+    rng = np.random.default_rng(9)
+    ref, ref_labels = rng.normal(size=(400, 6)).astype(np.float32), rng.integers(0, 4, 400)
+    emb, labels = rng.normal(0.2, 1.3, size=(90, 6)).astype(np.float32), rng.integers(0, 4, 90)
+    gaussians, _ = ClassGaussians.fit(ref, ref_labels, 4, "ledoit_wolf")
+    expected = gaussians.hardness_of_label(torch.from_numpy(emb), torch.from_numpy(labels)).numpy()
+    np.testing.assert_array_equal(label_hardness(ref, ref_labels, emb, labels).astype(np.float32), expected)
+
+
+def test_features_extracted_in_chunks_equal_one_pass(tmp_path, monkeypatch):
+    """Extraction reads the split's memory map and writes the features a chunk at a time: the same
+    features as one pass over the images in memory, in the reference subset's order."""
+    from lowdensity import evaluation
+    from lowdensity.data import Split, save_split
+    from lowdensity.features import load_extractor
+    import torch
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (60, 3, 8, 8), dtype=np.uint8)
+    save_split(Split(images, np.arange(60) % 3, ("a", "b", "c")), str(tmp_path / "train.npz"))
+    cfg = {"num_reference": 45, "extractors": [{"name": "efficientnet_lite0", "input_size": 32}]}
+    monkeypatch.setattr(evaluation, "EXTRACTION_CHUNK", 7)
+    evaluation.extract_features(cfg, "efficientnet_lite0", "reference", str(tmp_path / "train.npz"), str(tmp_path / "train.npz"),
+                                str(tmp_path / "reference.npy"), device="cpu")
+    got = evaluation.load_features(str(tmp_path / "reference.npy"))
+    whole, labels = evaluation.load_image_set("reference", str(tmp_path / "train.npz"), 45)
+    expected = load_extractor(cfg["extractors"][0], torch.device("cpu"))(whole)
+    np.testing.assert_array_equal(got["labels"], labels)
+    np.testing.assert_allclose(got["features"], expected, rtol=1e-5, atol=1e-6)
+    assert len(labels) == 45 and got["features"].shape == (45, expected.shape[1])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import ArtifactError, atomic_savez, read_npz, rebuild_hint
+from .io import ArtifactError, atomic_savez, mmap_npz_member, read_npz, rebuild_hint
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -118,22 +118,19 @@ def load_image_folder(root: str, split: str, resolution: int) -> Split:
     classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     if not classes:
         raise DataMissingError(f"{split_dir} has no class subfolders")
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        for file in sorted((split_dir / name).iterdir()):
-            if file.suffix.lower() not in IMG_EXTENSIONS:
-                continue
-            with Image.open(file) as im:
-                im = im.convert("RGB")
-                scale = resolution / min(im.size)
-                im = im.resize((max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))), Image.BICUBIC)
-                left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
-                im = im.crop((left, top, left + resolution, top + resolution))
-                images.append(np.asarray(im).transpose(2, 0, 1))
-                labels.append(label)
-    if not images:
+    files = [(label, file) for label, name in enumerate(classes) for file in sorted((split_dir / name).iterdir())
+             if file.suffix.lower() in IMG_EXTENSIONS]
+    if not files:
         raise DataMissingError(f"{split_dir} holds no images with extensions {IMG_EXTENSIONS}")
-    return Split(np.stack(images), np.asarray(labels, dtype=np.int64), tuple(classes))
+    images = np.empty((len(files), 3, resolution, resolution), dtype=np.uint8)  # filled in place: one copy in memory
+    for i, (_, file) in enumerate(files):
+        with Image.open(file) as im:
+            im = im.convert("RGB")
+            scale = resolution / min(im.size)
+            im = im.resize((max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))), Image.BICUBIC)
+            left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
+            images[i] = np.asarray(im.crop((left, top, left + resolution, top + resolution))).transpose(2, 0, 1)
+    return Split(images, np.asarray([label for label, _ in files], dtype=np.int64), tuple(classes))
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -178,7 +175,8 @@ def prepare_split(cfg: dict, split: str, out_path: str) -> Split:
     data = load_raw(cfg, split)
     per_class = cfg.get("max_train_per_class") if split == "train" else cfg.get("max_val_per_class")
     keep = stratified_subset(data.labels, per_class, cfg.get("seed", 0))
-    images = resize_uint8(data.images[keep], cfg["resolution"])
+    kept = data.images if per_class is None else data.images[keep]  # all images: no copy
+    images = resize_uint8(kept, cfg["resolution"])
     out = Split(images, data.labels[keep], data.class_names)
     save_split(out, out_path, dataset=cfg["dataset"])
     return out
@@ -196,8 +194,12 @@ def save_split(split: Split, path: str, dataset: str = "") -> None:
     )
 
 
-def load_split(path: str | os.PathLike) -> Split:
-    data = read_npz(path, ("images", "labels", "class_names"), made_by="prepare_data")
+def load_split(path: str | os.PathLike, mmap: bool = False) -> Split:
+    """A prepared split; with `mmap`, its images memory-mapped read-only in the .npz (rows are read
+    from disk when used: a subset or a slice of a split larger than memory)."""
+    data = read_npz(path, ("labels", "class_names") if mmap else ("images", "labels", "class_names"), made_by="prepare_data")
+    if mmap:
+        data["images"] = mmap_npz_member(path, "images", made_by="prepare_data")
     check_images(path, data, ("labels",), made_by="prepare_data")
     return Split(data["images"], data["labels"].astype(np.int64), tuple(str(c) for c in data["class_names"]))
 
@@ -256,6 +258,8 @@ def read_sample_set(path: str | os.PathLike, shape: tuple[int, int, int] | None,
 
 def to_model_range(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] → float [-1, 1]."""
+    if isinstance(images_uint8, np.ndarray) and not images_uint8.flags.writeable:  # a memory-mapped slice
+        images_uint8 = np.array(images_uint8)
     x = torch.as_tensor(images_uint8).float()
     return x / 127.5 - 1.0
 

@@ -12,50 +12,70 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .data import image_shape, load_split, read_sample_set, stratified_subset
 from .ddpm import select_device
 from .density import LocalOutlierFactor, avg_knn, closest_pairs
-from .gaussians import ClassGaussians
-from .io import ArtifactError, atomic_save_npy, atomic_savez, atomic_to_csv, read_npy, read_npz, rebuild_hint
+from .gaussians import label_hardness
+from .io import ArtifactError, atomic_path, atomic_save_npy, atomic_savez, atomic_to_csv, read_npy, read_npz, rebuild_hint
 from .knn import improved_precision_recall, knn
+
+
+def image_set_rows(set_name: str, path: str, num_reference: int | None,
+                   shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, rows, labels of those rows) of a set: the stratified reference subset of the
+    training split or the validation split (images memory-mapped: only `rows` are ever read), or
+    a sample file (checked against the data's (C, H, W) = `shape`; all rows)."""
+    if set_name in ("reference", "real"):
+        split = load_split(path, mmap=True)
+        rows = np.arange(len(split.labels))
+        if set_name == "reference":
+            per_class = None if num_reference is None else max(2, num_reference // len(split.class_names))
+            rows = stratified_subset(split.labels, per_class, seed=0)
+        return split.images, rows, split.labels[rows]
+    data = read_sample_set(path, shape, keys=("images", "labels"))
+    return data["images"], np.arange(len(data["labels"])), data["labels"]
 
 
 def load_image_set(set_name: str, path: str, num_reference: int | None,
                    shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images and labels of a set: the reference subset of the training split, the
-    validation split, or a sample file (checked against the data's (C, H, W) = `shape`)."""
-    if set_name == "reference":
-        split = load_split(path)
-        per_class = None if num_reference is None else max(2, num_reference // len(split.class_names))
-        keep = stratified_subset(split.labels, per_class, seed=0)
-        return split.images[keep], split.labels[keep]
-    if set_name == "real":
-        split = load_split(path)
-        return split.images, split.labels
-    data = read_sample_set(path, shape, keys=("images", "labels"))
-    return data["images"], data["labels"]
+    """uint8 images and labels of a set (see `image_set_rows`), in memory."""
+    images, rows, labels = image_set_rows(set_name, path, num_reference, shape)
+    return np.asarray(images[rows]), labels
+
+
+EXTRACTION_CHUNK = 16_384  # images read from disk and embedded per step
 
 
 def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path: str, data_path: str, out_path: str,
                      classifier_path: str | None = None, device: str = "auto") -> None:
     """Features of one image set in one space: a configured extractor, or `classifier` (the
     pipeline classifier's clean embedding f(x, 0)). A sample set must have the (C, H, W) of the
-    prepared split `data_path`."""
+    prepared split `data_path`. Images are read and embedded `EXTRACTION_CHUNK` at a time and the
+    features written into a memory-mapped .npy, so memory stays bounded at any set size."""
     dev = select_device(device)
-    images, labels = load_image_set(set_name, images_path, eval_cfg["num_reference"], image_shape(data_path))
+    images, rows, labels = image_set_rows(set_name, images_path, eval_cfg["num_reference"], image_shape(data_path))
     if extractor == "classifier":
         from .classifier import embed_images, load_encoder
 
         model, _ = load_encoder(classifier_path, dev)
-        feats = embed_images(model, images, 0)
+        embed = lambda batch: embed_images(model, batch, 0)  # noqa: E731
     else:
         from .features import load_extractor
 
-        spec = next(e for e in eval_cfg["extractors"] if e["name"] == extractor)
-        feats = load_extractor(spec, dev)(images)
-    save_features(out_path, feats, labels)
+        embed = load_extractor(next(e for e in eval_cfg["extractors"] if e["name"] == extractor), dev)
+    if not len(rows):
+        raise ArtifactError(f"{images_path}: the set {set_name!r} holds no images: {rebuild_hint(images_path)}")
+    atomic_save_npy(labels_path(out_path), np.asarray(labels, dtype=np.int64))
+    with atomic_path(out_path, suffix=".npy") as tmp:
+        out = None
+        for start in range(0, len(rows), EXTRACTION_CHUNK):
+            feats = embed(np.asarray(images[rows[start:start + EXTRACTION_CHUNK]]))
+            if out is None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(rows), feats.shape[1]))
+            out[start:start + len(feats)] = feats
+        out.flush()
+        del out
 
 
 def labels_path(features_path: str) -> str:
@@ -105,14 +125,12 @@ def set_density_metrics(eval_cfg: dict, extractor: str, reference_path: str, nei
     dev = select_device(device)
     ref = load_features(reference_path)
     own = load_reference_neighbours(neighbours_path, ref, max(eval_cfg["lof_k"], eval_cfg["precision_k"]))
-    classes = int(ref["labels"].max()) + 1
-    gaussians, _ = ClassGaussians.fit(ref["features"], ref["labels"], classes, "ledoit_wolf")
     lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"], neighbours=own)
     radii = own[0][:, eval_cfg["precision_k"] - 1]
     data = load_features(set_path)
     near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]), device=dev)  # one search, both metrics
     values = {
-        "hardness": gaussians.hardness_of_label(torch.from_numpy(np.array(data["features"])), torch.from_numpy(data["labels"])).numpy(),
+        "hardness": label_hardness(ref["features"], ref["labels"], data["features"], data["labels"]),
         "avgknn": avg_knn(data["features"], ref["features"], k=eval_cfg["knn_k"], neighbours=near),
         "lof": lof.score(data["features"], neighbours=near),
     }

@@ -40,6 +40,30 @@ def shrunk_covariance(x: np.ndarray, shrinkage: str | float) -> tuple[np.ndarray
     return (1 - intensity) * emp + intensity * mu * np.eye(emp.shape[0]), intensity
 
 
+def label_hardness(reference: np.ndarray, reference_labels: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+                   shrinkage="ledoit_wolf") -> np.ndarray:
+    """H(x, y) of Eq. 3 for every embedding under its own label's Gaussian, fitted on the
+    reference rows of that label: the numbers of `ClassGaussians.fit(...).hardness_of_label`,
+    one class at a time, so memory holds one class's reference rows and one k × k factor
+    (ImageNet in a 2048-d space: 1,000 classes' factors would take 34 GB at once)."""
+    out = np.full(len(labels), np.nan)
+    constant = embeddings.shape[1] * math.log(2 * math.pi)
+    for c in np.unique(labels):
+        rows = np.asarray(reference[np.flatnonzero(reference_labels == c)], dtype=np.float64)
+        if len(rows) < 2:
+            raise ValueError(f"class {c} has {len(rows)} reference embeddings: cannot fit a Gaussian")
+        cov, _ = shrunk_covariance(rows, shrinkage)
+        chol64 = np.linalg.cholesky(cov)
+        logdet = torch.as_tensor(2 * np.log(np.diag(chol64)).sum(), dtype=torch.float32)
+        chol = torch.as_tensor(chol64, dtype=torch.float32)
+        mean = torch.as_tensor(rows.mean(axis=0), dtype=torch.float32)
+        chosen = np.flatnonzero(labels == c)
+        e = torch.as_tensor(np.asarray(embeddings[chosen]), dtype=torch.float32)
+        z = torch.linalg.solve_triangular(chol, (e - mean).T, upper=False)
+        out[chosen] = (0.5 * ((z**2).sum(0) + logdet + constant)).numpy()
+    return out
+
+
 @dataclass
 class ClassGaussians:
     """Per (noise bucket, class) mean, Cholesky factor and log-determinant.

@@ -137,9 +137,14 @@ def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: floa
     from .ddpm import select_device
     from .sampling import sample_shard
 
+    from .training import memory_format
+
     dev = select_device(device)
     classifier = load_guide(*classifier_paths, dev) if alpha else None
     discriminator = load_guide(*discriminator_paths, dev) if beta else None
+    for guide in (classifier, discriminator):
+        if guide is not None:
+            memory_format(guide.model, sampling_cfg.get("channels_last", False))
     sample_shard(sampling_cfg, model_path, shard, out_path, device,
                  cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
                  metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale})

@@ -24,7 +24,7 @@ def nll_bits_per_dim(cfg: dict, model_path: str, val_path: str, out_csv: str, de
     model, meta = load_ddpm(model_path, dev)
     steps = cfg["steps"] or meta["diffusion"]["num_steps"]
     diffusion = sampling_diffusion(meta["diffusion"], steps)
-    split = load_split(val_path)
+    split = load_split(val_path, mmap=True)  # the first num_images are read
     n = min(cfg["num_images"], len(split.labels))
     generator = torch.Generator().manual_seed(cfg["seed"])
     rows = []

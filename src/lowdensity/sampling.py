@@ -20,6 +20,7 @@ from .ddpm import load_ddpm, sampling_diffusion, select_device
 from .diffusion import CondFn, GaussianDiffusion
 from .io import atomic_path, atomic_savez, read_npz
 from .noise import NoiseSource
+from .training import compute_precision, memory_format
 
 
 def shard_indices(num_samples: int, num_shards: int, shard: int) -> np.ndarray:
@@ -79,10 +80,12 @@ def sample_shard(
     """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
 
     Keys used: num_samples, shards, seed, steps, method ('ddpm' ancestral or 'ddim'), eta,
-    batch_size. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
+    batch_size, and optionally precision ('fp32' | 'bf16' autocast of the networks) and
+    channels_last. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
     """
     dev = select_device(device)
     model, meta = load_ddpm(model_path, dev)
+    memory_format(model, sampling_cfg.get("channels_last", False))
     diffusion = sampling_diffusion(meta["diffusion"], sampling_cfg["steps"])
     indices = shard_indices(sampling_cfg["num_samples"], sampling_cfg["shards"], shard)
     labels = balanced_labels(indices, len(meta["class_names"]))
@@ -90,8 +93,9 @@ def sample_shard(
     arch = meta["arch"]
     shape = (arch["in_channels"], arch["image_size"], arch["image_size"])
     start = time.perf_counter()
-    images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
-                      sampling_cfg["eta"], cond_fn_for, progress=False)
+    with compute_precision(dev, sampling_cfg.get("precision", "fp32")):
+        images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
+                          sampling_cfg["eta"], cond_fn_for, progress=False)
     write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata)
 
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -67,6 +68,21 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+def compute_precision(device: torch.device, precision: str = "fp32"):
+    """The context networks run in: bf16 autocast on `device` ('bf16': matrix products and
+    convolutions in bfloat16, reductions and the losses in float32), or none ('fp32')."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def memory_format(model: torch.nn.Module, channels_last: bool = False) -> torch.nn.Module:
+    """The network with its 4-D weights in channels-last layout (NHWC convolutions) when asked."""
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def resume_state(checkpoint_path: Path, run_fingerprint: str, steps: int, device, desc: str) -> dict | None:
@@ -150,7 +166,8 @@ def train(
     """
     seed = int(train_cfg["seed"])
     steps = int(train_cfg["steps"])
-    model = model.to(device)
+    model = memory_format(model.to(device), train_cfg.get("channels_last", False))
+    precision = train_cfg.get("precision", "fp32")
     ema = copy.deepcopy(model).requires_grad_(False)
     rank, ranks = world()
     net = model
@@ -191,7 +208,8 @@ def train(
             group["lr"] = lr
         generator = torch.Generator().manual_seed(step_seed(seed, step))
         torch.manual_seed(step_seed(seed + 1, step))  # dropout
-        losses = compute_losses(net, generator)
+        with compute_precision(device, precision):
+            losses = compute_losses(net, generator)
         loss = losses["loss"]
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")

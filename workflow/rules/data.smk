@@ -8,6 +8,8 @@ rule prepare_data:
         split="train|val",
     log:
         "logs/prepare_data/{split}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{split}.tsv",
     threads: config["resources"]["prepare_data"]["cpus_per_task"]
     resources:
         **stage_resources("prepare_data"),
@@ -27,6 +29,8 @@ rule real_grid:
         per_class=config["grid"]["per_class"],
     log:
         "logs/real_grid.log",
+    benchmark:
+        "results/benchmarks/real_grid/real_grid.tsv",
     resources:
         **stage_resources("light"),
     conda:

@@ -12,6 +12,8 @@ rule train_ddpm:
         device=config["device"],
     log:
         "logs/train_ddpm.log",
+    benchmark:
+        "results/benchmarks/train_ddpm/train_ddpm.tsv",
     threads: config["resources"]["train_ddpm"]["cpus_per_task"]
     resources:
         **stage_resources("train_ddpm"),
@@ -35,6 +37,8 @@ rule sample_baseline:
         shard=r"\d+",
     log:
         "logs/sample_baseline/{shard}.log",
+    benchmark:
+        "results/benchmarks/sample_baseline/{shard}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -56,6 +60,8 @@ rule gather_samples:
         generator="|".join(GENERATORS + ["discriminator_pool"]),
     log:
         "logs/gather_samples/{generator}.log",
+    benchmark:
+        "results/benchmarks/gather_samples/{generator}.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -78,6 +84,8 @@ rule samples_grid:
         generator="|".join(GENERATORS),
     log:
         "logs/samples_grid/{generator}.log",
+    benchmark:
+        "results/benchmarks/samples_grid/{generator}.tsv",
     resources:
         **stage_resources("light"),
     conda:

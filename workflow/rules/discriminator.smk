@@ -21,6 +21,8 @@ rule train_discriminator:
         device=config["device"],
     log:
         "logs/train_discriminator.log",
+    benchmark:
+        "results/benchmarks/train_discriminator/train_discriminator.tsv",
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
@@ -43,6 +45,8 @@ rule fit_discriminator_gaussians:
         device=config["device"],
     log:
         "logs/fit_discriminator_gaussians.log",
+    benchmark:
+        "results/benchmarks/fit_discriminator_gaussians/fit_discriminator_gaussians.tsv",
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
@@ -70,6 +74,8 @@ rule sample_discriminator_pool:
         shard=r"\d+",
     log:
         "logs/sample_discriminator_pool/{shard}.log",
+    benchmark:
+        "results/benchmarks/sample_discriminator_pool/{shard}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -96,6 +102,8 @@ rule train_discriminator_variant:
         variant="|".join(ABLATION) or "(?!)",  # no variants: matches nothing
     log:
         "logs/train_discriminator_variant/{variant}.log",
+    benchmark:
+        "results/benchmarks/train_discriminator_variant/{variant}.tsv",
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
@@ -119,6 +127,8 @@ rule discriminator_ablation:
         overrides=json.dumps({v["name"]: v["overrides"] for v in config["discriminator_ablation"]["variants"]}, sort_keys=True),
     log:
         "logs/discriminator_ablation.log",
+    benchmark:
+        "results/benchmarks/discriminator_ablation/discriminator_ablation.tsv",
     resources:
         **stage_resources("light"),
     conda:

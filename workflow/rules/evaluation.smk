@@ -14,6 +14,8 @@ rule extract_features:
         set="|".join(map(re.escape, IMAGE_SETS)),
     log:
         "logs/extract_features/{extractor}_{set}.log",
+    benchmark:
+        "results/benchmarks/extract_features/{extractor}_{set}.tsv",
     threads: config["resources"]["features"]["cpus_per_task"]
     resources:
         **stage_resources("features"),
@@ -38,6 +40,8 @@ rule reference_neighbours:
         extractor="|".join(EXTRACTORS),
     log:
         "logs/reference_neighbours/{extractor}.log",
+    benchmark:
+        "results/benchmarks/reference_neighbours/{extractor}.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
@@ -65,6 +69,8 @@ rule density_metrics:
         set="|".join(EVALUATED_SETS),
     log:
         "logs/density_metrics/{extractor}_{set}.log",
+    benchmark:
+        "results/benchmarks/density_metrics/{extractor}_{set}.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
@@ -89,6 +95,8 @@ rule collect_metrics:
         extractor="|".join(EXTRACTORS),
     log:
         "logs/collect_metrics/{extractor}.log",
+    benchmark:
+        "results/benchmarks/collect_metrics/{extractor}.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -113,6 +121,8 @@ rule memorization:
         device=config["device"],
     log:
         "logs/memorization.log",
+    benchmark:
+        "results/benchmarks/memorization/memorization.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
@@ -135,6 +145,8 @@ rule fig7:
         cfg="{}",
     log:
         "logs/figures/fig7.log",
+    benchmark:
+        "results/benchmarks/fig7/fig7.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -154,6 +166,8 @@ rule fig17:
         cfg="{}",
     log:
         "logs/figures/fig17.log",
+    benchmark:
+        "results/benchmarks/fig17/fig17.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -175,6 +189,8 @@ rule fig8:
         cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig8.log",
+    benchmark:
+        "results/benchmarks/fig8/fig8.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -197,6 +213,8 @@ rule fig9:
         cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig9.log",
+    benchmark:
+        "results/benchmarks/fig9/fig9.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -219,6 +237,8 @@ rule table1:
         cfg=section("table1"),
     log:
         "logs/table1.log",
+    benchmark:
+        "results/benchmarks/table1/table1.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -242,6 +262,8 @@ rule fig1:
         named=named_inputs(GENERATORS, "samples"),
     log:
         "logs/figures/fig1.log",
+    benchmark:
+        "results/benchmarks/fig1/fig1.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -263,6 +285,8 @@ rule nll:
         device=config["device"],
     log:
         "logs/nll.log",
+    benchmark:
+        "results/benchmarks/nll/nll.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -283,6 +307,8 @@ rule fig11:
         csv="results/fig11.csv",
     log:
         "logs/figures/fig11.log",
+    benchmark:
+        "results/benchmarks/fig11/fig11.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -305,6 +331,8 @@ rule sample_ddim_baseline:
         steps=r"\d+",
     log:
         "logs/sample_ddim/baseline_{steps}.log",
+    benchmark:
+        "results/benchmarks/sample_ddim_baseline/baseline_{steps}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -334,6 +362,8 @@ rule sample_ddim_guided:
         steps=r"\d+",
     log:
         "logs/sample_ddim/guided_{steps}.log",
+    benchmark:
+        "results/benchmarks/sample_ddim_guided/guided_{steps}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -359,6 +389,8 @@ rule figA7:
         device=config["device"],
     log:
         "logs/figures/figA7.log",
+    benchmark:
+        "results/benchmarks/figA7/figA7.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
@@ -386,6 +418,8 @@ rule fidelity:
         extractor="|".join(EXTRACTORS[:-1]),
     log:
         "logs/fidelity/{extractor}.log",
+    benchmark:
+        "results/benchmarks/fidelity/{extractor}.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),

@@ -15,6 +15,8 @@ rule fig3:
         cfg=json.dumps(G["fig3"]),
     log:
         "logs/figures/fig3.log",
+    benchmark:
+        "results/benchmarks/fig3/fig3.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -40,6 +42,8 @@ rule fig4b_fidelity:
         device=config["device"],
     log:
         "logs/fig4b_fidelity.log",
+    benchmark:
+        "results/benchmarks/fig4b_fidelity/fig4b_fidelity.tsv",
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),  # the ball tests search the whole reference
@@ -62,6 +66,8 @@ rule fig4:
         cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": {k: G["fig4b"][k] for k in ("alpha", "betas")}}),
     log:
         "logs/figures/fig4.log",
+    benchmark:
+        "results/benchmarks/fig4/fig4.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -83,6 +89,8 @@ rule fig5:
         cfg=json.dumps({"pairs": G["pairs"]}),
     log:
         "logs/figures/fig5.log",
+    benchmark:
+        "results/benchmarks/fig5/fig5.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -104,6 +112,8 @@ rule fig6:
         cfg=json.dumps({"fig6_classes": G["fig6_classes"], "per_class": 16}),
     log:
         "logs/figures/fig6.log",
+    benchmark:
+        "results/benchmarks/fig6/fig6.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -125,6 +135,8 @@ rule fig10:
         cfg=json.dumps(G["fig10"]),
     log:
         "logs/figures/fig10.log",
+    benchmark:
+        "results/benchmarks/fig10/fig10.tsv",
     resources:
         **stage_resources("light"),
     conda:
@@ -144,6 +156,8 @@ rule figA5:
         cfg=json.dumps(G["figA5"]),
     log:
         "logs/figures/figA5.log",
+    benchmark:
+        "results/benchmarks/figA5/figA5.tsv",
     resources:
         **stage_resources("light"),
     conda:

@@ -12,6 +12,8 @@ rule train_gan:
         device=config["device"],
     log:
         "logs/train_gan.log",
+    benchmark:
+        "results/benchmarks/train_gan/train_gan.tsv",
     threads: config["resources"]["train_gan"]["cpus_per_task"]
     resources:
         **stage_resources("train_gan"),
@@ -37,6 +39,8 @@ rule sample_gan:
         shard=r"\d+",
     log:
         "logs/sample_gan/{shard}.log",
+    benchmark:
+        "results/benchmarks/sample_gan/{shard}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),

@@ -28,6 +28,8 @@ rule train_classifier:
         device=config["device"],
     log:
         "logs/train_classifier.log",
+    benchmark:
+        "results/benchmarks/train_classifier/train_classifier.tsv",
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
@@ -52,6 +54,8 @@ rule fit_classifier_gaussians:
         device=config["device"],
     log:
         "logs/fit_classifier_gaussians.log",
+    benchmark:
+        "results/benchmarks/fit_classifier_gaussians/fit_classifier_gaussians.tsv",
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
@@ -82,6 +86,8 @@ rule sample_guided:
         shard=r"\d+",
     log:
         "logs/sample_guided/{shard}.log",
+    benchmark:
+        "results/benchmarks/sample_guided/{shard}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -114,6 +120,8 @@ rule sample_cell:
         beta=r"[0-9.]+",
     log:
         "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
+    benchmark:
+        "results/benchmarks/sample_cell/{loss}_a{alpha}_b{beta}.tsv",
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -139,6 +147,8 @@ rule score_sample_sets:
         device=config["device"],
     log:
         "logs/score_sample_sets.log",
+    benchmark:
+        "results/benchmarks/score_sample_sets/score_sample_sets.tsv",
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
