@@ -55,6 +55,11 @@ def _float32(points, device: torch.device) -> torch.Tensor:
         return torch.as_tensor(np.asarray(points, dtype=np.float32)).to(device)
 
 
+def _squared_norms(points: torch.Tensor, block: int) -> torch.Tensor:
+    """‖x‖² of every row in the points' dtype, a block at a time (no squared copy of all rows)."""
+    return torch.cat([points[s:s + block].square().sum(1) for s in range(0, len(points), block)])
+
+
 def _squared_norms64(points: torch.Tensor, block: int) -> torch.Tensor:
     """‖x‖² of every row in float64, a block at a time."""
     return torch.cat([points[s:s + block].double().square().sum(1) for s in range(0, len(points), block)])
@@ -139,7 +144,8 @@ def _float32_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: b
     n, dev = len(q), q.device
     best_d = torch.full((n, m), float("inf"), device=dev)
     best_i = torch.zeros((n, m), dtype=torch.long, device=dev)
-    q_sq, r_sq = (q**2).sum(1), (r**2).sum(1)
+    q_sq = _squared_norms(q, block)
+    r_sq = q_sq if r is q else _squared_norms(r, block)
     if offsets is not None:
         r_sq = r_sq + offsets
     for qs in range(0, n, block):
