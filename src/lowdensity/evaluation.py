@@ -55,6 +55,8 @@ def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path:
     features written into a memory-mapped .npy, so memory stays bounded at any set size."""
     dev = select_device(device)
     images, rows, labels = image_set_rows(set_name, images_path, eval_cfg["num_reference"], image_shape(data_path))
+    if not len(rows):
+        raise ArtifactError(f"{images_path}: the set {set_name!r} holds no images: {rebuild_hint(images_path)}")
     if extractor == "classifier":
         from .classifier import embed_images, load_encoder
 
@@ -64,8 +66,6 @@ def extract_features(eval_cfg: dict, extractor: str, set_name: str, images_path:
         from .features import load_extractor
 
         embed = load_extractor(next(e for e in eval_cfg["extractors"] if e["name"] == extractor), dev)
-    if not len(rows):
-        raise ArtifactError(f"{images_path}: the set {set_name!r} holds no images: {rebuild_hint(images_path)}")
     atomic_save_npy(labels_path(out_path), np.asarray(labels, dtype=np.int64))
     with atomic_path(out_path, suffix=".npy") as tmp:
         out = None
@@ -114,6 +114,11 @@ def load_reference_neighbours(path: str, reference: dict, k: int) -> tuple[np.nd
         raise ArtifactError(f"{path} holds {neighbours['distances'].shape} neighbours, not {len(reference['labels'])} × ≥ {k}: "
                             f"it does not match the reference features and the configured k; {rebuild_hint(path)}")
     return neighbours["distances"], neighbours["indices"]
+
+
+def reference_radii(path: str, reference: dict, k: int) -> np.ndarray:
+    """The precision balls: each reference's distance to its k-th nearest other reference (stored)."""
+    return load_reference_neighbours(path, reference, k)[0][:, k - 1]
 
 
 def set_density_metrics(eval_cfg: dict, extractor: str, reference_path: str, neighbours_path: str, set_name: str,
@@ -189,7 +194,7 @@ def fidelity_vs_steps(eval_cfg: dict, reference_path: str, neighbours_path: str,
     number of sampling steps, against the training reference (its balls from `reference_neighbours`)."""
     dev = select_device(device)
     ref = load_features(reference_path)
-    radii = load_reference_neighbours(neighbours_path, ref, eval_cfg["precision_k"])[0][:, eval_cfg["precision_k"] - 1]
+    radii = reference_radii(neighbours_path, ref, eval_cfg["precision_k"])
     rows = []
     for (sampler, steps), path in sorted(set_paths.items()):
         data = load_features(path)

@@ -106,14 +106,14 @@ def fig4b_fidelity(params: dict, references: dict[str, str], neighbours: dict[st
     """Fidelity of figure 4b's cells (α fixed, β varied) in every feature space: `references`
     maps a space to its reference features, `neighbours` to the reference's own neighbours
     (`reference_neighbours`, for the balls), `cells` a space to {β: the cell's features}."""
-    from .evaluation import load_features, load_reference_neighbours
+    from .evaluation import load_features, reference_radii
 
     dev = select_device(device)
     rows = []
     k = params["precision_k"]
     for space, reference_path in references.items():
         reference = load_features(reference_path)
-        radii = load_reference_neighbours(neighbours[space], reference, k)[0][:, k - 1]
+        radii = reference_radii(neighbours[space], reference, k)
         for beta, path in sorted(cells[space].items()):
             samples = np.array(load_features(path)["features"])
             for row in fidelity_with_intervals(reference["features"], samples, k, params["prd"], params["bootstrap"],

@@ -70,23 +70,31 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None, optio
     """The arrays `keys` (all when None) of an .npz file and those of `optional` it holds, or an
     ArtifactError naming the file, what is wrong and how to rebuild it (`made_by`: the rule that
     makes it, when its path does not tell)."""
+    with reading(path, made_by) as hint, np.load(path, allow_pickle=False) as f:
+        missing = [k for k in keys or () if k not in f.files]
+        if missing:
+            raise ArtifactError(f"{path} has no array {', '.join(map(repr, missing))} (it holds {', '.join(f.files) or 'none'}): "
+                                f"{hint}")
+        wanted = f.files if keys is None else [*keys, *(k for k in optional if k in f.files)]
+        return {k: f[k] for k in wanted}
+
+
+@contextmanager
+def reading(path: str | os.PathLike, made_by: str | None = None):
+    """The block that reads one of the pipeline's files, given the rebuild hint: a missing file,
+    or one that fails to parse (truncated, empty, not an archive), becomes an ArtifactError with
+    its path, its size and how to rebuild it (`made_by`: the rule that makes it, when its path
+    does not tell)."""
     hint = rebuild_hint(path, made_by)
     if not Path(path).exists():
         raise MissingArtifactError(f"{path} not found: {hint}")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in keys or () if k not in f.files]
-            if missing:
-                raise ArtifactError(f"{path} has no array {', '.join(map(repr, missing))} (it holds {', '.join(f.files) or 'none'}): "
-                                    f"{hint}")
-            wanted = f.files if keys is None else [*keys, *(k for k in optional if k in f.files)]
-            return {k: f[k] for k in wanted}
+        yield hint
     except ArtifactError:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
-        size = Path(path).stat().st_size
-        raise ArtifactError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: {err}): the file is damaged or "
-                            f"truncated; {hint}") from None
+        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
+                            f"is damaged or truncated; {hint}") from None
 
 
 @contextmanager
@@ -124,11 +132,10 @@ def mmap_npz_member(path: str | os.PathLike, key: str, made_by: str | None = Non
     """Array `key` of an .npz written by `np.savez` (members stored uncompressed), memory-mapped
     read-only in place: its rows are read from disk when used, so a split larger than memory
     can be read in chunks. The file format is the ordinary .npz (np.load reads it whole)."""
-    hint = rebuild_hint(path, made_by)
-    if not Path(path).exists():
-        raise MissingArtifactError(f"{path} not found: {hint}")
-    try:
+    with reading(path, made_by) as hint:
         with zipfile.ZipFile(path) as archive:
+            if f"{key}.npy" not in archive.namelist():
+                raise ArtifactError(f"{path} has no array {key!r}: {hint}")
             info = archive.getinfo(f"{key}.npy")
             if info.compress_type != zipfile.ZIP_STORED:
                 raise ValueError(f"member {key}.npy is compressed")
@@ -143,11 +150,6 @@ def mmap_npz_member(path: str | os.PathLike, key: str, made_by: str | None = Non
             shape, fortran, dtype = read_header(f)
             offset = f.tell()
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-    except KeyError:
-        raise ArtifactError(f"{path} has no array {key!r}: {hint}") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
-                            f"is damaged or truncated; {hint}") from None
 
 
 def atomic_savez(path, **arrays) -> None:
@@ -163,14 +165,8 @@ def atomic_save_npy(path, array: np.ndarray) -> None:
 def read_npy(path: str | os.PathLike, mmap: bool = False, made_by: str | None = None) -> np.ndarray:
     """An .npy array, memory-mapped read-only when `mmap` (its rows are read when used), or an
     ArtifactError naming the file and how to rebuild it."""
-    hint = rebuild_hint(path, made_by)
-    if not Path(path).exists():
-        raise MissingArtifactError(f"{path} not found: {hint}")
-    try:
+    with reading(path, made_by):
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (EOFError, ValueError, OSError) as err:
-        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
-                            f"is damaged or truncated; {hint}") from None
 
 
 def atomic_torch_save(obj, path) -> None:
