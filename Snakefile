@@ -21,6 +21,7 @@ include: "workflow/rules/discriminator.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/samplers.smk"
 
 
 rule all:

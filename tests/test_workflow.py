@@ -186,6 +186,37 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     assert pool["seeds"].tolist() == [1_000_020 + i for i in range(10)]  # the baseline's seed stream continued
 
 
+def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_exe, repo, tmp_path):
+    """`snakemake samplers`: one job per configured (sampler, strength) and the baseline point;
+    adding a strength samples only the new point; the table, figure S1 and Table 1 per sampler."""
+    import pandas as pd
+
+    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "samplers"))
+    if jobs:  # (a SLURM run may have made it already)
+        assert jobs["sample_sweep_point"] == 1 + 1 + 2 + 2 + 1 and jobs["train_minority_classifier"] == 1
+    snakemake(snakemake_exe, repo, tiny_run, "samplers")
+    table = pd.read_csv(tiny_run / "results/samplers.csv")
+    points = {(r.sampler, r.strength) for r in table.itertuples()}
+    assert points == {("baseline", 0), ("paper", 1), ("boost_and_skip", 1.5), ("boost_and_skip", 2.5), ("self_guided", 0.4),
+                      ("self_guided", 2), ("minority_guidance", 3.5)}
+    assert sorted(set(table["space"])) == ["classifier", "efficientnet_lite0"] and (table["n"] == 12).all()
+    assert table["outside_every_ball"].between(0, 1).all() and (table["seconds_per_image"] > 0).all()
+    costs = pd.read_csv(tiny_run / "results/table1_samplers.csv")
+    assert set(costs["sampler"]) == {"baseline", "paper", "boost_and_skip", "self_guided", "minority_guidance"}
+    assert (tiny_run / "paper_figures/figS1.pdf").read_bytes()[:4] == b"%PDF"
+    scores = pd.read_csv(tiny_run / "results/samplers/minority/scores.csv").query("split == 'train'")
+    assert (scores.groupby(["label", "minority_class"]).size() == 5).all()  # 20 per class in 4 quantile classes
+    baseline_point = np.load(tiny_run / "results/samples/sweep/baseline_0.npz")
+    baseline_set = np.load(tiny_run / "results/samples/baseline.npz")
+    np.testing.assert_array_equal(baseline_point["seeds"], baseline_set["seeds"][:12])  # the baseline's first seeds
+    np.testing.assert_array_equal(baseline_point["labels"], baseline_set["labels"][:12])
+    override = tmp_path / "strengths.yaml"
+    override.write_text("samplers:\n  boost_and_skip: {strengths: [1.5, 2.5, 4.0], default: 2.5}\n")
+    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "samplers", configs=("configs/tiny.yaml", str(override))))
+    assert jobs["sample_sweep_point"] == 1  # boost_and_skip_4 only
+    assert jobs["extract_features"] == 2 and jobs["density_metrics"] == 2 and "train_minority_classifier" not in jobs
+
+
 @pytest.mark.parametrize("yaml_text, key", [
     ("sampling:\n  shards: many\n", "sampling.shards"),                    # the schema
     ("diffusion:\n  num_steps: 30\n", "classifier.eval_timesteps"),        # keys that must agree

@@ -231,6 +231,51 @@ def cmd_fidelity(a):
     fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
 
 
+def _named(items: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE arguments as a dict (the order kept)."""
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SystemExit(f"{what} must be NAME=VALUE, not {bad[0]!r}")
+    return dict(item.split("=", 1) for item in items)
+
+
+def cmd_train_minority_classifier(a):
+    from .minority import train_minority_classifier
+
+    train_minority_classifier(_params(a.params), a.ddpm, a.classifier, a.data, a.val, a.model, a.scores, a.accuracy,
+                              a.checkpoint, a.device)
+
+
+def cmd_sample_sweep_point(a):
+    from .minority import sample_with
+
+    sample_with(_params(a.params), a.sampler, a.strength, a.model, _named(a.guides, "--guides"), 0, a.out, a.device)
+
+
+def cmd_samplers_table(a):
+    from .sampler_comparison import sampler_table, write_markdown
+
+    spaces = {space: {"reference": files.split(",")[0], "neighbours": files.split(",")[1], "sets": {}}
+              for space, files in _named(a.spaces, "--spaces").items()}
+    for key, files in _named(a.sets, "--sets").items():
+        space, point = key.split("/", 1)
+        spaces[space]["sets"][point] = tuple(files.split(","))
+    sampler_table(a.rarity_k, _named(a.points, "--points"), spaces, a.out)
+    write_markdown(a.out, a.markdown)
+
+
+def cmd_figs1(a):
+    from .sampler_comparison import figure_s1
+
+    figure_s1(a.table, a.hardness_space, a.out, a.csv)
+
+
+def cmd_table1_samplers(a):
+    from .sampler_comparison import table1_samplers
+
+    table1_samplers(_params(a.params), a.metrics, _named(a.points, "points"), a.out, a.markdown)
+
+
 def _training_parser(sub, name: str, help_text: str, params_help: str, func, data_parallel: bool = True) -> None:
     """A training stage: prepared data in; final weights, loss log and a resumable checkpoint out."""
     p = sub.add_parser(name, help=help_text)
@@ -481,6 +526,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("sets", nargs="+", help="NAME=SAMPLES.npz")
     p.set_defaults(func=cmd_fidelity)
+
+    p = sub.add_parser("train-minority-classifier", help="minority scores, their quantile classes and the noisy classifier p(l | x_t) (minority guidance)")
+    p.add_argument("--params", required=True, help='{"samplers": {"minority_guidance": ..., "distance": ...}, "diffusion": ...} as JSON')
+    p.add_argument("--ddpm", required=True)
+    p.add_argument("--classifier", default=None, help="the pipeline's classifier (samplers.distance.kind: classifier)")
+    p.add_argument("--data", required=True, help="the prepared training split")
+    p.add_argument("--val", required=True, help="the prepared validation split")
+    p.add_argument("--model", required=True)
+    p.add_argument("--scores", required=True, help="CSV of every scored image's minority score and class")
+    p.add_argument("--accuracy", required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_train_minority_classifier)
+
+    p = sub.add_parser("sample-sweep-point", help="one point of a low-density sampler's strength sweep")
+    p.add_argument("--params", required=True, help='{"sampling": ..., "samplers": {SAMPLER: ...}, ...} as JSON')
+    p.add_argument("--sampler", required=True, choices=["baseline", "paper", "boost_and_skip", "self_guided", "minority_guidance"])
+    p.add_argument("--strength", required=True, type=float)
+    p.add_argument("--model", required=True)
+    p.add_argument("--guides", nargs="*", default=[], help="NAME=PATH of the guides the sampler reads")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample_sweep_point)
+
+    p = sub.add_parser("samplers-table", help="every sweep point in every space: fidelity, density, Rarity, cost")
+    p.add_argument("--rarity-k", required=True, type=int)
+    p.add_argument("--points", nargs="+", required=True, help="POINT=SAMPLES.npz")
+    p.add_argument("--spaces", nargs="+", required=True, help="SPACE=REFERENCE_FEATURES.npy,REFERENCE_NEIGHBOURS.npz")
+    p.add_argument("--sets", nargs="+", required=True, help="SPACE/POINT=FEATURES.npy,SUMMARY.csv")
+    p.add_argument("--out", required=True)
+    p.add_argument("--markdown", required=True)
+    p.set_defaults(func=cmd_samplers_table)
+
+    p = sub.add_parser("figS1", help="figure S1: precision against density per sampler")
+    p.add_argument("--table", required=True, help="results/samplers.csv")
+    p.add_argument("--hardness-space", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--csv", required=True)
+    p.set_defaults(func=cmd_figs1)
+
+    p = sub.add_parser("table1-samplers", help="Table 1 for every sampler at its default strength")
+    p.add_argument("--params", required=True, help="the table1 section as JSON")
+    p.add_argument("--metrics", nargs="+", required=True, help="per-image metrics of the real set and of each default point")
+    p.add_argument("--out", required=True)
+    p.add_argument("--markdown", required=True)
+    p.add_argument("points", nargs="+", help="POINT=SAMPLES.npz (the baseline point and each sampler's default)")
+    p.set_defaults(func=cmd_table1_samplers)
     return parser
 
 

@@ -118,6 +118,38 @@ def related_key_problems(config: dict) -> list[str]:
     space = config.get("table1", {}).get("space")
     spaces = [e["name"] for e in evaluation.get("extractors", [])] + ["classifier"]
     check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
+    problems += sampler_key_problems(config)
+    return problems
+
+
+def sampler_key_problems(config: dict) -> list[str]:
+    """The samplers' sweep (`samplers`): each default one of its strengths (Table 1 reads that
+    point), Boost-and-Skip's skip within the respaced chain, k within the set and the reference."""
+    samplers = config.get("samplers")
+    if not samplers:
+        return []
+    from .diffusion import space_timesteps
+
+    problems = []
+    for name in ("paper", "boost_and_skip", "self_guided", "minority_guidance"):
+        sweep = samplers[name]
+        if sweep["default"] not in sweep["strengths"]:
+            problems.append(f"config key 'samplers.{name}.default': {sweep['default']} is not one of "
+                            f"samplers.{name}.strengths {sweep['strengths']} (Table 1 reads the default's point)")
+    steps = config.get("sampling", {}).get("steps")
+    try:
+        kept = len(space_timesteps(config["diffusion"]["num_steps"], int(steps) if str(steps).isdigit() else steps))
+    except (ValueError, KeyError, TypeError):
+        kept = None  # sampling.steps itself is reported above
+    if kept is not None and samplers["boost_and_skip"]["skip"] >= kept:
+        problems.append(f"config key 'samplers.boost_and_skip.skip': {samplers['boost_and_skip']['skip']} skips every one of "
+                        f"the {kept} steps of sampling.steps")
+    if samplers["rarity_k"] >= samplers["num_samples"]:
+        problems.append(f"config key 'samplers.rarity_k': {samplers['rarity_k']} does not fit samplers.num_samples = {samplers['num_samples']}")
+    reference = config.get("evaluation", {}).get("num_reference")
+    if reference is not None and samplers["rarity_k"] >= reference:
+        problems.append(f"config key 'samplers.rarity_k': {samplers['rarity_k']} neighbours need more than "
+                        f"evaluation.num_reference = {reference} references")
     return problems
 
 

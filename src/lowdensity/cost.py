@@ -84,10 +84,11 @@ def render_table(table: pd.DataFrame, num_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_table1(cfg: dict, metrics_csvs: list[str], sample_paths: dict[str, str], table_csv: str, table_md: str) -> None:
+def make_table1(cfg: dict, metrics_csvs: list[str], sample_paths: dict[str, str], table_csv: str, table_md: str,
+                set_names: dict[str, str] | None = None) -> None:
     """Table 1 from the per-image hardness of the real and sample sets (`metrics_csvs`, one
     space) and the seconds per image the sampling rules measured (stored in the sample files,
-    with the device)."""
+    with the device). `set_names` maps a sampler to its set in the metrics (default: its name)."""
     from .evaluation import read_metrics
     from .io import atomic_to_csv, atomic_write_text, read_npz
 
@@ -97,7 +98,10 @@ def make_table1(cfg: dict, metrics_csvs: list[str], sample_paths: dict[str, str]
     for name, path in sample_paths.items():
         timing = read_npz(path, ("seconds_per_image", "device"))
         seconds, devices[name] = float(timing["seconds_per_image"]), str(timing["device"])
-        samplers[name] = (hardness[hardness["set"] == name]["value"].to_numpy(), seconds)
+        in_metrics = (set_names or {}).get(name, name)
+        samplers[name] = (hardness[hardness["set"] == in_metrics]["value"].to_numpy(), seconds)
+        if not len(samplers[name][0]):
+            raise ValueError(f"the metrics tables {metrics_csvs} hold no hardness of set {in_metrics!r}")
     real = hardness[hardness["set"] == "real"]["value"].to_numpy()
     table = cost_table(real, samplers, cfg["quantiles"], cfg["num_images"], cfg["bootstrap"], cfg["level"], cfg["seed"])
     table["device"] = table["sampler"].map(devices)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import torch
 
@@ -38,9 +40,11 @@ def sampling_diffusion(diffusion_cfg: dict, steps) -> GaussianDiffusion:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device a stage runs on ('auto': CUDA when present). Logs it with torch's CPU thread
+    count, which follows the rule's `threads` (Snakemake exports OMP_NUM_THREADS to each job)."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    logging.getLogger("lowdensity").info("device %s, torch threads %d", device, torch.get_num_threads())
+    return device
 
 
 def ddpm_losses(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, device, random_flip: bool):

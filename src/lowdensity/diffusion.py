@@ -273,25 +273,35 @@ class GaussianDiffusion:
         cond_fn: Optional[CondFn] = None,
         device=None,
         progress: bool = False,
+        init_scale: float = 1.0,
+        skip: int = 0,
     ) -> torch.Tensor:
-        """Run the whole reverse chain from x_T ~ N(0, I) and return x_0 in [-1, 1].
+        """Run the reverse chain from x_T ~ N(0, I) and return x_0 in [-1, 1].
 
         Every random draw comes from `noise`, so a sample depends only on its own seed:
         x_T first, then one z per step (drawn also for DDIM with η = 0, to keep the
-        streams of the two samplers aligned).
+        streams of the two samplers aligned). `init_scale` γ and `skip` Δt start the chain
+        from x = γ·ε at the (Δt+1)-th step (Boost-and-Skip); the skipped steps' z are still
+        drawn, so every later step uses the same z as the standard chain.
         """
         if method not in ("ddpm", "ddim"):
             raise ValueError(f"unknown sampling method {method!r}; expected 'ddpm' or 'ddim'")
+        if not 0 <= skip < self.num_timesteps:
+            raise ValueError(f"cannot skip {skip} of {self.num_timesteps} steps")
         device = device or next(model.parameters()).device
         x = noise.draw(shape[1:]).to(device)
+        if init_scale != 1.0:
+            x = init_scale * x
         steps: Iterable[int] = range(self.num_timesteps - 1, -1, -1)
         if progress:
             from tqdm.auto import tqdm
 
             steps = tqdm(list(steps), desc="sampling", leave=False)
         for i in steps:
-            t = torch.full((shape[0],), i, device=device, dtype=torch.long)
             z = noise.draw(shape[1:]).to(device)
+            if i >= self.num_timesteps - skip:
+                continue
+            t = torch.full((shape[0],), i, device=device, dtype=torch.long)
             if method == "ddpm":
                 x, _ = self.p_sample(model, x, t, z, model_kwargs, cond_fn)
             else:

@@ -131,7 +131,7 @@ def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Gu
 
 def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,
                         classifier_paths: tuple[str, str], discriminator_paths: tuple[str, str], shard: int, out_path: str,
-                        device: str = "auto", step_scale: str = "variance") -> None:
+                        device: str = "auto", step_scale: str = "variance", extra_metadata: Optional[dict] = None) -> None:
     """One shard of α/β-guided samples (Algorithm 1); same seeds, labels and layout as the
     baseline set of `sampling_cfg`, so sample i pairs with baseline sample i."""
     from .ddpm import select_device
@@ -146,5 +146,5 @@ def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: floa
         if guide is not None:
             memory_format(guide.model, sampling_cfg.get("channels_last", False))
     sample_shard(sampling_cfg, model_path, shard, out_path, device,
-                 cond_fn_for=lambda y: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
-                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale})
+                 cond_fn_for=lambda y, seeds, diffusion: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
+                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale, **(extra_metadata or {})})

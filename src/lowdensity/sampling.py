@@ -43,21 +43,27 @@ def generate(
     batch_size: int,
     method: str = "ddpm",
     eta: float = 0.0,
-    cond_fn_for: Optional[Callable[[torch.Tensor], CondFn]] = None,
+    cond_fn_for: Optional[Callable[[torch.Tensor, np.ndarray, GaussianDiffusion], CondFn]] = None,
     progress: bool = False,
+    init_scale: float = 1.0,
+    skip: int = 0,
 ) -> np.ndarray:
     """uint8 samples (N, *shape), one per (label, seed).
 
-    `cond_fn_for(labels_of_batch)` returns the guidance hook for a batch (None: baseline).
+    `cond_fn_for(labels, seeds, diffusion)` returns the guidance hook for a batch (None:
+    baseline); `init_scale` and `skip` start the chain from x = init_scale·ε after skipping
+    the first `skip` steps (Boost-and-Skip; 1 and 0: the standard start).
     """
     device = next(model.parameters()).device
     out = [np.zeros((0, *shape), dtype=np.uint8)]
     for start in range(0, len(labels), batch_size):
         y = torch.from_numpy(labels[start:start + batch_size]).to(device)
-        noise = NoiseSource(seeds[start:start + batch_size])
+        batch_seeds = seeds[start:start + batch_size]
+        noise = NoiseSource(batch_seeds)
         kwargs = {"y": y} if model.num_classes else {}
-        cond_fn = cond_fn_for(y) if cond_fn_for else None
-        x = diffusion.sample_loop(model, (len(y), *shape), noise, method, eta, kwargs, cond_fn, device, progress)
+        cond_fn = cond_fn_for(y, batch_seeds, diffusion) if cond_fn_for else None
+        x = diffusion.sample_loop(model, (len(y), *shape), noise, method, eta, kwargs, cond_fn, device, progress,
+                                  init_scale=init_scale, skip=skip)
         out.append(to_uint8(x))
     return np.concatenate(out)
 
@@ -74,17 +80,22 @@ def sample_shard(
     shard: int,
     out_path: str,
     device: str = "auto",
-    cond_fn_for: Optional[Callable[[torch.Tensor], CondFn]] = None,
+    cond_fn_for: Optional[Callable[[torch.Tensor, np.ndarray, GaussianDiffusion], CondFn]] = None,
     metadata: Optional[dict] = None,
+    init_scale: float = 1.0,
+    skip: int = 0,
+    model: Optional[tuple] = None,
 ) -> None:
     """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
 
     Keys used: num_samples, shards, seed, steps, method ('ddpm' ancestral or 'ddim'), eta,
     batch_size, and optionally precision ('fp32' | 'bf16' autocast of the networks) and
     channels_last. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
+    `init_scale`, `skip`: see `generate`; `model`: the (network, metadata) already loaded from
+    `model_path` by a caller that needs it too.
     """
     dev = select_device(device)
-    model, meta = load_ddpm(model_path, dev)
+    model, meta = model or load_ddpm(model_path, dev)
     memory_format(model, sampling_cfg.get("channels_last", False))
     diffusion = sampling_diffusion(meta["diffusion"], sampling_cfg["steps"])
     indices = shard_indices(sampling_cfg["num_samples"], sampling_cfg["shards"], shard)
@@ -95,7 +106,7 @@ def sample_shard(
     start = time.perf_counter()
     with compute_precision(dev, sampling_cfg.get("precision", "fp32")):
         images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
-                          sampling_cfg["eta"], cond_fn_for, progress=False)
+                          sampling_cfg["eta"], cond_fn_for, progress=False, init_scale=init_scale, skip=skip)
     write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata)
 
 

@@ -3,6 +3,7 @@ import re
 
 from lowdensity.config import ConfigError, deep_merge, validate_config
 from lowdensity.figures import cell_name
+from lowdensity.sampler_comparison import point_name
 
 
 validate_config(config)
@@ -105,6 +106,47 @@ IMAGE_SETS.update(DDIM_SETS)
 FIG4B_CELLS = {b: cell_name("hardness", config["guidance"]["fig4b"]["alpha"], b) for b in config["guidance"]["fig4b"]["betas"]}
 IMAGE_SETS.update({f"cell_{c}": f"results/samples/cells/{c}.npz" for c in FIG4B_CELLS.values()})
 FIG4B_SPACES = ["classifier", DEFAULT_EXTRACTOR]
+
+# ---- the low-density samplers side by side (workflow/rules/samplers.smk)
+
+SWEPT = ("paper", "boost_and_skip", "self_guided", "minority_guidance")
+SWEEP_POINTS = [point_name("baseline", 0)] + [point_name(s, v) for s in SWEPT for v in config["samplers"][s]["strengths"]]
+DEFAULT_POINTS = [point_name("baseline", 0)] + [point_name(s, config["samplers"][s]["default"]) for s in SWEPT]
+SWEEP_SETS = {f"sweep_{p}": f"results/samples/sweep/{p}.npz" for p in SWEEP_POINTS}
+IMAGE_SETS.update(SWEEP_SETS)
+SAMPLER_SPACES = [DEFAULT_EXTRACTOR, "classifier"]
+
+
+def sweep_params(wildcards):
+    """What a sweep point's sampler reads: the baseline's sampling (the sweep's sample count, one
+    job), its own section without the sweep lists (adding a strength reruns no other point), the
+    distance for the two successors and the guidance settings for the paper's sampler."""
+    sampler = wildcards.sampler
+    own = {k: v for k, v in config["samplers"].get(sampler, {}).items() if k not in ("strengths", "default")}
+    params = {"sampling": {**config["sampling"], "num_samples": config["samplers"]["num_samples"], "shards": 1},
+              "samplers": {sampler: own}}
+    if sampler in ("self_guided", "minority_guidance"):
+        params["samplers"]["distance"] = config["samplers"]["distance"]
+    if sampler == "paper":
+        params["guidance"] = {k: config["guidance"][k] for k in ("tau", "loss", "step_scale")}
+    return json.dumps(params, sort_keys=True)
+
+
+def sweep_inputs(wildcards):
+    """The DDPM and whatever guides the point's sampler consults."""
+    inputs = {"ddpm": "results/ddpm/model.pt"}
+    if wildcards.sampler == "paper":
+        inputs.update(GUIDES)
+    if wildcards.sampler == "self_guided" and config["samplers"]["distance"]["kind"] == "classifier":
+        inputs["classifier_model"] = "results/classifier/model.pt"
+    if wildcards.sampler == "minority_guidance":
+        inputs["minority_model"] = "results/samplers/minority/model.pt"
+    return inputs
+
+
+def guide_options(wildcards, input):
+    """`NAME=PATH` for every guide of the point (the CLI's --guides)."""
+    return " ".join(f"{k}={v}" for k, v in input.items() if k != "ddpm")
 
 
 def feature_inputs(wildcards):

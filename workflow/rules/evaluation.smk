@@ -66,7 +66,7 @@ rule density_metrics:
         device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS),
-        set="|".join(EVALUATED_SETS),
+        set="|".join(map(re.escape, EVALUATED_SETS + list(SWEEP_SETS))),
     log:
         "logs/density_metrics/{extractor}_{set}.log",
     benchmark:

@@ -1,0 +1,123 @@
+"""The low-density samplers side by side (`snakemake samplers`): one table, figure S1 and Table 1
+per sampler, all from the sweep's sample files and their features in each evaluation space.
+
+Per point (sampler, strength) and space: improved precision and recall and the medians of
+hardness, AvgkNN and LOF (`density_metrics`, unchanged), the Fréchet distance of the point's
+features to the reference's (FID when the space is Inception's; here the space's own), the
+Rarity score (Han et al. 2022; median over the samples inside some real k-NN ball, and the
+fraction inside none), and the sampler's seconds per image as it measured them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_to_csv, atomic_write_text, read_npz
+from .minority import rarity_scores
+
+STRENGTH_NAMES = {"baseline": "—", "paper": "α (β fixed)", "boost_and_skip": "γ", "self_guided": "scale", "minority_guidance": "w"}
+LABELS = {"baseline": "baseline (Eq. 2)", "paper": "Sehwag et al. α/β", "boost_and_skip": "Boost-and-Skip",
+          "self_guided": "self-guided minority", "minority_guidance": "minority guidance"}
+
+
+def point_name(sampler: str, strength: float) -> str:
+    """The file stem of a sweep point: e.g. self_guided_0.4 (baseline: baseline_0)."""
+    return f"{sampler}_{float(strength):g}"
+
+
+def parse_point(name: str) -> tuple[str, float]:
+    sampler, strength = name.rsplit("_", 1)
+    return sampler, float(strength)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) of two feature sets (Heusel et al. 2017);
+    tr (Σ_a Σ_b)^½ = Σ √λ of the symmetric Σ_a^½ Σ_b Σ_a^½ (no complex rounding residue)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict], out_csv: str) -> None:
+    """results/samplers.csv: one row per (point, space).
+
+    `points`: point name → sample file; `spaces`: space → {"reference": features .npy,
+    "neighbours": the reference's own neighbours, "sets": point name → (features .npy, summary .csv)}."""
+    from .evaluation import load_features, reference_radii
+
+    rows = []
+    for space, files in spaces.items():
+        reference = load_features(files["reference"])
+        radii = reference_radii(files["neighbours"], reference, rarity_k)
+        for name, sample_path in points.items():
+            features_path, summary_path = files["sets"][name]
+            features = load_features(features_path)["features"]
+            summary = pd.read_csv(summary_path).iloc[0]
+            rarity = rarity_scores(reference["features"], radii, features)
+            inside = np.isfinite(rarity)
+            timing = read_npz(sample_path, ("seconds_per_image", "device"))
+            sampler, strength = parse_point(name)
+            rows.append({"sampler": sampler, "strength": strength, "space": space, "n": int(summary["n"]),
+                         "precision": summary["precision"], "recall": summary["recall"],
+                         "median_hardness": summary["median_hardness"], "median_avgknn": summary["median_avgknn"],
+                         "median_lof": summary["median_lof"], "frechet_distance": frechet_distance(features, reference["features"]),
+                         "median_rarity": float(np.median(rarity[inside])) if inside.any() else float("nan"),
+                         "outside_every_ball": float(1 - inside.mean()), "rarity_k": rarity_k,
+                         "seconds_per_image": float(timing["seconds_per_image"]), "device": str(timing["device"])})
+    atomic_to_csv(pd.DataFrame(rows), out_csv)
+
+
+def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -> None:
+    """Figure S1: precision against median AvgkNN (each evaluation space) and against median
+    hardness (`hardness_space`), one curve per sampler over its strengths, the baseline a point."""
+    from .figures import _plt, _save
+
+    table = pd.read_csv(table_csv).sort_values(["sampler", "strength"])
+    panels = [(space, "median_avgknn", "median AvgkNN") for space in table["space"].unique()]
+    panels.append((hardness_space, "median_hardness", "median hardness"))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    shown = []
+    for ax, (space, x_key, x_label) in zip(axes[0], panels):
+        rows = table[table["space"] == space]
+        for sampler, group in rows.groupby("sampler", sort=False):
+            style = {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"} if sampler == "baseline" else {"marker": "o"}
+            ax.plot(group[x_key], group["precision"], label=LABELS.get(sampler, sampler), **style)
+            if sampler != "baseline":
+                for r in group.itertuples():
+                    ax.annotate(f"{r.strength:g}", (getattr(r, x_key), r.precision), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            shown.append(group.assign(panel=f"{space}: {x_label}", x=group[x_key], y=group["precision"]))
+        ax.set_xlabel(f"{x_label} ({space} space)   → lower density")
+        ax.set_ylabel(f"precision ({space} space)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Fidelity against density per sampler (labels: strength)", fontsize=9)
+    _save(fig, out_pdf)
+    atomic_to_csv(pd.concat(shown, ignore_index=True)[["panel", "sampler", "strength", "space", "x", "y"]], out_csv)
+
+
+def table1_samplers(cfg: dict, metrics_csvs: list[str], points: dict[str, str], table_csv: str, table_md: str) -> None:
+    """Table 1 for every sampler at its default strength: the cost of collecting images per
+    hardness range against rejection sampling from the baseline (the same seeds)."""
+    from .cost import make_table1
+
+    named = {parse_point(name)[0]: name for name in points}  # sampler → its default point
+    make_table1(cfg, metrics_csvs, {sampler: points[name] for sampler, name in named.items()}, table_csv, table_md,
+                set_names={sampler: f"sweep_{name}" for sampler, name in named.items()})
+
+
+def write_markdown(table_csv: str, out_md: str) -> None:
+    """The README's table: each sampler's points with fidelity, density and cost."""
+    table = pd.read_csv(table_csv)
+    lines = ["| sampler | strength | space | precision | recall | median AvgkNN | median hardness | FD | median Rarity | outside | s/image |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.sampler} | {r.strength:g} | {r.space} | {r.precision:.3f} | {r.recall:.3f} | {r.median_avgknn:.3g} | "
+                     f"{r.median_hardness:.3g} | {r.frechet_distance:.3g} | {r.median_rarity:.3g} | {r.outside_every_ball:.2f} | "
+                     f"{r.seconds_per_image:.3g} |")
+    atomic_write_text(out_md, "\n".join(lines) + "\n")
