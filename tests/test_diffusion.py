@@ -16,6 +16,7 @@ from lowdensity.diffusion import (
     named_beta_schedule,
     normal_kl,
     space_timesteps,
+    stratified_terms,
 )
 from lowdensity.noise import NoiseSource
 
@@ -203,6 +204,31 @@ def test_vlb_terms_of_true_noise_are_smaller_than_of_zeros():
     assert oracle["vb"][:, 1:].abs().max().item() < 1e-4
     assert torch.all(zeros["vb"][:, 1:].sum(1) > 1.0)
     assert oracle["xstart_mse"].max().item() < 1e-8
+
+
+def test_stratified_terms_cover_the_chain_and_estimate_its_sum_without_bias():
+    rng = np.random.default_rng(0)
+    steps, weights = stratified_terms(60, 7, rng)
+    assert steps[0] == 0 and weights[0] == 1 and weights.sum() == 60  # the decoder term and six strata of 1 … 59
+    edges = np.concatenate([[1], 1 + np.cumsum(weights[1:])])
+    assert all(low <= t < high for t, low, high in zip(steps[1:], edges[:-1], edges[1:]))
+    every, ones = stratified_terms(60, 60, rng)
+    assert every.tolist() == list(range(60)) and (ones == 1).all()
+    values = rng.gamma(2.0, 1.0, 60)  # any per-step terms: the weighted draw averages to their sum
+    draws = [float((values[t] * w).sum()) for t, w in (stratified_terms(60, 7, rng) for _ in range(20000))]
+    assert np.mean(draws) == pytest.approx(values.sum(), rel=3e-3)
+
+
+def test_the_bound_from_every_stratified_term_equals_the_full_bound():
+    diff = build_diffusion(60, "linear")
+    x0 = torch.rand(3, 1, 4, 4) * 2 - 1
+    model = ZeroEps()
+    full = diff.calc_bpd_loop(model, x0, generator=torch.Generator().manual_seed(2))
+    terms = stratified_terms(60, 60, np.random.default_rng(0))
+    same = diff.calc_bpd_loop(model, x0, generator=torch.Generator().manual_seed(2), terms=terms)
+    torch.testing.assert_close(same["total_bpd"], full["total_bpd"], rtol=0, atol=0)
+    few = diff.calc_bpd_loop(model, x0, generator=torch.Generator().manual_seed(2), terms=stratified_terms(60, 10, np.random.default_rng(0)))
+    assert few["vb"].shape == (3, 10) and torch.isfinite(few["total_bpd"]).all()
 
 
 def test_learned_range_hybrid_loss_has_vb_term():

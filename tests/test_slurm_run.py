@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not JOBS, reason="run by make slurm-test on a SL
 GPU_RULES = {"train_ddpm", "sample_baseline", "train_gan", "sample_gan", "train_classifier", "train_discriminator",
              "fit_classifier_gaussians", "fit_discriminator_gaussians", "sample_guided", "sample_cell",
              "score_sample_sets", "sample_ddim_baseline", "sample_ddim_guided", "nll", "extract_features",
-             "reference_neighbours", "density_metrics", "memorization", "fidelity", "figA7", "fig4b_fidelity"}
+             "reference_neighbours", "density_metrics", "memorization", "fidelity", "figA7", "fig4b_fidelity",
+             "train_minority_classifier", "sample_sweep_point", "samplers_table"}
 
 
 def _jobs() -> dict[str, list[dict]]:

@@ -217,6 +217,18 @@ def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_e
     assert jobs["extract_features"] == 2 and jobs["density_metrics"] == 2 and "train_minority_classifier" not in jobs
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_torch_uses_the_threads_of_its_rule(tiny_run, snakemake_exe, repo, tmp_path, threads):
+    """A rule's `threads` reach torch inside the job (Snakemake exports OMP_NUM_THREADS; every
+    network stage logs torch.get_num_threads()). The NLL rule reruns in a copy of the tiny run."""
+    import shutil
+
+    work = tmp_path / "run"
+    shutil.copytree(tiny_run / "results", work / "results")
+    snakemake(snakemake_exe, repo, work, "results/nll.csv", "--forcerun", "nll", "--set-threads", f"nll={threads}")
+    assert f"device cpu, torch threads {threads}" in (work / "logs/nll.log").read_text()
+
+
 @pytest.mark.parametrize("yaml_text, key", [
     ("sampling:\n  shards: many\n", "sampling.shards"),                    # the schema
     ("diffusion:\n  num_steps: 30\n", "classifier.eval_timesteps"),        # keys that must agree

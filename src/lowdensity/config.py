@@ -77,6 +77,9 @@ def related_key_problems(config: dict) -> list[str]:
         respacing(f"ddim{steps}", "figA7.steps")
     nll_steps = config.get("nll", {}).get("steps")
     check(nll_steps is None or nll_steps <= T, "nll.steps", f"{nll_steps} exceeds diffusion.num_steps = {T}")
+    nll_terms = config.get("nll", {}).get("terms")
+    check(nll_terms is None or nll_terms <= (nll_steps or T), "nll.terms",
+          f"{nll_terms} exceeds the {nll_steps or T} terms of the chain (nll.steps, or diffusion.num_steps)")
 
     num_samples = sampling.get("num_samples", 0)
     check(sampling.get("shards", 1) <= num_samples, "sampling.shards",

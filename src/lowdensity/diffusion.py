@@ -353,24 +353,42 @@ class GaussianDiffusion:
         return mean_flat(kl) / math.log(2.0)
 
     @torch.no_grad()
-    def calc_bpd_loop(self, model, x_start, model_kwargs=None, generator: Optional[torch.Generator] = None) -> dict:
+    def calc_bpd_loop(self, model, x_start, model_kwargs=None, generator: Optional[torch.Generator] = None,
+                      terms: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict:
         """Negative log-likelihood bound in bits/dim for each image (improved-diffusion's
         `calc_bpd_loop`): the prior term, the KL terms of every step and the decoder term,
-        each with one draw of x_t ~ q(x_t | x_0). Returns per-image 'total_bpd',
-        'prior_bpd', 'vb' (batch × T) and 'xstart_mse' (batch × T)."""
+        each with one draw of x_t ~ q(x_t | x_0). `terms` = (timesteps, weights) evaluates only
+        those steps, each term multiplied by its weight (`stratified_terms`: an unbiased
+        estimate of the same bound); None: every step, weight 1. Returns per-image 'total_bpd',
+        'prior_bpd', 'vb' and 'xstart_mse' (batch × evaluated steps, in increasing t)."""
+        timesteps, weights = terms if terms is not None else (np.arange(self.num_timesteps), np.ones(self.num_timesteps))
         batch = x_start.shape[0]
         vb, xstart_mse = [], []
-        for i in range(self.num_timesteps - 1, -1, -1):
+        for i in sorted((int(t) for t in timesteps), reverse=True):
             t = torch.full((batch,), i, device=x_start.device, dtype=torch.long)
             noise = torch.randn(x_start.shape, generator=generator, device="cpu").to(x_start.device)
             x_t = self.q_sample(x_start, t, noise)
-            terms = self._vb_terms_bpd(model, x_start, x_t, t, model_kwargs, clip_denoised=True)
-            vb.append(terms["output"])
-            xstart_mse.append(mean_flat((terms["pred_xstart"] - x_start) ** 2))
+            terms_t = self._vb_terms_bpd(model, x_start, x_t, t, model_kwargs, clip_denoised=True)
+            vb.append(terms_t["output"])
+            xstart_mse.append(mean_flat((terms_t["pred_xstart"] - x_start) ** 2))
         vb = torch.stack(vb[::-1], dim=1)
         xstart_mse = torch.stack(xstart_mse[::-1], dim=1)
         prior = self.prior_bpd(x_start)
-        return {"total_bpd": vb.sum(dim=1) + prior, "prior_bpd": prior, "vb": vb, "xstart_mse": xstart_mse}
+        order = np.argsort(np.asarray(timesteps))
+        weight = torch.as_tensor(np.asarray(weights, dtype=np.float64)[order], dtype=vb.dtype, device=vb.device)
+        total = vb.sum(dim=1) if terms is None else (vb * weight).sum(dim=1)
+        return {"total_bpd": total + prior, "prior_bpd": prior, "vb": vb, "xstart_mse": xstart_mse}
+
+
+def stratified_terms(num_steps: int, num_terms: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder step t = 0 (weight 1) and one step drawn uniformly from each of num_terms − 1
+    contiguous strata of 1 … T−1, weighted by its stratum's size: Σ_s n_s L_{t_s} is an unbiased
+    estimate of Σ_{t≥1} L_t (E[n_s L_{t_s}] = Σ_{t ∈ s} L_t). num_terms = T gives every step."""
+    if not 2 <= num_terms <= num_steps:
+        raise ValueError(f"the bound needs between 2 and {num_steps} terms, not {num_terms}")
+    edges = np.linspace(1, num_steps, num_terms).round().astype(np.int64)  # num_terms − 1 strata [e_k, e_{k+1})
+    steps = [0] + [int(rng.integers(low, high)) for low, high in zip(edges[:-1], edges[1:])]
+    return np.asarray(steps), np.concatenate([[1], np.diff(edges)]).astype(np.float64)
 
 
 # ----------------------------------------------------------------------------- respacing

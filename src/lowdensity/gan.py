@@ -237,7 +237,7 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
     opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
     # everything that shapes the training trajectory (not its length, nor the final statistics pass)
-    run = fingerprint("gan", gan_cfg["model"], {k: v for k, v in t.items() if k not in (*RUN_LENGTH_KEYS, "standing_batches")},
+    run = fingerprint("gan", "real+fake in one D forward", gan_cfg["model"], {k: v for k, v in t.items() if k not in (*RUN_LENGTH_KEYS, "standing_batches")},
                       array_digest(split.images, split.labels))
     start, history, pending = 0, [], {}
     checkpoint_path = Path(checkpoint_path)
@@ -263,8 +263,10 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
             y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
             with torch.no_grad():
                 fake = generator(z, y_fake)
-            real_logits = discriminator(images[idx].to(dev), labels[idx].to(dev))
-            fake_logits = discriminator(fake, y_fake)
+            # real and fake in one forward (D has no batch statistics): one spectral-norm power
+            # iteration per D step, as BigGAN's D(G(z), x) call
+            logits = discriminator(torch.cat([images[idx].to(dev), fake]), torch.cat([labels[idx].to(dev), y_fake]))
+            real_logits, fake_logits = logits[:bs], logits[bs:]
             d_loss = hinge_discriminator_loss(real_logits, fake_logits)
             if not torch.isfinite(d_loss):
                 raise NonFiniteLossError(f"train_gan: discriminator loss is {d_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
@@ -273,12 +275,14 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
             opt_d.step()
         z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
         y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
+        discriminator.requires_grad_(False)  # the generator step needs no gradient of D's weights
         g_loss = hinge_generator_loss(discriminator(generator(z, y_fake), y_fake))
         if not torch.isfinite(g_loss):
             raise NonFiniteLossError(f"train_gan: generator loss is {g_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        discriminator.requires_grad_(True)
         ema_update(ema, generator, t["ema_decay"] if step >= t["ema_start"] else 0.0)
         for key, value in [("d_loss", d_loss), ("g_loss", g_loss), ("d_real", real_logits.mean()), ("d_fake", fake_logits.mean())]:
             pending.setdefault(key, []).append(float(value.detach()))

@@ -81,7 +81,7 @@ def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -
     panels = [(space, "median_avgknn", "median AvgkNN") for space in table["space"].unique()]
     panels.append((hardness_space, "median_hardness", "median hardness"))
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
     shown = []
     for ax, (space, x_key, x_label) in zip(axes[0], panels):
         rows = table[table["space"] == space]
@@ -92,8 +92,9 @@ def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -
                 for r in group.itertuples():
                     ax.annotate(f"{r.strength:g}", (getattr(r, x_key), r.precision), fontsize=6, xytext=(2, 2), textcoords="offset points")
             shown.append(group.assign(panel=f"{space}: {x_label}", x=group[x_key], y=group["precision"]))
-        ax.set_xlabel(f"{x_label} ({space} space)   → lower density")
-        ax.set_ylabel(f"precision ({space} space)")
+        ax.set_title(f"{space} space", fontsize=9)
+        ax.set_xlabel(f"{x_label} (→ lower density)")
+        ax.set_ylabel("precision")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Fidelity against density per sampler (labels: strength)", fontsize=9)
