@@ -119,6 +119,9 @@ def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
     made = {p.stem for p in (tiny_run / "results/samples/cells").glob("*.npz")}
     assert made == TINY_CELLS
+    # a cell only figure 3 shows holds its shown seeds (classes 0 and 5: the first 6); the others cell_samples
+    sizes = {c: len(np.load(tiny_run / f"results/samples/cells/{c}.npz")["seeds"]) for c in made}
+    assert sizes == {c: 6 if c == "hardness_a0_b1" else 10 for c in made}
     # adding α = 2 to figure 4a's list samples exactly one new cell
     output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "guidance:\n  fig4a_alphas: [0.0, 1.0, 2.0]\n")
     score_figures = {f: 1 for f in ("fig3", "fig4", "fig10", "figA5")}
@@ -225,7 +228,8 @@ def test_torch_uses_the_threads_of_its_rule(tiny_run, snakemake_exe, repo, tmp_p
 
     work = tmp_path / "run"
     shutil.copytree(tiny_run / "results", work / "results")
-    snakemake(snakemake_exe, repo, work, "results/nll.csv", "--forcerun", "nll", "--set-threads", f"nll={threads}")
+    snakemake(snakemake_exe, repo, work, "results/nll.csv", "--forcerun", "nll", "--set-threads", f"nll={threads}",
+              "--max-threads", "2")  # (the workflow profile gives every job one thread on a machine with < 4 cores)
     assert f"device cpu, torch threads {threads}" in (work / "logs/nll.log").read_text()
 
 
@@ -368,7 +372,21 @@ def test_the_workflow_profile_leaves_the_slurm_profile_as_it_was(repo, snakemake
     assert with_profile == without and len(with_profile) > 100
     assert any("cpus_per_task=8" in res and "gpu=1" in res for rule, _, res in with_profile if rule == "train_ddpm")
     keys = set(re.findall(r"^\s*([a-z][\w-]*):", (repo / "profiles/default/config.yaml").read_text(), re.M))
-    assert keys == {"cores", "show-failed-logs"}, keys
+    assert keys == {"cores", "max-threads", "show-failed-logs"}, keys
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) >= 4, reason="the one-thread layout is for machines with fewer than 4 cores")
+def test_a_small_machine_runs_every_job_on_one_thread(repo, snakemake_exe, tmp_path):
+    """On fewer than 4 cores the workflow profile caps every local job at one thread (two jobs side
+    by side); without the profile the stages' cpus_per_task (2) apply."""
+    plans = []
+    for extra in ([], ["--workflow-profile", "none", "--cores", "2"]):
+        cmd = [snakemake_exe, "-n", "--directory", str(tmp_path), "results/table1.csv", *extra]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=repo)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        plans.append(result.stdout + result.stderr)
+    assert "threads: 2" not in plans[0] and "rule train_ddpm" in plans[0]
+    assert "threads: 2" in plans[1]
 
 
 def test_commands_work_as_typed_without_cores(tiny_run, repo):

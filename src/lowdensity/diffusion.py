@@ -383,10 +383,16 @@ class GaussianDiffusion:
 def stratified_terms(num_steps: int, num_terms: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The decoder step t = 0 (weight 1) and one step drawn uniformly from each of num_terms − 1
     contiguous strata of 1 … T−1, weighted by its stratum's size: Σ_s n_s L_{t_s} is an unbiased
-    estimate of Σ_{t≥1} L_t (E[n_s L_{t_s}] = Σ_{t ∈ s} L_t). num_terms = T gives every step."""
+    estimate of Σ_{t≥1} L_t (E[n_s L_{t_s}] = Σ_{t ∈ s} L_t). The strata grow geometrically with
+    t (single steps first): the terms fall by orders of magnitude along the chain (on the default
+    DDPM, t = 1 … 4 carry a quarter of the bound and t ≥ 200 under 2 %), so equal strata would put
+    most of the variance in the first one. num_terms = T gives every step once."""
     if not 2 <= num_terms <= num_steps:
         raise ValueError(f"the bound needs between 2 and {num_steps} terms, not {num_terms}")
-    edges = np.linspace(1, num_steps, num_terms).round().astype(np.int64)  # num_terms − 1 strata [e_k, e_{k+1})
+    edges = [1]  # num_terms − 1 strata [e_k, e_{k+1}), e_last = T
+    for target in np.geomspace(1, num_steps, num_terms)[1:]:
+        edges.append(max(edges[-1] + 1, int(round(target))))
+    edges = np.asarray(edges, dtype=np.int64)
     steps = [0] + [int(rng.integers(low, high)) for low, high in zip(edges[:-1], edges[1:])]
     return np.asarray(steps), np.concatenate([[1], np.diff(edges)]).astype(np.float64)
 

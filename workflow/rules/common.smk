@@ -48,6 +48,22 @@ def guidance_cells():
     return sorted({cell_name(*c) for c in cells})
 
 
+def cell_sizes():
+    """Samples per cell: a cell that only figure 3 shows holds the seeds it shows (the first sample
+    of each shown class; sample i has label i mod C, so max(classes) + 1 samples); every cell that
+    a distribution, a precision or a fixed-seed row is computed from holds guidance.cell_samples."""
+    g = config["guidance"]
+    counted = {("hardness", a, 0.0) for a in g["fig4a_alphas"]} | {("hardness", a, g["fig10"]["beta"]) for a in g["fig10"]["alphas"]}
+    counted |= {("hardness", g["fig4b"]["alpha"], b) for b in g["fig4b"]["betas"]}
+    counted |= {(loss, a, g["figA5"]["beta"]) for a in g["figA5"]["alphas"] for loss in ("hardness", "softmax")}
+    counted = {cell_name(*c) for c in counted}
+    shown = min(max(g["fig3"]["classes"]) + 1, g["cell_samples"])
+    return {c: g["cell_samples"] if c in counted else shown for c in guidance_cells()}
+
+
+CELL_SIZES = cell_sizes()
+
+
 def cell_paths(cells):
     return [f"results/samples/cells/{c}.npz" for c in cells]
 

@@ -98,15 +98,17 @@ rule sample_guided:
 
 
 rule sample_cell:
-    """One (loss, α, β) cell of the figures' grids: the first guidance.cell_samples seeds of the
-    baseline set, so that α = β = 0 reproduces the baseline bit for bit."""
+    """One (loss, α, β) cell of the figures' grids: the first seeds of the baseline set (as many as
+    `cell_sizes` gives it), so that α = β = 0 reproduces the baseline bit for bit."""
     input:
         ddpm="results/ddpm/model.pt",
         **GUIDES,
     output:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
     params:
-        sampling=json.dumps({**config["sampling"], "num_samples": config["guidance"]["cell_samples"], "shards": 1}, sort_keys=True),
+        sampling=lambda wildcards: json.dumps({**config["sampling"], "shards": 1,
+                                               "num_samples": CELL_SIZES[f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}"]},
+                                              sort_keys=True),
         alpha=lambda wildcards: wildcards.alpha,
         beta=lambda wildcards: wildcards.beta,
         tau=config["guidance"]["tau"],
