@@ -14,6 +14,7 @@ rule train_ddpm:
         "logs/train_ddpm.log",
     benchmark:
         "results/benchmarks/train_ddpm/train_ddpm.tsv",
+    priority: 50  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["train_ddpm"]["cpus_per_task"]
     resources:
         **stage_resources("train_ddpm"),
@@ -39,6 +40,7 @@ rule sample_baseline:
         "logs/sample_baseline/{shard}.log",
     benchmark:
         "results/benchmarks/sample_baseline/{shard}.tsv",
+    priority: 40  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -62,6 +64,7 @@ rule gather_samples:
         "logs/gather_samples/{generator}.log",
     benchmark:
         "results/benchmarks/gather_samples/{generator}.tsv",
+    priority: 40  # the baseline set gates the discriminator (critical path); cheap for the others
     resources:
         **stage_resources("light"),
     conda:

@@ -23,6 +23,7 @@ rule train_discriminator:
         "logs/train_discriminator.log",
     benchmark:
         "results/benchmarks/train_discriminator/train_discriminator.tsv",
+    priority: 30  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
@@ -47,6 +48,7 @@ rule fit_discriminator_gaussians:
         "logs/fit_discriminator_gaussians.log",
     benchmark:
         "results/benchmarks/fit_discriminator_gaussians/fit_discriminator_gaussians.tsv",
+    priority: 20  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),

@@ -88,6 +88,7 @@ rule sample_guided:
         "logs/sample_guided/{shard}.log",
     benchmark:
         "results/benchmarks/sample_guided/{shard}.tsv",
+    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
@@ -124,6 +125,7 @@ rule sample_cell:
         "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
     benchmark:
         "results/benchmarks/sample_cell/{loss}_a{alpha}_b{beta}.tsv",
+    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
