@@ -286,7 +286,7 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     pairs = pd.read_csv(tiny_run / "results/memorization_pairs.csv")
     assert len(pairs) == 4 and pairs["distance"].is_monotonic_increasing
     nll = pd.read_csv(tiny_run / "results/nll.csv")
-    assert len(nll) == 8 and (nll["bpd"] > 0).all() and nll["chain"].iloc[0] == "10 of 1000 steps"
+    assert len(nll) == 8 and (nll["bpd"] > 0).all() and nll["chain"].iloc[0] == "10 of 1000 steps, 5 stratified terms"
     correlation = pd.read_csv(tiny_run / "results/nll_correlation.csv")
     assert len(correlation) == 6 and correlation["spearman"].between(-1, 1).all()
     table = pd.read_csv(tiny_run / "results/table1.csv")
