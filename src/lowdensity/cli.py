@@ -21,6 +21,14 @@ def _params(text: str) -> dict:
         raise SystemExit(f"--params must be a JSON object: {err}")
 
 
+def _named(items: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE arguments as a dict (the order kept)."""
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SystemExit(f"{what} must be NAME=VALUE, not {bad[0]!r}")
+    return dict(item.split("=", 1) for item in items)
+
+
 def cmd_prepare_data(a):
     from .data import prepare_split
 
@@ -119,20 +127,19 @@ def cmd_figure(a):
 def cmd_fig4b_fidelity(a):
     from .guided_eval import fig4b_fidelity
 
-    references = dict(item.split("=", 1) for item in a.reference)
+    references = _named(a.reference, "--reference")
     cells: dict[str, dict[float, str]] = {}
-    for item in a.cells:
-        key, path = item.split("=", 1)
+    for key, path in _named(a.cells, "cells").items():
         space, beta = key.rsplit(":", 1)
         cells.setdefault(space, {})[float(beta)] = path
-    neighbours = dict(item.split("=", 1) for item in a.neighbours)
+    neighbours = _named(a.neighbours, "--neighbours")
     fig4b_fidelity(_params(a.params), references, neighbours, cells, a.out, a.device)
 
 
 def cmd_discriminator_ablation(a):
     from .figures import figD1_discriminator_ablation
 
-    figD1_discriminator_ablation(dict(item.split("=", 1) for item in a.accuracy), _params(a.overrides), a.out, a.figure)
+    figD1_discriminator_ablation(_named(a.accuracy, "--accuracy"), _params(a.overrides), a.out, a.figure)
 
 
 def cmd_extract_features(a):
@@ -180,7 +187,7 @@ def cmd_eval_figure(a):
     if a.name == "fig1":
         from .data import load_split
 
-        samples = dict(item.split("=", 1) for item in a.inputs[2:])
+        samples = _named(a.inputs[2:], "fig1's samples")
         figures.fig1_overview(a.inputs[0], load_split(a.inputs[1]).images, samples, p["fig1_per_panel"], a.out, a.csv)
     elif a.name in ("fig7", "fig17"):
         title = {"fig7": "Figure 7: neighbourhood density", "fig17": "Figure 17: density in every feature space"}[a.name]
@@ -216,8 +223,7 @@ def cmd_fidelity_steps(a):
     from .evaluation import fidelity_vs_steps
 
     sets = {}
-    for item in a.sets:
-        key, path = item.split("=", 1)
+    for key, path in _named(a.sets, "sets").items():
         sampler, steps = key.rsplit("_", 1)
         sets[(sampler, int(steps))] = path
     fidelity_vs_steps(_params(a.params), a.reference, a.neighbours, sets, a.out, a.device)
@@ -227,16 +233,8 @@ def cmd_fidelity_steps(a):
 def cmd_fidelity(a):
     from .fidelity import fidelity_table
 
-    sets = dict(item.split("=", 1) for item in a.sets)
+    sets = _named(a.sets, "sets")
     fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
-
-
-def _named(items: list[str], what: str) -> dict[str, str]:
-    """NAME=VALUE arguments as a dict (the order kept)."""
-    bad = [item for item in items if "=" not in item]
-    if bad:
-        raise SystemExit(f"{what} must be NAME=VALUE, not {bad[0]!r}")
-    return dict(item.split("=", 1) for item in items)
 
 
 def cmd_train_minority_classifier(a):
