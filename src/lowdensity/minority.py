@@ -102,7 +102,8 @@ class LPIPS(torch.nn.Module):
         net.load_state_dict(load_weights(alexnet_path, map_location="cpu"))
         self.features = net.features[:ALEXNET_TAPS[-1] + 1].eval().requires_grad_(False)
         linear = load_weights(linear_path, map_location="cpu")
-        self.weights = [linear[f"lin{i}.model.1.weight"].float() for i in range(len(ALEXNET_TAPS))]
+        for i in range(len(ALEXNET_TAPS)):
+            self.register_buffer(f"lin{i}", linear[f"lin{i}.model.1.weight"].float())
         self.input_size = input_size
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).reshape(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).reshape(1, 3, 1, 1))
@@ -120,8 +121,8 @@ class LPIPS(torch.nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         total = 0.0
-        for fa, fb, w in zip(self.taps(a), self.taps(b), self.weights):
-            total = total + ((fa - fb).pow(2) * w.to(fa.device)).sum(1).mean((1, 2))
+        for i, (fa, fb) in enumerate(zip(self.taps(a), self.taps(b))):
+            total = total + ((fa - fb).pow(2) * getattr(self, f"lin{i}")).sum(1).mean((1, 2))
         return total
 
 
@@ -241,20 +242,13 @@ def minority_guidance_cond_fn(classifier, target: int, scale: float):
     return cond_fn
 
 
-def score_split(params: dict, model_path: str, classifier_path: Optional[str], split_path: str, max_per_class: Optional[int],
-                seed: int, device: torch.device) -> tuple[Split, np.ndarray]:
-    """The (stratified subset of the) split and the minority score of each of its images."""
-    from .ddpm import load_ddpm, training_diffusion
-
-    cfg = params["samplers"]["minority_guidance"]
-    model, meta = load_ddpm(model_path, device)
-    chain = training_diffusion(meta["diffusion"])
-    distance = make_distance(params["samplers"]["distance"], classifier_path, device)
+def score_split(scorer, split_path: str, max_per_class: Optional[int], seed: int) -> tuple[Split, np.ndarray]:
+    """The (stratified subset of the) split and the minority score of each of its images;
+    `scorer(images, labels, seed)` is `minority_scores` with the networks loaded once."""
     split = load_split(split_path)
     keep = stratified_subset(split.labels, max_per_class, seed)
     split = Split(split.images[keep], split.labels[keep], split.class_names)
-    score_t = int(cfg["score_fraction"] * (chain.num_timesteps - 1))
-    return split, minority_scores(chain, model, distance, split.images, split.labels, score_t, cfg["num_draws"], seed)
+    return split, scorer(split.images, split.labels, seed)
 
 
 def train_minority_classifier(params: dict, model_path: str, classifier_path: Optional[str], train_path: str, val_path: str,
@@ -264,14 +258,22 @@ def train_minority_classifier(params: dict, model_path: str, classifier_path: Op
     and the noisy classifier p(l̃ | x_t) on them (the pipeline's encoder trainer, resumable);
     validation images get classes from the training images' edges for the accuracy per t."""
     from .classifier import _train_encoder
-    from .ddpm import select_device
+    from .ddpm import load_ddpm, select_device, training_diffusion
     from .io import atomic_to_csv
 
     cfg = params["samplers"]["minority_guidance"]
     dev = select_device(device)
+    model, meta = load_ddpm(model_path, dev)
+    chain = training_diffusion(meta["diffusion"])
+    distance = make_distance(params["samplers"]["distance"], classifier_path, dev)
+    score_t = int(cfg["score_fraction"] * (chain.num_timesteps - 1))
+
+    def scorer(images, labels, seed):
+        return minority_scores(chain, model, distance, images, labels, score_t, cfg["num_draws"], seed)
+
     within = cfg["quantiles_within"] == "class"
-    train, train_scores = score_split(params, model_path, classifier_path, train_path, cfg["max_per_class"], cfg["seed"], dev)
-    val, val_scores = score_split(params, model_path, classifier_path, val_path, cfg["val_per_class"], cfg["seed"] + 1, dev)
+    train, train_scores = score_split(scorer, train_path, cfg["max_per_class"], cfg["seed"])
+    val, val_scores = score_split(scorer, val_path, cfg["val_per_class"], cfg["seed"] + 1)
     train_classes, edges = minority_classes(train_scores, cfg["num_classes"], train.labels if within else None)
     val_classes, _ = minority_classes(val_scores, cfg["num_classes"], val.labels if within else None, edges)
     names = tuple(f"minority {level}" for level in range(cfg["num_classes"]))
