@@ -63,16 +63,18 @@ def related_key_problems(config: dict) -> list[str]:
     t_max = config.get("discriminator", {}).get("timesteps", {}).get("max")
     check(t_max is None or t_max <= T, "discriminator.timesteps.max", f"{t_max} exceeds diffusion.num_steps = {T}")
 
-    def respacing(value, key: str) -> None:
+    def respacing(value, key: str) -> int | None:
+        """The number of steps the respacing keeps (None, and a problem, if it is not one)."""
         try:
             kept = space_timesteps(T, value if not str(value).isdigit() else int(value))
             check(len(kept) > 0, key, f"{value!r} keeps no step of the chain")
+            return len(kept) or None
         except ValueError as err:
             check(False, key, f"{value!r} is not a respacing of the {T}-step chain (diffusion.num_steps): {err}")
+            return None
 
     sampling = config.get("sampling", {})
-    if "steps" in sampling:
-        respacing(sampling["steps"], "sampling.steps")
+    sampling_steps = respacing(sampling["steps"], "sampling.steps") if "steps" in sampling else None
     for steps in config.get("figA7", {}).get("steps", []):
         respacing(f"ddim{steps}", "figA7.steps")
     nll_steps = config.get("nll", {}).get("steps")
@@ -121,32 +123,26 @@ def related_key_problems(config: dict) -> list[str]:
     space = config.get("table1", {}).get("space")
     spaces = [e["name"] for e in evaluation.get("extractors", [])] + ["classifier"]
     check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
-    problems += sampler_key_problems(config)
+    problems += sampler_key_problems(config, sampling_steps)
     return problems
 
 
-def sampler_key_problems(config: dict) -> list[str]:
+def sampler_key_problems(config: dict, sampling_steps: int | None) -> list[str]:
     """The samplers' sweep (`samplers`): each default one of its strengths (Table 1 reads that
-    point), Boost-and-Skip's skip within the respaced chain, k within the set and the reference."""
+    point), Boost-and-Skip's skip within the `sampling_steps` of the respaced chain (None: the
+    respacing is itself invalid, reported already), k within the set and the reference."""
     samplers = config.get("samplers")
     if not samplers:
         return []
-    from .diffusion import space_timesteps
-
     problems = []
     for name in ("paper", "boost_and_skip", "self_guided", "minority_guidance"):
         sweep = samplers[name]
         if sweep["default"] not in sweep["strengths"]:
             problems.append(f"config key 'samplers.{name}.default': {sweep['default']} is not one of "
                             f"samplers.{name}.strengths {sweep['strengths']} (Table 1 reads the default's point)")
-    steps = config.get("sampling", {}).get("steps")
-    try:
-        kept = len(space_timesteps(config["diffusion"]["num_steps"], int(steps) if str(steps).isdigit() else steps))
-    except (ValueError, KeyError, TypeError):
-        kept = None  # sampling.steps itself is reported above
-    if kept is not None and samplers["boost_and_skip"]["skip"] >= kept:
+    if sampling_steps is not None and samplers["boost_and_skip"]["skip"] >= sampling_steps:
         problems.append(f"config key 'samplers.boost_and_skip.skip': {samplers['boost_and_skip']['skip']} skips every one of "
-                        f"the {kept} steps of sampling.steps")
+                        f"the {sampling_steps} steps of sampling.steps")
     if samplers["rarity_k"] >= samplers["num_samples"]:
         problems.append(f"config key 'samplers.rarity_k': {samplers['rarity_k']} does not fit samplers.num_samples = {samplers['num_samples']}")
     reference = config.get("evaluation", {}).get("num_reference")

@@ -376,8 +376,7 @@ class GaussianDiffusion:
         prior = self.prior_bpd(x_start)
         order = np.argsort(np.asarray(timesteps))
         weight = torch.as_tensor(np.asarray(weights, dtype=np.float64)[order], dtype=vb.dtype, device=vb.device)
-        total = vb.sum(dim=1) if terms is None else (vb * weight).sum(dim=1)
-        return {"total_bpd": total + prior, "prior_bpd": prior, "vb": vb, "xstart_mse": xstart_mse}
+        return {"total_bpd": (vb * weight).sum(dim=1) + prior, "prior_bpd": prior, "vb": vb, "xstart_mse": xstart_mse}
 
 
 def stratified_terms(num_steps: int, num_terms: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

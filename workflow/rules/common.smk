@@ -37,26 +37,29 @@ GAN = config["gan"]["enabled"]
 GENERATORS = ["baseline", "guided"] + (["gan"] if GAN else [])  # the sample sets every evaluation compares
 
 
-def guidance_cells():
-    """Every (loss, α, β) cell any figure needs, once each."""
+def counted_cells():
+    """The (loss, α, β) cells a distribution, a precision or a fixed-seed row is computed from
+    (figures 4a, 4b, 10, A.5): each holds guidance.cell_samples samples."""
     g = config["guidance"]
-    cells = {("hardness", a, b) for a in g["fig3"]["alphas"] for b in g["fig3"]["betas"]}
-    cells |= {("hardness", a, 0.0) for a in g["fig4a_alphas"]}
+    cells = {("hardness", a, 0.0) for a in g["fig4a_alphas"]}
     cells |= {("hardness", g["fig4b"]["alpha"], b) for b in g["fig4b"]["betas"]}
     cells |= {("hardness", a, g["fig10"]["beta"]) for a in g["fig10"]["alphas"]}
     cells |= {(loss, a, g["figA5"]["beta"]) for a in g["figA5"]["alphas"] for loss in ("hardness", "softmax")}
-    return sorted({cell_name(*c) for c in cells})
+    return {cell_name(*c) for c in cells}
+
+
+def guidance_cells():
+    """Every (loss, α, β) cell any figure needs, once each: the counted cells and figure 3's grid."""
+    g = config["guidance"]
+    return sorted(counted_cells() | {cell_name("hardness", a, b) for a in g["fig3"]["alphas"] for b in g["fig3"]["betas"]})
 
 
 def cell_sizes():
     """Samples per cell: a cell that only figure 3 shows holds the seeds it shows (the first sample
-    of each shown class; sample i has label i mod C, so max(classes) + 1 samples); every cell that
-    a distribution, a precision or a fixed-seed row is computed from holds guidance.cell_samples."""
+    of each shown class; sample i has label i mod C, so max(classes) + 1 samples); every counted
+    cell holds guidance.cell_samples."""
     g = config["guidance"]
-    counted = {("hardness", a, 0.0) for a in g["fig4a_alphas"]} | {("hardness", a, g["fig10"]["beta"]) for a in g["fig10"]["alphas"]}
-    counted |= {("hardness", g["fig4b"]["alpha"], b) for b in g["fig4b"]["betas"]}
-    counted |= {(loss, a, g["figA5"]["beta"]) for a in g["figA5"]["alphas"] for loss in ("hardness", "softmax")}
-    counted = {cell_name(*c) for c in counted}
+    counted = counted_cells()
     shown = min(max(g["fig3"]["classes"]) + 1, g["cell_samples"])
     return {c: g["cell_samples"] if c in counted else shown for c in guidance_cells()}
 
