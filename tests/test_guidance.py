@@ -154,6 +154,17 @@ def test_zero_weights_reproduce_the_baseline_bit_for_bit(trained, method):
     assert not np.array_equal(base["images"], moved["images"])
 
 
+def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):
+    """A β = 0 cell samples without the discriminator's files (so it need not wait for H′), with
+    the same images as when they are given; a non-zero weight without its guide names what is missing."""
+    paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
+    without = tmp_path / "without.npz"
+    sample_guided_shard(SAMPLING, 1.0, 0.0, 1.0, "hardness", str(trained / "ddpm.pt"), paths, None, 0, str(without), "cpu")
+    np.testing.assert_array_equal(np.load(without)["images"], guided(trained, "with", 1.0, 0.0)["images"])
+    with pytest.raises(ValueError, match="β = 0.5 needs the discriminator's model and Gaussians"):
+        sample_guided_shard(SAMPLING, 1.0, 0.5, 1.0, "hardness", str(trained / "ddpm.pt"), paths, None, 0, str(without), "cpu")
+
+
 def test_positive_alpha_raises_mean_hardness(trained):
     model, _ = load_encoder(str(trained / "clf.pt"), torch.device("cpu"))
     gaussians = ClassGaussians.from_state_dict(torch.load(trained / "gaussians.pt", weights_only=True))

@@ -294,6 +294,9 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     assert "guided" in (tiny_run / "results/table1.md").read_text()
     via_torch_fidelity = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_fidelity.csv")
     assert list(via_torch_fidelity["set"]) == ["baseline", "guided", "gan"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
+    ours = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")  # the same features, our code
+    for row in via_torch_fidelity.itertuples():
+        assert (row.precision, row.recall) == pytest.approx((ours.loc[row.set, "precision"], ours.loc[row.set, "recall"]), abs=1e-6)
     fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
     assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]
 
@@ -407,3 +410,14 @@ def test_each_target_plans_only_what_it_reads(snakemake_exe, repo, tmp_path):
     assert not gan_rules & set(table1), table1
     assert table1["density_metrics"] == 3 and table1["reference_neighbours"] == 1  # real, baseline, guided in one space
     assert gan_rules <= set(fig7) and fig7["density_metrics"] == 4
+
+
+def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, tmp_path):
+    """β = 0: no discriminator in the cell's plan (it runs beside H′'s training); α = 0: no classifier."""
+    def plan(cell):
+        return planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", f"results/samples/cells/hardness_{cell}.npz"))
+
+    assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan("a1_b0")) and "train_discriminator" not in plan("a1_b0")
+    assert "train_discriminator" in plan("a0_b1") and "train_classifier" not in plan("a0_b1")
+    assert "train_discriminator" in plan("a1_b1") and "train_classifier" in plan("a1_b1")
+    assert set(plan("a0_b0")) == {"prepare_data", "train_ddpm", "sample_cell"}

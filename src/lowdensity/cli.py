@@ -94,8 +94,8 @@ def cmd_fit_gaussians(a):
 def cmd_sample_guided(a):
     from .guidance import sample_guided_shard
 
-    sample_guided_shard(_params(a.params), a.alpha, a.beta, a.tau, a.loss, a.model, tuple(a.classifier),
-                        tuple(a.discriminator), a.shard, a.out, a.device, a.step_scale)
+    sample_guided_shard(_params(a.params), a.alpha, a.beta, a.tau, a.loss, a.model, a.classifier,
+                        a.discriminator, a.shard, a.out, a.device, a.step_scale)
 
 
 def cmd_score_sets(a):
@@ -234,7 +234,7 @@ def cmd_fidelity(a):
     from .fidelity import fidelity_table
 
     sets = _named(a.sets, "sets")
-    fidelity_table(_params(a.params), a.extractor, a.train, sets, a.out, a.device)
+    fidelity_table(_params(a.params), a.extractor, a.reference, sets, a.out, a.device)
 
 
 def cmd_train_minority_classifier(a):
@@ -375,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["hardness", "softmax"], required=True)
     p.add_argument("--step-scale", choices=["variance", "std"], required=True, help="Σ_θ of Eq. 7: σ_t² or σ_t")
     p.add_argument("--model", required=True)
-    p.add_argument("--classifier", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))
-    p.add_argument("--discriminator", nargs=2, required=True, metavar=("MODEL", "GAUSSIANS"))
+    p.add_argument("--classifier", nargs=2, metavar=("MODEL", "GAUSSIANS"), help="needed when α ≠ 0")
+    p.add_argument("--discriminator", nargs=2, metavar=("MODEL", "GAUSSIANS"), help="needed when β ≠ 0")
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
@@ -516,13 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sets", nargs="+", help="SAMPLER_STEPS=FEATURES.npy")
     p.set_defaults(func=cmd_fidelity_steps)
 
-    p = sub.add_parser("fidelity", help="FID and precision/recall via torch-fidelity in one evaluation space")
-    p.add_argument("--params", required=True, help='{"extractors": ..., "num_reference": ..., "precision_k": ...} as JSON')
+    p = sub.add_parser("fidelity", help="FID and precision/recall via torch-fidelity's metrics in one evaluation space")
+    p.add_argument("--params", required=True, help='{"precision_k": ...} as JSON')
     p.add_argument("--extractor", required=True)
-    p.add_argument("--train", required=True)
+    p.add_argument("--reference", required=True, help="the reference's features (extract_features)")
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("sets", nargs="+", help="NAME=SAMPLES.npz")
+    p.add_argument("--device", default="auto", help="where the precision/recall distances are computed")
+    p.add_argument("sets", nargs="+", help="NAME=FEATURES.npy")
     p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("train-minority-classifier", help="minority scores, their quantile classes and the noisy classifier p(l | x_t) (minority guidance)")

@@ -21,7 +21,7 @@ only there (`Guide.trained_at`); with the uniform law of the paper it guides eve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -130,15 +130,20 @@ def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Gu
 
 
 def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,
-                        classifier_paths: tuple[str, str], discriminator_paths: tuple[str, str], shard: int, out_path: str,
-                        device: str = "auto", step_scale: str = "variance", extra_metadata: Optional[dict] = None) -> None:
+                        classifier_paths: Optional[Sequence[str]], discriminator_paths: Optional[Sequence[str]], shard: int,
+                        out_path: str, device: str = "auto", step_scale: str = "variance",
+                        extra_metadata: Optional[dict] = None) -> None:
     """One shard of α/β-guided samples (Algorithm 1); same seeds, labels and layout as the
-    baseline set of `sampling_cfg`, so sample i pairs with baseline sample i."""
+    baseline set of `sampling_cfg`, so sample i pairs with baseline sample i. Each guide is
+    (model, Gaussians) paths, needed only when its weight is non-zero."""
     from .ddpm import select_device
     from .sampling import sample_shard
 
     from .training import memory_format
 
+    for weight, name, paths in ((alpha, "α", classifier_paths), (beta, "β", discriminator_paths)):
+        if weight and not paths:
+            raise ValueError(f"{name} = {weight} needs the {'classifier' if name == 'α' else 'discriminator'}'s model and Gaussians")
     dev = select_device(device)
     classifier = load_guide(*classifier_paths, dev) if alpha else None
     discriminator = load_guide(*discriminator_paths, dev) if beta else None

@@ -155,7 +155,7 @@ def sweep_inputs(wildcards):
     """The DDPM and whatever guides the point's sampler consults."""
     inputs = {"ddpm": "results/ddpm/model.pt"}
     if wildcards.sampler == "paper":
-        inputs.update(GUIDES)
+        inputs.update(GUIDES["classifier"], **GUIDES["discriminator"])
     if wildcards.sampler == "self_guided" and config["samplers"]["distance"]["kind"] == "classifier":
         inputs["classifier_model"] = "results/classifier/model.pt"
     if wildcards.sampler == "minority_guidance":

@@ -345,8 +345,7 @@ rule sample_ddim_baseline:
 rule sample_ddim_guided:
     """Guided DDIM samples (guidance.alpha, guidance.beta) with a given number of steps (appendix A.7)."""
     input:
-        ddpm="results/ddpm/model.pt",
-        **GUIDES,
+        **guided_inputs(config["guidance"]["alpha"], config["guidance"]["beta"]),
     output:
         "results/samples/ddim/guided_{steps}.npz",
     params:
@@ -356,6 +355,7 @@ rule sample_ddim_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        guides=guide_arguments,
         shard=0,
         device=config["device"],
     wildcard_constraints:
@@ -402,17 +402,17 @@ rule figA7:
 
 
 rule fidelity:
-    """FID and improved precision/recall of every generator's samples via torch-fidelity, with the
-    extractor registered as a custom feature extractor (reported as fid_<extractor>)."""
+    """FID and improved precision/recall of every generator's samples by torch-fidelity's metric
+    code, from the features `extract_features` stored (reported as fid_<extractor>)."""
     input:
-        train="results/data/train.npz",
-        samples=[IMAGE_SETS[g] for g in GENERATORS],
+        reference="results/features/{extractor}/reference.npy",
+        sets=expand("results/features/{{extractor}}/{set}.npy", set=GENERATORS),
     output:
         report("results/metrics/{extractor}_fidelity.csv", caption="../report/fidelity.rst", category="Density evaluation",
                subcategory="{extractor}"),
     params:
-        cfg=evaluation_keys("extractors", "num_reference", "precision_k"),
-        named=named_inputs(GENERATORS, "samples"),
+        cfg=evaluation_keys("precision_k"),
+        named=named_inputs(GENERATORS, "sets"),
         device=config["device"],
     wildcard_constraints:
         extractor="|".join(EXTRACTORS[:-1]),
@@ -426,5 +426,5 @@ rule fidelity:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity fidelity --params {params.cfg:q} --extractor {wildcards.extractor} --train {input.train}"
+        "lowdensity fidelity --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
         " --out {output} --device {params.device} {params.named} 2> {log}"

@@ -2,16 +2,31 @@
 SAMPLE_GUIDED = (
     "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
     " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
-    " --classifier {input.classifier_model} {input.classifier_gaussians}"
-    " --discriminator {input.discriminator_model} {input.discriminator_gaussians}"
-    " --shard {params.shard} --out {output} --device {params.device} 2> {log}"
+    " {params.guides} --shard {params.shard} --out {output} --device {params.device} 2> {log}"
 )
 GUIDES = {
-    "classifier_model": "results/classifier/model.pt",
-    "classifier_gaussians": "results/classifier/gaussians.pt",
-    "discriminator_model": "results/discriminator/model.pt",
-    "discriminator_gaussians": "results/discriminator/gaussians.pt",
+    "classifier": {"classifier_model": "results/classifier/model.pt",
+                   "classifier_gaussians": "results/classifier/gaussians.pt"},
+    "discriminator": {"discriminator_model": "results/discriminator/model.pt",
+                      "discriminator_gaussians": "results/discriminator/gaussians.pt"},
 }
+
+
+def guided_inputs(alpha, beta):
+    """The DDPM and the guides a guided sampler with these weights reads: the classifier's when
+    α ≠ 0, the discriminator's when β ≠ 0 (a zero weight never loads its network). So a β = 0 cell
+    starts as soon as the classifier is ready, beside H′'s training, instead of after it."""
+    inputs = {"ddpm": "results/ddpm/model.pt"}
+    for guide, weight in (("classifier", alpha), ("discriminator", beta)):
+        if float(weight):
+            inputs.update(GUIDES[guide])
+    return inputs
+
+
+def guide_arguments(wildcards, input):
+    """`--classifier MODEL GAUSSIANS` and `--discriminator ...` for the guides among the inputs."""
+    return " ".join(f"--{guide} {input[guide + '_model']} {input[guide + '_gaussians']}"
+                    for guide in GUIDES if guide + "_model" in input.keys())
 
 
 rule train_classifier:
@@ -69,8 +84,7 @@ rule fit_classifier_gaussians:
 rule sample_guided:
     """One shard of the main guided set (guidance.alpha, guidance.beta): the baseline's seeds and labels."""
     input:
-        ddpm="results/ddpm/model.pt",
-        **GUIDES,
+        **guided_inputs(config["guidance"]["alpha"], config["guidance"]["beta"]),
     output:
         "results/samples/guided/shard_{shard}.npz",
     params:
@@ -80,6 +94,7 @@ rule sample_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        guides=guide_arguments,
         shard=lambda wildcards: wildcards.shard,
         device=config["device"],
     wildcard_constraints:
@@ -102,8 +117,7 @@ rule sample_cell:
     """One (loss, α, β) cell of the figures' grids: the first seeds of the baseline set (as many as
     `cell_sizes` gives it), so that α = β = 0 reproduces the baseline bit for bit."""
     input:
-        ddpm="results/ddpm/model.pt",
-        **GUIDES,
+        unpack(lambda wildcards: guided_inputs(wildcards.alpha, wildcards.beta)),
     output:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
     params:
@@ -115,6 +129,7 @@ rule sample_cell:
         tau=config["guidance"]["tau"],
         loss=lambda wildcards: wildcards.loss,
         step_scale=config["guidance"]["step_scale"],
+        guides=guide_arguments,
         shard=0,
         device=config["device"],
     wildcard_constraints:
