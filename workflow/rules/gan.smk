@@ -14,6 +14,7 @@ rule train_gan:
         "logs/train_gan.log",
     benchmark:
         "results/benchmarks/train_gan/train_gan.tsv",
+    priority: 45  # the longest job off the critical path: started beside the DDPM, so that it is done before the baseline's shards need every core
     threads: config["resources"]["train_gan"]["cpus_per_task"]
     resources:
         **stage_resources("train_gan"),
