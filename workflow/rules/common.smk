@@ -136,6 +136,31 @@ IMAGE_SETS.update(SWEEP_SETS)
 SAMPLER_SPACES = [DEFAULT_EXTRACTOR, "classifier"]
 
 
+GUIDES = {
+    "classifier": {"classifier_model": "results/classifier/model.pt",
+                   "classifier_gaussians": "results/classifier/gaussians.pt"},
+    "discriminator": {"discriminator_model": "results/discriminator/model.pt",
+                      "discriminator_gaussians": "results/discriminator/gaussians.pt"},
+}
+
+
+def guided_inputs(alpha, beta):
+    """The DDPM and the guides a guided sampler with these weights reads: the classifier's when
+    α ≠ 0, the discriminator's when β ≠ 0 (a zero weight never loads its network). So a β = 0 cell
+    starts as soon as the classifier is ready, beside H′'s training, instead of after it."""
+    inputs = {"ddpm": "results/ddpm/model.pt"}
+    for guide, weight in (("classifier", alpha), ("discriminator", beta)):
+        if float(weight):
+            inputs.update(GUIDES[guide])
+    return inputs
+
+
+def guide_arguments(wildcards, input):
+    """`--classifier MODEL GAUSSIANS` and `--discriminator ...` for the guides among the inputs."""
+    return " ".join(f"--{guide} {input[f'{guide}_model']} {input[f'{guide}_gaussians']}"
+                    for guide in GUIDES if f"{guide}_model" in input.keys())
+
+
 def sweep_params(wildcards):
     """What a sweep point's sampler reads: the baseline's sampling (the sweep's sample count, one
     job), its own section without the sweep lists (adding a strength reruns no other point), the

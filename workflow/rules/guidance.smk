@@ -4,29 +4,6 @@ SAMPLE_GUIDED = (
     " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
     " {params.guides} --shard {params.shard} --out {output} --device {params.device} 2> {log}"
 )
-GUIDES = {
-    "classifier": {"classifier_model": "results/classifier/model.pt",
-                   "classifier_gaussians": "results/classifier/gaussians.pt"},
-    "discriminator": {"discriminator_model": "results/discriminator/model.pt",
-                      "discriminator_gaussians": "results/discriminator/gaussians.pt"},
-}
-
-
-def guided_inputs(alpha, beta):
-    """The DDPM and the guides a guided sampler with these weights reads: the classifier's when
-    α ≠ 0, the discriminator's when β ≠ 0 (a zero weight never loads its network). So a β = 0 cell
-    starts as soon as the classifier is ready, beside H′'s training, instead of after it."""
-    inputs = {"ddpm": "results/ddpm/model.pt"}
-    for guide, weight in (("classifier", alpha), ("discriminator", beta)):
-        if float(weight):
-            inputs.update(GUIDES[guide])
-    return inputs
-
-
-def guide_arguments(wildcards, input):
-    """`--classifier MODEL GAUSSIANS` and `--discriminator ...` for the guides among the inputs."""
-    return " ".join(f"--{guide} {input[guide + '_model']} {input[guide + '_gaussians']}"
-                    for guide in GUIDES if guide + "_model" in input.keys())
 
 
 rule train_classifier:
