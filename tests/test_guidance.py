@@ -19,7 +19,7 @@ from lowdensity.guidance import (
     normalize_per_sample,
     sample_guided_shard,
 )
-from lowdensity.sampling import sample_shard
+from lowdensity.sampling import gather_shards, sample_shard
 
 
 def random_class_data(seed=0, n=200, k=5, classes=3):
@@ -152,6 +152,26 @@ def test_zero_weights_reproduce_the_baseline_bit_for_bit(trained, method):
     np.testing.assert_array_equal(base["seeds"], zero["seeds"])
     moved = guided(trained, f"moved_{method}", 2.0, 0.0, method=method)
     assert not np.array_equal(base["images"], moved["images"])
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.0, 0.0), (1.0, 0.5)])
+def test_a_cell_sampled_alone_is_the_prefix_of_the_sharded_set(trained, tmp_path, alpha, beta):
+    """Why the workflow copies a cell whose sampler is a main set's (cell_from_set) instead of
+    sampling it: sample i's seed and label do not depend on the set's size, shards or batches, so
+    10 samples drawn alone are the first 10 of a 24-sample set drawn in 2 shards of other batches."""
+    cell = guided(trained, f"cell_{alpha}_{beta}", alpha, beta, num_samples=10, batch_size=4)
+    paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
+    shards = [str(tmp_path / f"shard_{s}.npz") for s in range(2)]
+    for s, out in enumerate(shards):
+        sample_guided_shard({**SAMPLING, "shards": 2, "batch_size": 5}, alpha, beta, 1.0, "hardness", str(trained / "ddpm.pt"),
+                            paths, paths, s, out, "cpu", "variance")
+    gather_shards(shards[:1], str(tmp_path / "prefix.npz"), first=10, metadata={"alpha": alpha, "beta": beta})
+    prefix = np.load(tmp_path / "prefix.npz")
+    for key in ("images", "labels", "seeds", "indices"):
+        np.testing.assert_array_equal(prefix[key], cell[key])
+    assert float(prefix["meta_alpha"]) == alpha and float(prefix["meta_beta"]) == beta
+    with pytest.raises(ValueError, match="not the first 13"):
+        gather_shards(shards[:1], str(tmp_path / "short.npz"), first=13)
 
 
 def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lowdensity.io import atomic_torch_save
-from lowdensity.sampling import balanced_labels, gather_shards, sample_shard, samples_grid, shard_indices
+from lowdensity.sampling import balanced_labels, gather_shards, sample_shard, samples_grid, shard_indices, shards_holding_first
 from lowdensity.unet import UNet, count_parameters
 
 ARCH = dict(image_size=8, in_channels=1, model_channels=16, out_channels=1, num_res_blocks=1,
@@ -38,6 +38,15 @@ def draw(tmp_path, model_file, name, **kw):
         sample_shard(cfg, model_file, k, paths[-1], "cpu")
     gather_shards(paths, str(tmp_path / f"{name}.npz"))
     return dict(np.load(tmp_path / f"{name}.npz"))
+
+
+def test_the_shards_holding_a_prefix_are_those_with_one_of_its_samples():
+    for n, shards in [(10, 3), (2000, 4), (5, 8)]:
+        for first in range(1, n + 1):
+            brute = [s for s in range(shards) if np.any(shard_indices(n, shards, s) < first)]
+            assert shards_holding_first(n, shards, first) == brute, (n, shards, first)
+    with pytest.raises(ValueError):
+        shards_holding_first(10, 3, 11)
 
 
 def test_shard_indices_partition_the_samples():

@@ -80,6 +80,8 @@ SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples"
 GAN_DOWNSTREAM = {"sample_gan": 2, "gather_samples": 1, "samples_grid": 1, "extract_features": 2, "density_metrics": 2,
                   "collect_metrics": 2, "fig1": 1, "fig7": 1, "fig17": 1, "fidelity": 1, "all": 1}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
+# α = β = 0 is the baseline's prefix (cell_from_set); guidance's (0.5, 0.5) is not a tiny cell
+CELL_JOBS = {"sample_cell": len(TINY_CELLS) - 1, "cell_from_set": 1}
 
 
 def dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, yaml_text):
@@ -90,7 +92,7 @@ def dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, yaml_text):
 
 def test_editing_sampling_reruns_sampling_and_downstream_only(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "sampling:\n  seed: 5\n"))
-    assert jobs == {**SAMPLING_DOWNSTREAM, "sample_cell": len(TINY_CELLS)}
+    assert jobs == {**SAMPLING_DOWNSTREAM, **CELL_JOBS}
 
 
 def test_editing_alpha_reruns_only_guided_sampling_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
@@ -113,7 +115,7 @@ def test_more_gpus_for_training_is_not_a_reason_to_retrain(tiny_run, snakemake_e
 
 def test_editing_training_reruns_training_and_downstream(tiny_run, snakemake_exe, repo, tmp_path):
     jobs = planned_jobs(dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "ddpm:\n  train:\n    lr: 0.002\n"))
-    assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, "sample_cell": len(TINY_CELLS), "nll": 1, "fig11": 1}
+    assert jobs == {"train_ddpm": 1, **DIFFUSION_DOWNSTREAM, **CELL_JOBS, "nll": 1, "fig11": 1}
 
 
 def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_exe, repo, tmp_path):
@@ -129,12 +131,15 @@ def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_ex
     assert "results/samples/cells/hardness_a2_b0.npz" in output
 
 
-def test_zero_weight_cell_equals_the_baseline_bit_for_bit(tiny_run):
+def test_zero_weight_cell_is_the_baseline_prefix_described_as_a_cell(tiny_run):
+    """Copied from the baseline's shards (the sampler-level invariant that makes this exact is
+    test_guidance.py's), with the metadata the guided sampler writes, so it is scored as a cell."""
     cell = np.load(tiny_run / "results/samples/cells/hardness_a0_b0.npz")
     baseline = np.load(tiny_run / "results/samples/baseline.npz")
     n = len(cell["seeds"])
-    np.testing.assert_array_equal(cell["seeds"], baseline["seeds"][:n])
-    np.testing.assert_array_equal(cell["images"], baseline["images"][:n])
+    for key in ("images", "labels", "seeds", "indices"):
+        np.testing.assert_array_equal(cell[key], baseline[key][:n])
+    assert (float(cell["meta_alpha"]), float(cell["meta_beta"]), str(cell["meta_loss"])) == (0.0, 0.0, "hardness")
     moved = np.load(tiny_run / "results/samples/cells/hardness_a1_b0.npz")
     assert not np.array_equal(moved["images"], cell["images"])
 
@@ -420,4 +425,10 @@ def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, t
     assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan("a1_b0")) and "train_discriminator" not in plan("a1_b0")
     assert "train_discriminator" in plan("a0_b1") and "train_classifier" not in plan("a0_b1")
     assert "train_discriminator" in plan("a1_b1") and "train_classifier" in plan("a1_b1")
-    assert set(plan("a0_b0")) == {"prepare_data", "train_ddpm", "sample_cell"}
+    assert plan("a0_b0") == {"prepare_data": 2, "train_ddpm": 1, "sample_baseline": 1, "cell_from_set": 1}  # shard 0 holds it
+    # the paper's sampler in the sweep likewise: with β = 0 its points do not wait for H′
+    override = tmp_path / "beta0.yaml"
+    override.write_text("samplers:\n  paper: {beta: 0.0}\n")
+    point = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/sweep/paper_1.npz",
+                                   configs=("configs/tiny.yaml", str(override))))
+    assert "train_classifier" in point and "train_discriminator" not in point

@@ -63,7 +63,7 @@ def cmd_gather(a):
     from .data import image_shape
     from .sampling import gather_shards
 
-    gather_shards(a.shards, a.out, image_shape(a.data))
+    gather_shards(a.shards, a.out, image_shape(a.data), a.first, json.loads(a.metadata) if a.metadata else None)
 
 
 def cmd_grid(a):
@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gather", help="concatenate sample shards in sample order")
     p.add_argument("--out", required=True)
     p.add_argument("--data", required=True, help="a prepared split: the (C, H, W) every sample file must have")
+    p.add_argument("--first", type=int, default=None, help="write only samples 0 … FIRST − 1 (a cell that is the set's prefix)")
+    p.add_argument("--metadata", default=None, help="JSON: the written file's meta_ entries instead of the shards' (with --first)")
     p.add_argument("shards", nargs="+")
     p.set_defaults(func=cmd_gather)
 

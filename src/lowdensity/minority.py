@@ -305,9 +305,10 @@ def sample_with(params: dict, sampler: str, strength: float, model_path: str, gu
         return sample_shard(sampling, model_path, shard, out_path, device, metadata=metadata)
     if sampler == "paper":
         g = params["guidance"]
+        pair = {name: (guides[f"{name}_model"], guides[f"{name}_gaussians"]) if f"{name}_model" in guides else None
+                for name in ("classifier", "discriminator")}  # a guide of zero weight is not given
         return sample_guided_shard(sampling, strength, cfg["paper"]["beta"], g["tau"], g["loss"], model_path,
-                                   (guides["classifier_model"], guides["classifier_gaussians"]),
-                                   (guides["discriminator_model"], guides["discriminator_gaussians"]), shard, out_path, device,
+                                   pair["classifier"], pair["discriminator"], shard, out_path, device,
                                    g["step_scale"], extra_metadata=metadata)
     if sampler == "boost_and_skip":
         return sample_shard(sampling, model_path, shard, out_path, device, metadata={**metadata, "skip": cfg[sampler]["skip"]},

@@ -125,9 +125,16 @@ def write_shard(out_path: str, images: np.ndarray, labels: np.ndarray, seeds: np
     )
 
 
-def gather_shards(shard_paths: Sequence[str], out_path: str, shape: tuple[int, int, int] | None = None) -> None:
+def gather_shards(shard_paths: Sequence[str], out_path: str, shape: tuple[int, int, int] | None = None,
+                  first: int | None = None, metadata: Optional[dict] = None) -> None:
     """Concatenate shards in sample order; checks each shard (uint8 images of the data's (C, H, W)
-    = `shape`, labels, seeds and indices) and that together they hold samples 0 … N−1 once."""
+    = `shape`, labels, seeds and indices) and that together they hold samples 0 … N−1 once.
+
+    With `first`, only samples 0 … first − 1 are written (the shards must hold them), and
+    `metadata` replaces the shards' meta_ entries: a cell whose sampler is the set's own is the
+    set's prefix (the seeds and labels of sample i do not depend on the set's size or shards).
+    The prefix's seconds are its share of the shards' (their seconds per image × `first`).
+    """
     parts = [read_sample_set(p, shape, keys=None) for p in shard_paths]
     if not parts:
         raise ValueError("no shards to gather")
@@ -135,14 +142,27 @@ def gather_shards(shard_paths: Sequence[str], out_path: str, shape: tuple[int, i
     order = np.argsort(indices, kind="stable")
     if not np.array_equal(indices[order], np.arange(len(indices))):
         raise ValueError(f"shards {list(shard_paths)} do not hold samples 0..{len(indices) - 1} exactly once")
+    if first is not None:
+        if not 0 < first <= len(indices):
+            raise ValueError(f"shards {list(shard_paths)} hold samples 0..{len(indices) - 1}, not the first {first}")
+        order = order[:first]
     cat = {k: np.concatenate([p[k] for p in parts])[order] for k in ("images", "labels", "seeds", "indices")}
     seconds = float(sum(float(p["seconds"]) for p in parts))
+    per_image = seconds / max(len(indices), 1)
     devices = sorted({str(p["device"]) for p in parts})
+    meta = ({k: v for k, v in parts[0].items() if k.startswith("meta_")} if metadata is None
+            else {f"meta_{k}": np.asarray(v) for k, v in metadata.items()})
     atomic_savez(
-        out_path, **cat, seconds=np.float64(seconds), seconds_per_image=np.float64(seconds / max(len(indices), 1)),
-        device=np.asarray("; ".join(devices)), class_names=parts[0]["class_names"],
-        **{k: v for k, v in parts[0].items() if k.startswith("meta_")},
+        out_path, **cat, seconds=np.float64(seconds if first is None else per_image * first), seconds_per_image=np.float64(per_image),
+        device=np.asarray("; ".join(devices)), class_names=parts[0]["class_names"], **meta,
     )
+
+
+def shards_holding_first(num_samples: int, num_shards: int, first: int) -> list[int]:
+    """The shards (of `shard_indices`' contiguous split) that hold samples 0 … first − 1."""
+    if not 0 < first <= num_samples:
+        raise ValueError(f"the first {first} samples of a set of {num_samples}")
+    return [s for s in range(num_shards) if len(shard_indices(num_samples, num_shards, s)) and s * num_samples // num_shards < first]
 
 
 def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "", shape: tuple[int, int, int] | None = None) -> None:

@@ -4,6 +4,7 @@ import re
 from lowdensity.config import ConfigError, deep_merge, validate_config
 from lowdensity.figures import cell_name
 from lowdensity.sampler_comparison import point_name
+from lowdensity.sampling import shards_holding_first
 
 
 validate_config(config)
@@ -65,6 +66,35 @@ def cell_sizes():
 
 
 CELL_SIZES = cell_sizes()
+
+
+def cell_source(cell):
+    """The main set a cell is the prefix of, or None: a cell's sampler is the baseline's when
+    α = β = 0 (Algorithm 1 with zero weights is Eq. 2, bit for bit) and the main guided set's at
+    its (loss, α, β); both use `sampling` and sample i's seed and label, so the cell is that set's
+    first CELL_SIZES[cell] samples and is not sampled twice."""
+    g = config["guidance"]
+    if CELL_SIZES[cell] > config["sampling"]["num_samples"]:
+        return None
+    if cell in (cell_name("hardness", 0, 0), cell_name("softmax", 0, 0)):
+        return "baseline"
+    return "guided" if cell == cell_name(g["loss"], g["alpha"], g["beta"]) else None
+
+
+PREFIX_CELLS = {c: cell_source(c) for c in guidance_cells() if cell_source(c)}
+
+
+def prefix_cell_shards(wildcards):
+    """The shards of the cell's main set that hold its samples (shards split the set contiguously)."""
+    first = shards_holding_first(config["sampling"]["num_samples"], len(SHARDS), CELL_SIZES[wildcards.cell])
+    return [f"results/samples/{PREFIX_CELLS[wildcards.cell]}/shard_{s}.npz" for s in first]
+
+
+def prefix_cell_metadata(wildcards):
+    """What the guided sampler would record for the cell (its loss, α, β and guidance's τ and Σ_θ)."""
+    loss, alpha, beta = re.fullmatch(r"(\w+)_a([0-9.]+)_b([0-9.]+)", wildcards.cell).groups()
+    g = config["guidance"]
+    return json.dumps({"alpha": float(alpha), "beta": float(beta), "tau": g["tau"], "loss": loss, "step_scale": g["step_scale"]})
 
 
 def cell_paths(cells):
@@ -177,10 +207,10 @@ def sweep_params(wildcards):
 
 
 def sweep_inputs(wildcards):
-    """The DDPM and whatever guides the point's sampler consults."""
-    inputs = {"ddpm": "results/ddpm/model.pt"}
+    """The DDPM and whatever guides the point's sampler consults (the paper's: those of non-zero weight)."""
     if wildcards.sampler == "paper":
-        inputs.update(GUIDES["classifier"], **GUIDES["discriminator"])
+        return guided_inputs(wildcards.strength, config["samplers"]["paper"]["beta"])
+    inputs = {"ddpm": "results/ddpm/model.pt"}
     if wildcards.sampler == "self_guided" and config["samplers"]["distance"]["kind"] == "classifier":
         inputs["classifier_model"] = "results/classifier/model.pt"
     if wildcards.sampler == "minority_guidance":

@@ -127,6 +127,36 @@ rule sample_cell:
         SAMPLE_GUIDED
 
 
+if PREFIX_CELLS:
+
+    ruleorder: cell_from_set > sample_cell
+
+    rule cell_from_set:
+        """A cell whose sampler is a main set's (α = β = 0: the baseline; the main guided set's loss,
+        α and β): that set's first samples, copied from the shards that hold them, not sampled again."""
+        input:
+            shards=prefix_cell_shards,
+            data=SHAPE_OF_DATA,
+        output:
+            "results/samples/cells/{cell}.npz",
+        params:
+            first=lambda wildcards: CELL_SIZES[wildcards.cell],
+            metadata=prefix_cell_metadata,
+        wildcard_constraints:
+            cell="|".join(re.escape(c) for c in PREFIX_CELLS),
+        log:
+            "logs/cell_from_set/{cell}.log",
+        benchmark:
+            "results/benchmarks/cell_from_set/{cell}.tsv",
+        resources:
+            **stage_resources("light"),
+        conda:
+            "../../envs/lowdensity.yaml"
+        shell:
+            "lowdensity gather --data {input.data} --out {output} --first {params.first} --metadata {params.metadata:q}"
+            " {input.shards} 2> {log}"
+
+
 rule score_sample_sets:
     """Hardness, classifier accuracy (tidy, per image) and precision (per set) of every sample set."""
     input:
