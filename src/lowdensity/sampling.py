@@ -162,7 +162,8 @@ def shards_holding_first(num_samples: int, num_shards: int, first: int) -> list[
     """The shards (of `shard_indices`' contiguous split) that hold samples 0 … first − 1."""
     if not 0 < first <= num_samples:
         raise ValueError(f"the first {first} samples of a set of {num_samples}")
-    return [s for s in range(num_shards) if len(shard_indices(num_samples, num_shards, s)) and s * num_samples // num_shards < first]
+    shards = [(s, shard_indices(num_samples, num_shards, s)) for s in range(num_shards)]
+    return [s for s, indices in shards if len(indices) and indices[0] < first]
 
 
 def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "", shape: tuple[int, int, int] | None = None) -> None:

@@ -68,20 +68,27 @@ def cell_sizes():
 CELL_SIZES = cell_sizes()
 
 
+def cell_weights(cell):
+    """(loss, α, β) of a cell's file stem (`cell_name`'s inverse)."""
+    loss, alpha, beta = re.fullmatch(r"(\w+)_a([0-9.]+)_b([0-9.]+)", cell).groups()
+    return loss, float(alpha), float(beta)
+
+
 def cell_source(cell):
     """The main set a cell is the prefix of, or None: a cell's sampler is the baseline's when
     α = β = 0 (Algorithm 1 with zero weights is Eq. 2, bit for bit) and the main guided set's at
     its (loss, α, β); both use `sampling` and sample i's seed and label, so the cell is that set's
     first CELL_SIZES[cell] samples and is not sampled twice."""
-    g = config["guidance"]
     if CELL_SIZES[cell] > config["sampling"]["num_samples"]:
         return None
-    if cell in (cell_name("hardness", 0, 0), cell_name("softmax", 0, 0)):
+    loss, alpha, beta = cell_weights(cell)
+    g = config["guidance"]
+    if alpha == beta == 0:
         return "baseline"
-    return "guided" if cell == cell_name(g["loss"], g["alpha"], g["beta"]) else None
+    return "guided" if (loss, alpha, beta) == (g["loss"], float(g["alpha"]), float(g["beta"])) else None
 
 
-PREFIX_CELLS = {c: cell_source(c) for c in guidance_cells() if cell_source(c)}
+PREFIX_CELLS = {c: source for c in guidance_cells() if (source := cell_source(c))}
 
 
 def prefix_cell_shards(wildcards):
@@ -92,9 +99,9 @@ def prefix_cell_shards(wildcards):
 
 def prefix_cell_metadata(wildcards):
     """What the guided sampler would record for the cell (its loss, α, β and guidance's τ and Σ_θ)."""
-    loss, alpha, beta = re.fullmatch(r"(\w+)_a([0-9.]+)_b([0-9.]+)", wildcards.cell).groups()
+    loss, alpha, beta = cell_weights(wildcards.cell)
     g = config["guidance"]
-    return json.dumps({"alpha": float(alpha), "beta": float(beta), "tau": g["tau"], "loss": loss, "step_scale": g["step_scale"]})
+    return json.dumps({"alpha": alpha, "beta": beta, "tau": g["tau"], "loss": loss, "step_scale": g["step_scale"]})
 
 
 def cell_paths(cells):
