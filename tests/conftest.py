@@ -8,6 +8,14 @@ REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that read the tiny DAG's run (`tiny_run`): `make slurm-test` runs only those
+    against its SLURM run; the others do not depend on how the DAG was executed and ran in `make test`."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.reads_tiny_run)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 JOBS = os.environ.get("LOWDENSITY_SLURM_JOBS")
-pytestmark = pytest.mark.skipif(not JOBS, reason="run by make slurm-test on a SLURM cluster")
+pytestmark = [pytest.mark.skipif(not JOBS, reason="run by make slurm-test on a SLURM cluster"), pytest.mark.reads_tiny_run]
 
 # rules whose stage in config.yaml's `resources` has gpu: 1 (train_*, sample*, features, metrics, fit_gaussians)
 GPU_RULES = {"train_ddpm", "sample_baseline", "train_gan", "sample_gan", "train_classifier", "train_discriminator",

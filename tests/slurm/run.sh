@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make slurm-test: the tiny configuration through `snakemake --profile slurm` on a real
-# single-node SLURM cluster (tests/slurm/cluster.sh), then the same checks as a local run
-# (tests/test_workflow.py against the SLURM outputs) and the GPU requests (tests/test_slurm_run.py).
+# single-node SLURM cluster (tests/slurm/cluster.sh), then the checks of a local run that read the run
+# (tests/test_workflow.py's reads_tiny_run tests, against the SLURM outputs; the rest ran in `make test`)
+# and the GPU requests (tests/test_slurm_run.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -18,4 +19,4 @@ timeout 2400 snakemake --profile slurm -s "$REPO/Snakefile" --directory "$WORK" 
 echo "tiny DAG through SLURM: $(( $(date +%s) - start )) s"
 scontrol show job -o > "$WORK/slurm_jobs.txt"
 LOWDENSITY_TINY_RUN="$WORK" LOWDENSITY_SLURM_JOBS="$WORK/slurm_jobs.txt" \
-  python -m pytest -q tests/test_slurm_run.py tests/test_workflow.py -p no:cacheprovider
+  python -m pytest -q -m reads_tiny_run tests/test_slurm_run.py tests/test_workflow.py -p no:cacheprovider
