@@ -419,13 +419,12 @@ def test_each_target_plans_only_what_it_reads(snakemake_exe, repo, tmp_path):
 
 def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, tmp_path):
     """β = 0: no discriminator in the cell's plan (it runs beside H′'s training); α = 0: no classifier."""
-    def plan(cell):
-        return planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", f"results/samples/cells/hardness_{cell}.npz"))
-
-    assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan("a1_b0")) and "train_discriminator" not in plan("a1_b0")
-    assert "train_discriminator" in plan("a0_b1") and "train_classifier" not in plan("a0_b1")
-    assert "train_discriminator" in plan("a1_b1") and "train_classifier" in plan("a1_b1")
-    assert plan("a0_b0") == {"prepare_data": 2, "train_ddpm": 1, "sample_baseline": 1, "cell_from_set": 1}  # shard 0 holds it
+    plan = {cell: planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", f"results/samples/cells/hardness_{cell}.npz"))
+            for cell in ("a1_b0", "a0_b1", "a1_b1", "a0_b0")}
+    assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan["a1_b0"]) and "train_discriminator" not in plan["a1_b0"]
+    assert "train_discriminator" in plan["a0_b1"] and "train_classifier" not in plan["a0_b1"]
+    assert "train_discriminator" in plan["a1_b1"] and "train_classifier" in plan["a1_b1"]
+    assert plan["a0_b0"] == {"prepare_data": 2, "train_ddpm": 1, "sample_baseline": 1, "cell_from_set": 1}  # shard 0 holds it
     # the paper's sampler in the sweep likewise: with β = 0 its points do not wait for H′
     override = tmp_path / "beta0.yaml"
     override.write_text("samplers:\n  paper: {beta: 0.0}\n")
