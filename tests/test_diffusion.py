@@ -15,10 +15,10 @@ from lowdensity.diffusion import (
     discretized_gaussian_log_likelihood,
     named_beta_schedule,
     normal_kl,
-    space_timesteps,
     stratified_terms,
 )
 from lowdensity.noise import NoiseSource
+from lowdensity.respacing import space_timesteps
 
 
 class OracleEps(torch.nn.Module):

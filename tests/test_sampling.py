@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from lowdensity.io import atomic_torch_save
-from lowdensity.sampling import balanced_labels, gather_shards, sample_shard, samples_grid, shard_indices, shards_holding_first
+from lowdensity.layout import shard_indices, shards_holding_first
+from lowdensity.sampling import balanced_labels, gather_shards, sample_shard, samples_grid
 from lowdensity.unet import UNet, count_parameters
 
 ARCH = dict(image_size=8, in_channels=1, model_channels=16, out_channels=1, num_res_blocks=1,

@@ -124,11 +124,14 @@ def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_ex
     # a cell only figure 3 shows holds its shown seeds (classes 0 and 5: the first 6); the others cell_samples
     sizes = {c: len(np.load(tiny_run / f"results/samples/cells/{c}.npz")["seeds"]) for c in made}
     assert sizes == {c: 6 if c == "hardness_a0_b1" else 10 for c in made}
-    # adding α = 2 to figure 4a's list samples exactly one new cell
-    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "guidance:\n  fig4a_alphas: [0.0, 1.0, 2.0]\n")
+    # adding three α's to figure 4a's list samples exactly three new cells, each at exactly its α
+    override = tmp_path / "alphas.yaml"
+    override.write_text("guidance:\n  fig4a_alphas: [0.0, 1.0, 2.0, 0.1234567, 1.0e-5]\n")
+    output = snakemake(snakemake_exe, repo, tiny_run, "-n", "-p", configs=("configs/tiny.yaml", str(override)))
     score_figures = {f: 1 for f in ("fig3", "fig4", "fig10", "figA5")}
-    assert planned_jobs(output) == {"sample_cell": 1, "score_sample_sets": 1, **score_figures, "all": 1}
-    assert "results/samples/cells/hardness_a2_b0.npz" in output
+    assert planned_jobs(output) == {"sample_cell": 3, "score_sample_sets": 1, **score_figures, "all": 1}
+    for alpha in ("2", "0.1234567", "1e-05"):  # %g would sample 0.1234567 at 0.123457
+        assert f"results/samples/cells/hardness_a{alpha}_b0.npz" in output and f"--alpha {alpha} --beta 0" in output, alpha
 
 
 def test_zero_weight_cell_is_the_baseline_prefix_described_as_a_cell(tiny_run):
@@ -338,6 +341,16 @@ def test_report_gathers_the_figures_and_tables_with_captions(tiny_run, snakemake
 
 def test_lint_reports_nothing(snakemake_exe, repo, tmp_path):
     assert "Congratulations, your workflow is in a good condition" in snakemake(snakemake_exe, repo, tmp_path, "--lint")
+
+
+def test_the_workflow_parses_without_torch(repo, tmp_path):
+    """Every Snakemake invocation (a dry run, each job of a cluster run) parses the Snakefile; its
+    helpers (lowdensity.layout, lowdensity.config) leave out torch, which takes seconds to import."""
+    blocked = "import sys; sys.modules['torch'] = None; from snakemake.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", blocked, "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "-n",
+           "results/data/val.npz", "--configfile", str(repo / "configs/tiny.yaml")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    assert result.returncode == 0 and "prepare_data" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_slurm_profile_plans_the_paper_scale_figure_with_cluster_resources(repo, snakemake_exe, tmp_path):

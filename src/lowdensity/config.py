@@ -4,12 +4,16 @@ the schema shipped with the package (`workflow/schemas/config.schema.yaml`), wit
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from .respacing import space_timesteps
+
 DEFAULT_SCHEMA = Path(__file__).with_name("config.schema.yaml")  # workflow/schemas/ links here
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it: the same objects, faster
 
 
 class ConfigError(ValueError):
@@ -20,10 +24,15 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+@functools.lru_cache(maxsize=None)
+def _validator(schema_path: str) -> jsonschema.Draft202012Validator:
+    """The schema's validator, read once per process (Snakemake validates the configuration more than once)."""
+    return jsonschema.Draft202012Validator(yaml.load(Path(schema_path).read_text(), Loader=YAML_LOADER))
+
+
 def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA) -> dict:
     """Raise ConfigError listing every violation as `config key 'a.b.c': what is wrong`."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(str(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = []
@@ -47,7 +56,6 @@ def related_key_problems(config: dict) -> list[str]:
     timesteps within the T-step chain, respacings that exist, shards and k values that fit the
     set sizes, and local files (extractor weights, a pretrained GAN) that exist. One message per
     violation, naming the key."""
-    from .diffusion import space_timesteps
 
     problems = []
     T = config["diffusion"]["num_steps"]
@@ -167,5 +175,5 @@ def load_config(*paths: str | Path) -> dict:
     """Load and merge YAML files left to right, then validate."""
     config: dict = {}
     for path in paths:
-        config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
+        config = deep_merge(config, yaml.load(Path(path).read_text(), Loader=YAML_LOADER) or {})
     return validate_config(config)

@@ -12,6 +12,7 @@ import pandas as pd
 from .data import read_sample_set
 from .io import atomic_path, atomic_to_csv
 from .guided_eval import set_name
+from .layout import cell_name
 
 
 def _plt():
@@ -40,11 +41,6 @@ def _load(path: str, shape: tuple[int, int, int] | None) -> dict:
     """A sample file's images, labels, seeds and class names, checked against the data's (C, H, W)."""
     data = read_sample_set(path, shape)
     return data | {"class_names": [str(c) for c in data["class_names"]]}
-
-
-def cell_name(loss: str, alpha: float, beta: float) -> str:
-    """The file stem of an (α, β) cell: e.g. hardness_a0.5_b1."""
-    return f"{loss}_a{float(alpha):g}_b{float(beta):g}"
 
 
 def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -42,7 +42,8 @@ from .data import load_split, split_info, to_model_range, to_uint8
 from .ddpm import select_device
 from .io import atomic_to_csv, atomic_torch_save, load_weights
 from .noise import NoiseSource
-from .sampling import balanced_labels, shard_indices, write_shard
+from .layout import shard_indices
+from .sampling import balanced_labels, write_shard
 from .training import RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, resume_state, step_seed
 
 

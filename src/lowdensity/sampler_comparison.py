@@ -14,21 +14,12 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_to_csv, atomic_write_text, read_npz
+from .layout import parse_point
 from .minority import rarity_scores
 
 STRENGTH_NAMES = {"baseline": "—", "paper": "α (β fixed)", "boost_and_skip": "γ", "self_guided": "scale", "minority_guidance": "w"}
 LABELS = {"baseline": "baseline (Eq. 2)", "paper": "Sehwag et al. α/β", "boost_and_skip": "Boost-and-Skip",
           "self_guided": "self-guided minority", "minority_guidance": "minority guidance"}
-
-
-def point_name(sampler: str, strength: float) -> str:
-    """The file stem of a sweep point: e.g. self_guided_0.4 (baseline: baseline_0)."""
-    return f"{sampler}_{float(strength):g}"
-
-
-def parse_point(name: str) -> tuple[str, float]:
-    sampler, strength = name.rsplit("_", 1)
-    return sampler, float(strength)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

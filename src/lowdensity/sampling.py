@@ -19,14 +19,9 @@ from .data import check_images, read_sample_set, to_uint8
 from .ddpm import load_ddpm, sampling_diffusion, select_device
 from .diffusion import CondFn, GaussianDiffusion
 from .io import atomic_path, atomic_savez, read_npz
+from .layout import shard_indices
 from .noise import NoiseSource
 from .training import compute_precision, memory_format
-
-
-def shard_indices(num_samples: int, num_shards: int, shard: int) -> np.ndarray:
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} out of range for {num_shards} shards")
-    return np.arange(shard * num_samples // num_shards, (shard + 1) * num_samples // num_shards)
 
 
 def balanced_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
@@ -156,14 +151,6 @@ def gather_shards(shard_paths: Sequence[str], out_path: str, shape: tuple[int, i
         out_path, **cat, seconds=np.float64(seconds if first is None else per_image * first), seconds_per_image=np.float64(per_image),
         device=np.asarray("; ".join(devices)), class_names=parts[0]["class_names"], **meta,
     )
-
-
-def shards_holding_first(num_samples: int, num_shards: int, first: int) -> list[int]:
-    """The shards (of `shard_indices`' contiguous split) that hold samples 0 … first − 1."""
-    if not 0 < first <= num_samples:
-        raise ValueError(f"the first {first} samples of a set of {num_samples}")
-    shards = [(s, shard_indices(num_samples, num_shards, s)) for s in range(num_shards)]
-    return [s for s, indices in shards if len(indices) and indices[0] < first]
 
 
 def samples_grid(samples_path: str, out_png: str, per_class: int = 10, title: str = "", shape: tuple[int, int, int] | None = None) -> None:

@@ -2,9 +2,7 @@ import json
 import re
 
 from lowdensity.config import ConfigError, deep_merge, validate_config
-from lowdensity.figures import cell_name
-from lowdensity.sampler_comparison import point_name
-from lowdensity.sampling import shards_holding_first
+from lowdensity.layout import WEIGHT_PATTERN, cell_name, cell_weights, point_name, shards_holding_first, weight_text
 
 
 validate_config(config)
@@ -66,12 +64,6 @@ def cell_sizes():
 
 
 CELL_SIZES = cell_sizes()
-
-
-def cell_weights(cell):
-    """(loss, α, β) of a cell's file stem (`cell_name`'s inverse)."""
-    loss, alpha, beta = re.fullmatch(r"(\w+)_a([0-9.]+)_b([0-9.]+)", cell).groups()
-    return loss, float(alpha), float(beta)
 
 
 def cell_source(cell):

@@ -38,7 +38,7 @@ rule fig4b_fidelity:
         cfg=json.dumps({**{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")}, "precision_k": G["precision"]["k"]}, sort_keys=True),
         reference=named_inputs(FIG4B_SPACES, "reference"),
         neighbours=named_inputs(FIG4B_SPACES, "neighbours"),
-        cells=named_inputs([f"{space}:{b:g}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
+        cells=named_inputs([f"{space}:{weight_text(b)}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
         device=config["device"],
     log:
         "logs/fig4b_fidelity.log",

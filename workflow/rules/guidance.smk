@@ -111,8 +111,8 @@ rule sample_cell:
         device=config["device"],
     wildcard_constraints:
         loss="hardness|softmax",
-        alpha=r"[0-9.]+",
-        beta=r"[0-9.]+",
+        alpha=WEIGHT_PATTERN,
+        beta=WEIGHT_PATTERN,
     log:
         "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
     benchmark:

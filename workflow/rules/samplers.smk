@@ -48,7 +48,7 @@ rule sample_sweep_point:
         device=config["device"],
     wildcard_constraints:
         sampler="baseline|" + "|".join(SWEPT),
-        strength=r"[0-9.]+",
+        strength=WEIGHT_PATTERN,
     log:
         "logs/sample_sweep_point/{sampler}_{strength}.log",
     benchmark:
