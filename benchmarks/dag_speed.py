@@ -1,6 +1,6 @@
 """How long Snakemake takes to build and plan the paper-scale DAGs (dry runs, nothing executes):
 `snakemake --profile slurm --configfile <paper config> -n <target>` from the repository root,
-in an empty working directory.
+in a working directory that holds only the (empty) weight files the configurations name.
 
     python benchmarks/dag_speed.py
 
@@ -26,6 +26,9 @@ def main():
     exe = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
     for config, target in CASES:
         with tempfile.TemporaryDirectory() as workdir:
+            # the local weight files the paper-scale configurations name: validation checks they exist, a dry run reads nothing
+            (Path(workdir) / "data/weights/biggan-deep-128").mkdir(parents=True)
+            (Path(workdir) / "data/weights/resnet50_imagenet.pth").touch()
             cmd = [exe, "--profile", "slurm", "--configfile", config, "-n", "--quiet", "rules", "--directory", workdir, target]
             start = time.perf_counter()
             result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
