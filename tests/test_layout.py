@@ -38,4 +38,3 @@ def test_a_weight_that_cannot_name_a_file_is_refused(weight):
 def test_a_name_that_is_not_a_cell_says_so():
     with pytest.raises(ValueError, match="'hardness_a_b1' is not a cell name"):
         cell_weights("hardness_a_b1")
-
