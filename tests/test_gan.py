@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowdensity.gan import (Discriminator, Generator, build_gan, hinge_discriminator_loss, hinge_generator_loss,
+from lowdensity.gan import (Discriminator, Generator, build_gan, hinge_discriminator_loss, hinge_generator_loss, load_generator,
                             load_pretrained_biggan, sample_gan_shard, train_gan, truncated_normal)
 from lowdensity.data import Split, save_split
 from lowdensity.noise import NoiseSource
@@ -65,9 +65,10 @@ def _real_hinge(discriminator, images, labels):
         return torch.relu(1 - discriminator(x, torch.from_numpy(labels).long())).mean().item()
 
 
-def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(toy_data, tmp_path):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(toy_data, tmp_path, channels_last):
     path, images, labels = toy_data
-    cfg = {"model": MODEL, "train": TRAIN}
+    cfg = {"model": MODEL, "train": {**TRAIN, "channels_last": channels_last}}
     train_gan(cfg, str(path), str(tmp_path / "model.pt"), str(tmp_path / "loss.csv"), str(tmp_path / "ck.pt"), "cpu")
     arch = {"model": MODEL, "image_size": 8, "channels": 1, "num_classes": 2}
     torch.manual_seed(TRAIN["seed"])
@@ -77,7 +78,7 @@ def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_
     assert _real_hinge(trained.eval(), images, labels) < 0.5 * _real_hinge(untrained.eval(), images, labels)
 
     # cut off after 10 steps (checkpoint written), then rerun to 30: equal to the uninterrupted run
-    short = {"model": MODEL, "train": {**TRAIN, "steps": 10}}
+    short = {"model": MODEL, "train": {**cfg["train"], "steps": 10}}
     cut = tmp_path / "cut"
     train_gan(short, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
     train_gan(cfg, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
@@ -86,6 +87,25 @@ def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+
+def test_the_channels_last_layout_trains_the_same_gan_up_to_rounding(toy_data, tmp_path):
+    """NHWC is a memory layout, not a model: five steps from the same seed give an EMA generator
+    whose images equal the default layout's to float32 rounding (1e-5), though not bit for bit
+    (other kernels). Images, not weights: a bias feeding a batch norm has no gradient, so Adam
+    turns its rounding-level gradient into a step of the learning rate's size in either layout."""
+    path, _, _ = toy_data
+    z = torch.randn(32, MODEL["z_dim"], generator=torch.Generator().manual_seed(0))
+    y = torch.arange(32) % 2
+    images = {}
+    for channels_last in (False, True):
+        cfg = {"model": MODEL, "train": {**TRAIN, "steps": 5, "ema_start": 0, "channels_last": channels_last}}
+        out = tmp_path / str(channels_last)
+        train_gan(cfg, str(path), str(out / "model.pt"), str(out / "loss.csv"), str(out / "ck.pt"), "cpu")
+        with torch.no_grad():
+            images[channels_last] = load_generator(str(out / "model.pt"), torch.device("cpu"))[0](z, y)
+    torch.testing.assert_close(images[True], images[False], rtol=0, atol=1e-5)
+    assert not torch.equal(images[True], images[False])
 
 
 def test_a_non_finite_loss_stops_with_the_step(toy_data, tmp_path):

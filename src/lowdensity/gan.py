@@ -18,6 +18,10 @@ data as the diffusion model.
   the live generator do not belong to the averaged weights.
 - Training is deterministic and resumable exactly like `training.train` (per-step generators,
   atomic checkpoints, a non-finite loss stops the run with the step number).
+- `train.channels_last` trains both networks in the channels-last (NHWC) layout: the same
+  model up to rounding, and on CPUs the faster one here (oneDNN's NHWC convolutions, batch norm
+  and pooling: a default training step 0.71–0.78 s against 0.86–0.96 s on one thread). The
+  U-Nets are not (their group norms are several times slower in NHWC on CPUs).
 
 A pretrained BigGAN-deep (the paper's comparison, ImageNet) can replace the trained GAN: see
 `load_pretrained_biggan`.
@@ -44,7 +48,8 @@ from .io import atomic_to_csv, atomic_torch_save, load_weights
 from .noise import NoiseSource
 from .layout import shard_indices
 from .sampling import balanced_labels, write_shard
-from .training import RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, resume_state, step_seed
+from .training import (RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, memory_format, resume_state,
+                       step_seed)
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -233,7 +238,7 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
             "num_classes": len(split.class_names)}
     t = gan_cfg["train"]
     torch.manual_seed(t["seed"])  # initial weights and spectral-norm vectors
-    generator, discriminator = (net.to(dev) for net in build_gan(arch))
+    generator, discriminator = (memory_format(net.to(dev), t.get("channels_last", False)) for net in build_gan(arch))
     ema = copy.deepcopy(generator).requires_grad_(False)
     opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
