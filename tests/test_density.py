@@ -204,6 +204,29 @@ def test_timm_extractor_loads_a_local_state_dict(tmp_path):
     assert extractor(images).shape == (2, 512)
 
 
+@pytest.mark.parametrize("spec", [{"name": "efficientnet_lite0", "input_size": 32}, {"name": "r18", "timm_name": "resnet18", "input_size": 32}])
+def test_channels_last_extractor_gives_the_same_features(tmp_path, spec):
+    """`channels_last` (the default) puts the network and its input in NHWC: the same features as
+    the NCHW layout up to float rounding, for the shipped EfficientNet-Lite0 and a timm ResNet."""
+    import timm
+    import torch
+
+    from lowdensity.features import load_extractor
+
+    if "timm_name" in spec:
+        torch.manual_seed(0)
+        torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), tmp_path / "r18.pth")
+        spec = {**spec, "weights": str(tmp_path / "r18.pth")}
+    images = np.random.default_rng(3).integers(0, 256, (20, 1, 16, 16), dtype=np.uint8)
+    nhwc = load_extractor(spec, torch.device("cpu"))
+    nchw = load_extractor({**spec, "channels_last": False}, torch.device("cpu"))
+    convs = lambda extractor: [m.weight for m in extractor.model.modules() if isinstance(m, torch.nn.Conv2d) and min(m.weight.shape[1:]) > 1]
+    assert convs(nhwc) and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs(nhwc))
+    assert convs(nchw) and all(w.is_contiguous() for w in convs(nchw))
+    got, expected = nhwc(images, batch_size=8), nchw(images, batch_size=8)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 def test_torch_fidelity_on_our_features_matches_independent_computation():
     """FID and precision/recall by torch-fidelity's metric functions, on the stored features of
     the fidelity rule, equal scipy's Fréchet distance and our precision/recall on the same features."""
