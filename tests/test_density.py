@@ -206,7 +206,7 @@ def test_timm_extractor_loads_a_local_state_dict(tmp_path):
 
 @pytest.mark.parametrize("spec", [{"name": "efficientnet_lite0", "input_size": 32}, {"name": "r18", "timm_name": "resnet18", "input_size": 32}])
 def test_channels_last_extractor_gives_the_same_features(tmp_path, spec):
-    """`channels_last` (the default) puts the network and its input in NHWC: the same features as
+    """`channels_last` (the default) puts the network in NHWC: the same features as
     the NCHW layout up to float rounding, for the shipped EfficientNet-Lite0 and a timm ResNet."""
     import timm
     import torch
