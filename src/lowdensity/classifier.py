@@ -33,7 +33,7 @@ from .ddpm import select_device, training_diffusion
 from .diffusion import GaussianDiffusion
 from .gaussians import ClassGaussians
 from .io import atomic_to_csv, atomic_torch_save, load_weights
-from .training import RUN_LENGTH_KEYS, array_digest, fingerprint, is_main_process, join_world, local_part, train
+from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train, trajectory_config
 from .unet import EncoderUNet, count_parameters, load_network
 
 SYNTHETIC, REAL = 0, 1
@@ -174,7 +174,7 @@ def _train_encoder(params: dict, section: str, train_split: Split, val_split: Sp
     diffusion = training_diffusion(diffusion_cfg)
     compute = noisy_ce_losses(diffusion, torch.from_numpy(train_split.images), torch.from_numpy(train_split.labels),
                               cfg["train"]["batch_size"], dev, cfg.get("timesteps"), cfg["train"].get("random_flip", False))
-    run_id = fingerprint({k: v for k, v in cfg["train"].items() if k not in RUN_LENGTH_KEYS},
+    run_id = fingerprint(trajectory_config(cfg["train"]),
                          cfg["model"], diffusion_cfg, cfg.get("timesteps"),
                          hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None,  # the weights it starts from
                          array_digest(train_split.images, train_split.labels))

@@ -10,7 +10,7 @@ import torch
 from .data import load_split, to_model_range
 from .diffusion import GaussianDiffusion, build_diffusion
 from .io import atomic_to_csv, atomic_torch_save
-from .training import RUN_LENGTH_KEYS, array_digest, fingerprint, is_main_process, join_world, local_part, train
+from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train, trajectory_config
 from .unet import UNet, count_parameters, load_network
 
 
@@ -81,7 +81,7 @@ def train_ddpm(params: dict, data_path: str, model_path: str, loss_csv: str, che
     labels = torch.from_numpy(split.labels) if arch["num_classes"] else None
     compute = ddpm_losses(diffusion, torch.from_numpy(split.images), labels, ddpm_cfg["train"]["batch_size"], dev, ddpm_cfg["train"]["random_flip"])
     run_id = fingerprint(
-        {k: v for k, v in ddpm_cfg["train"].items() if k not in RUN_LENGTH_KEYS},
+        trajectory_config(ddpm_cfg["train"]),
         ddpm_cfg["model"], diffusion_cfg, array_digest(split.images, split.labels),
     )
     ema, history = train(model, compute, ddpm_cfg["train"], checkpoint_path, run_id, dev, desc="train_ddpm")

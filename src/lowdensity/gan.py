@@ -48,8 +48,8 @@ from .io import atomic_to_csv, atomic_torch_save, load_weights
 from .noise import NoiseSource
 from .layout import shard_indices
 from .sampling import balanced_labels, write_shard
-from .training import (RUN_LENGTH_KEYS, NonFiniteLossError, array_digest, ema_update, fingerprint, memory_format, resume_state,
-                       step_seed)
+from .training import (NonFiniteLossError, array_digest, ema_update, fingerprint, learning_rate, memory_format,
+                       resume_state, step_seed, trajectory_config)
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -243,7 +243,7 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
     opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
     # everything that shapes the training trajectory (not its length, nor the final statistics pass)
-    run = fingerprint("gan", "real+fake in one D forward", gan_cfg["model"], {k: v for k, v in t.items() if k not in (*RUN_LENGTH_KEYS, "standing_batches")},
+    run = fingerprint("gan", "real+fake in one D forward", gan_cfg["model"], trajectory_config(t, ("standing_batches",)),
                       array_digest(split.images, split.labels))
     start, history, pending = 0, [], {}
     checkpoint_path = Path(checkpoint_path)
@@ -263,6 +263,9 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
     discriminator.train()
     for step in tqdm(range(start, t["steps"]), desc="train_gan", initial=start, total=t["steps"], mininterval=10):
         rng = torch.Generator().manual_seed(step_seed(t["seed"], step))
+        for opt, base in [(opt_g, t["lr_g"]), (opt_d, t["lr_d"])]:
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(base, step, t["steps"], 0, t.get("lr_schedule", "constant"))
         for _ in range(t["d_steps"]):
             idx = torch.randint(n, (bs,), generator=rng)
             z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)

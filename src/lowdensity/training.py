@@ -6,7 +6,8 @@
 - Checkpoints (weights, EMA weights, optimiser, step, loss log) are written atomically
   every `checkpoint_every` steps and at the end; a rerun resumes from the last one if its
   fingerprint (everything that shapes the run except its length) matches.
-- AdamW with linear warm-up, gradient clipping, EMA of the weights.
+- AdamW with linear warm-up, then a constant learning rate or one that decays to zero at the
+  last step (`lr_schedule`: linear or cosine), gradient clipping, EMA of the weights.
 - A non-finite loss stops the run with the step number.
 - Data-parallel across GPUs within one job when launched by `torchrun` (the rules do so when
   the stage's `resources` ask for gpu > 1): every rank draws the step's whole batch from the
@@ -22,6 +23,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import pickle
 import time
@@ -38,6 +40,30 @@ from .io import atomic_torch_save
 log = logging.getLogger(__name__)
 
 RUN_LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def learning_rate(base: float, step: int, steps: int, warmup: int = 0, schedule: str = "constant") -> float:
+    """The learning rate of 0-based `step` of `steps`: linear warm-up to `base` over `warmup` steps,
+    then `base` (constant) or a decay from `base` at the first step after the warm-up towards zero
+    one step after the last (linear: base · (1 − u); cosine: base · (1 + cos πu) / 2, with u the
+    fraction of the post-warm-up steps already taken), so no step trains at zero."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {schedule!r}")
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    if schedule == "constant":
+        return base
+    done = (step - warmup) / max(steps - warmup, 1)
+    return base * (1.0 - done) if schedule == "linear" else base * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def trajectory_config(train_cfg: dict, extra_length_keys: tuple = ()) -> dict:
+    """The training keys that shape a run's trajectory, for its fingerprint: all but its length, so
+    that a longer run resumes from a shorter one's checkpoint; with a decaying learning rate the
+    length shapes every step, so `steps` stays in."""
+    length_keys = RUN_LENGTH_KEYS if train_cfg.get("lr_schedule", "constant") == "constant" else ("checkpoint_every", "log_every")
+    return {k: v for k, v in train_cfg.items() if k not in (*length_keys, *extra_length_keys)}
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -196,6 +222,7 @@ def train(
         )
 
     warmup = int(train_cfg.get("warmup_steps", 0))
+    schedule = train_cfg.get("lr_schedule", "constant")
     log_every = int(train_cfg.get("log_every", 50))
     checkpoint_every = int(train_cfg.get("checkpoint_every", 500))
     grad_clip = train_cfg.get("grad_clip")
@@ -203,7 +230,7 @@ def train(
     model.train()
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, disable=rank > 0)
     for step in bar:
-        lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup) if warmup else train_cfg["lr"]
+        lr = learning_rate(train_cfg["lr"], step, steps, warmup, schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
         generator = torch.Generator().manual_seed(step_seed(seed, step))
