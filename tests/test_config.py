@@ -23,6 +23,14 @@ def test_wrong_type_names_the_key(default):
         validate_config(bad)
 
 
+@pytest.mark.parametrize("section", [("ddpm", "train"), ("discriminator", "train"), ("gan", "train")])
+def test_an_unknown_learning_rate_schedule_names_the_key(default, section):
+    bad = copy.deepcopy(default)
+    bad[section[0]][section[1]]["lr_schedule"] = "step"
+    with pytest.raises(ConfigError, match=rf"'{section[0]}\.{section[1]}\.lr_schedule': 'step' is not one of \['constant', 'linear', 'cosine'\]"):
+        validate_config(bad)
+
+
 def test_unknown_key_is_named(default):
     bad = copy.deepcopy(default)
     bad["sampling"]["num_sampels"] = 10

@@ -89,6 +89,27 @@ def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_
         assert torch.equal(full[key], resumed[key]), key
 
 
+def test_a_decaying_rate_is_a_different_gan_and_a_shorter_decaying_run_is_not_continued(toy_data, tmp_path, caplog):
+    """`lr_schedule: linear` (SNGAN's decay of both rates to zero) changes the trajectory; since every
+    step's rate depends on the run's length, a 10-step decaying run's checkpoint is not resumed by a
+    30-step one, which ends equal to a fresh 30-step decaying run."""
+    path, _, _ = toy_data
+    runs = {}
+    for name, train in [("constant", TRAIN), ("linear", {**TRAIN, "lr_schedule": "linear"})]:
+        out = tmp_path / name
+        train_gan({"model": MODEL, "train": train}, str(path), str(out / "model.pt"), str(out / "loss.csv"), str(out / "ck.pt"), "cpu")
+        runs[name] = torch.load(out / "model.pt", weights_only=True)["generator"]
+    assert not all(torch.equal(runs["constant"][k], runs["linear"][k]) for k in runs["linear"])
+    decaying = {**TRAIN, "lr_schedule": "linear"}
+    cut = tmp_path / "cut"
+    train_gan({"model": MODEL, "train": {**decaying, "steps": 10}}, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    train_gan({"model": MODEL, "train": decaying}, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    assert "differently configured run" in caplog.text
+    resumed = torch.load(cut / "model.pt", weights_only=True)["generator"]
+    for key in resumed:
+        assert torch.equal(resumed[key], runs["linear"][key]), key
+
+
 def test_the_channels_last_layout_trains_the_same_gan_up_to_rounding(toy_data, tmp_path):
     """NHWC is a memory layout, not a model: five steps from the same seed, in either layout (the
     checkpoint's convolution weights say which), give EMA generators whose images agree to float32

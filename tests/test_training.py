@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,7 +7,7 @@ import torch
 
 from lowdensity.data import Split, save_split
 from lowdensity.ddpm import ddpm_losses, load_ddpm, train_ddpm, training_diffusion
-from lowdensity.training import NonFiniteLossError, train
+from lowdensity.training import NonFiniteLossError, learning_rate, train, trajectory_config
 from lowdensity.unet import UNet
 
 DIFFUSION = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
@@ -91,6 +93,59 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     train(model, compute, train_cfg(), tmp_path / "killed.pt", "run", torch.device("cpu"))
     full_model, _, _ = weights_after(tmp_path, "full", [12])
     assert_same_state(torch.load(tmp_path / "killed.pt", weights_only=True)["model"], full_model)
+
+
+def test_learning_rate_schedules_follow_their_closed_forms():
+    base, warmup, steps = 2e-3, 10, 110  # 100 steps after the warm-up
+    for schedule in ("constant", "linear", "cosine"):
+        assert [learning_rate(base, s, steps, warmup, schedule) for s in range(warmup)] == pytest.approx(
+            [base * (s + 1) / warmup for s in range(warmup)])
+    assert {learning_rate(base, s, steps, warmup, "constant") for s in range(warmup - 1, steps)} == {base}
+    for step in range(warmup, steps):
+        u = (step - warmup) / (steps - warmup)
+        assert learning_rate(base, step, steps, warmup, "linear") == pytest.approx(base * (1 - u))
+        assert learning_rate(base, step, steps, warmup, "cosine") == pytest.approx(base * (1 + math.cos(math.pi * u)) / 2)
+    # the first step after the warm-up trains at the full rate, the last one at a small positive rate
+    assert learning_rate(base, warmup, steps, warmup, "linear") == base
+    assert learning_rate(base, steps - 1, steps, warmup, "linear") == pytest.approx(base / 100)
+    assert learning_rate(base, 60, steps, warmup, "cosine") == pytest.approx(base / 2)
+    assert learning_rate(base, 0, 4, 0, "linear") == base  # no warm-up
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(base, 0, steps, warmup, "step")
+
+
+def test_a_decaying_rate_makes_the_length_part_of_the_runs_identity():
+    """With a constant rate a longer run continues a shorter one; with a decaying one every step's
+    rate depends on the length, so the fingerprinted keys keep `steps`."""
+    constant, decaying = train_cfg(), train_cfg(lr_schedule="linear")
+    assert "steps" not in trajectory_config(constant) and "steps" in trajectory_config(decaying)
+    assert trajectory_config(constant) == trajectory_config(train_cfg(steps=99))
+    assert trajectory_config(decaying) != trajectory_config(train_cfg(steps=99, lr_schedule="linear"))
+    assert "checkpoint_every" not in trajectory_config(decaying) and "log_every" not in trajectory_config(decaying)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_decaying_run_logs_its_rates_and_resumes_exactly(tmp_path, schedule):
+    split = handful_of_images()
+    cfg = train_cfg(lr_schedule=schedule, log_every=1)
+    model, compute = make_model_and_losses(split)
+    _, history = train(model, compute, cfg, tmp_path / "full.pt", "run", torch.device("cpu"))
+    assert [row["lr"] for row in history] == pytest.approx([learning_rate(2e-3, s, 12, 2, schedule) for s in range(12)])
+    calls = {"n": 0}
+
+    def dies_at_step_8(m, g):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt("pre-empted")
+        return compute(m, g)
+
+    model, compute = make_model_and_losses(split)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, dies_at_step_8, cfg, tmp_path / "killed.pt", "run", torch.device("cpu"))
+    model, compute = make_model_and_losses(split)
+    train(model, compute, cfg, tmp_path / "killed.pt", "run", torch.device("cpu"))
+    assert_same_state(torch.load(tmp_path / "killed.pt", weights_only=True)["model"],
+                      torch.load(tmp_path / "full.pt", weights_only=True)["model"])
 
 
 def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
