@@ -242,7 +242,7 @@ def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, che
     ema = copy.deepcopy(generator).requires_grad_(False)
     opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
-    # everything that shapes the training trajectory (not its length, nor the final statistics pass)
+    # everything that shapes the training trajectory (not its length unless the rates decay, nor the final statistics pass)
     run = fingerprint("gan", "real+fake in one D forward", gan_cfg["model"], trajectory_config(t, ("standing_batches",)),
                       array_digest(split.images, split.labels))
     start, history, pending = 0, [], {}

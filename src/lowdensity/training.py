@@ -5,7 +5,8 @@
   exactly as an uninterrupted run would (same weights after N steps).
 - Checkpoints (weights, EMA weights, optimiser, step, loss log) are written atomically
   every `checkpoint_every` steps and at the end; a rerun resumes from the last one if its
-  fingerprint (everything that shapes the run except its length) matches.
+  fingerprint (everything that shapes the run except its length, which a decaying learning
+  rate makes part of it) matches.
 - AdamW with linear warm-up, then a constant learning rate or one that decays to zero at the
   last step (`lr_schedule`: linear or cosine), gradient clipping, EMA of the weights.
 - A non-finite loss stops the run with the step number.
@@ -62,8 +63,9 @@ def trajectory_config(train_cfg: dict, extra_length_keys: tuple = ()) -> dict:
     """The training keys that shape a run's trajectory, for its fingerprint: all but its length, so
     that a longer run resumes from a shorter one's checkpoint; with a decaying learning rate the
     length shapes every step, so `steps` stays in."""
-    length_keys = RUN_LENGTH_KEYS if train_cfg.get("lr_schedule", "constant") == "constant" else ("checkpoint_every", "log_every")
-    return {k: v for k, v in train_cfg.items() if k not in (*length_keys, *extra_length_keys)}
+    decaying = train_cfg.get("lr_schedule", "constant") != "constant"
+    length_keys = {k for k in RUN_LENGTH_KEYS if not (decaying and k == "steps")} | set(extra_length_keys)
+    return {k: v for k, v in train_cfg.items() if k not in length_keys}
 
 
 def step_seed(seed: int, step: int) -> int:
