@@ -57,6 +57,17 @@ def test_tiny_dag_produces_gathered_baseline_samples(tiny_run):
         assert (tiny_run / path).exists(), path
 
 
+def test_the_guided_set_holds_the_baselines_first_seeds(tiny_run):
+    """guidance.num_samples = 12 of the baseline's 20 (configs/tiny.yaml): sample i of the guided set has
+    the baseline sample i's seed and label, so the two pair up (figures 5 and 6) over the shorter set."""
+    guided = np.load(tiny_run / "results/samples/guided.npz")
+    baseline = np.load(tiny_run / "results/samples/baseline.npz")
+    assert guided["images"].shape == (12, 1, 8, 8) and guided["indices"].tolist() == list(range(12))
+    np.testing.assert_array_equal(guided["seeds"], baseline["seeds"][:12])
+    np.testing.assert_array_equal(guided["labels"], baseline["labels"][:12])
+    assert (float(guided["meta_alpha"]), float(guided["meta_beta"])) == (0.5, 0.5)
+
+
 def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
     assert planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n")) == {}
 
@@ -283,14 +294,15 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
         metrics = pd.read_csv(tiny_run / f"results/metrics/{extractor}.csv")
         assert set(metrics["metric"]) == {"hardness", "avgknn", "lof"}
         counts = metrics.groupby(["set", "metric"]).size()
-        assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 20
+        # the guided set is the baseline's first guidance.num_samples = 12 seeds (configs/tiny.yaml), the baseline 20
+        assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 12
         assert counts[("gan", "lof")] == 20
         assert metrics["value"].notna().all()
         features = np.load(tiny_run / f"results/features/{extractor}/reference.npy", mmap_mode="r")
         labels = np.load(tiny_run / f"results/features/{extractor}/reference.labels.npy")
         assert features.dtype == np.float32 and len(features) == len(labels) == 100
     memorization = pd.read_csv(tiny_run / "results/memorization.csv").set_index("set")
-    assert (memorization["mean_nn_distance"] > 0).all() and memorization.loc["guided", "n"] == 20
+    assert (memorization["mean_nn_distance"] > 0).all() and memorization.loc["guided", "n"] == 12
     pairs = pd.read_csv(tiny_run / "results/memorization_pairs.csv")
     assert len(pairs) == 4 and pairs["distance"].is_monotonic_increasing
     nll = pd.read_csv(tiny_run / "results/nll.csv")
@@ -444,3 +456,16 @@ def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, t
     point = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/sweep/paper_1.npz",
                                    configs=("configs/tiny.yaml", str(override))))
     assert "train_classifier" in point and "train_discriminator" not in point
+
+
+def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake_exe, repo, tmp_path):
+    """The tiny cell (α, β) = (1, 1) holds 10 samples: at guidance's (1, 1) it is the guided set's prefix
+    when that set has at least 10 (both of its 2 shards hold some), and sampled on its own when it has 8."""
+    plans = {}
+    for size in (12, 8):
+        override = tmp_path / f"guided_{size}.yaml"
+        override.write_text(f"guidance: {{alpha: 1.0, beta: 1.0, num_samples: {size}}}\n")
+        plans[size] = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/cells/hardness_a1_b1.npz",
+                                             configs=("configs/tiny.yaml", str(override))))
+    assert plans[12].get("cell_from_set") == 1 and plans[12].get("sample_guided") == 2 and "sample_cell" not in plans[12]
+    assert plans[8].get("sample_cell") == 1 and "cell_from_set" not in plans[8] and "sample_guided" not in plans[8]

@@ -98,6 +98,14 @@ def related_key_problems(config: dict) -> list[str]:
     cell_samples = guidance.get("cell_samples", 0)
     check(cell_samples <= num_samples, "guidance.cell_samples", f"{cell_samples} exceeds sampling.num_samples = {num_samples} "
           "(cells use the baseline's first seeds)")
+    guided_samples = guidance.get("num_samples")
+    if guided_samples is not None:
+        check(sampling.get("shards", 1) <= guided_samples, "guidance.num_samples",
+              f"{guided_samples} samples for the guided set's sampling.shards = {sampling.get('shards')}: every shard needs a sample")
+    paired = min(num_samples, num_samples if guided_samples is None else guided_samples)
+    check(guidance.get("pairs", 0) <= paired, "guidance.pairs",
+          f"{guidance.get('pairs')} baseline/guided pairs, but the two sets share only their first {paired} seeds "
+          "(sampling.num_samples, guidance.num_samples)")
 
     evaluation = config.get("evaluation", {})
     reference = evaluation.get("num_reference")
@@ -106,8 +114,8 @@ def related_key_problems(config: dict) -> list[str]:
         if k is not None and reference is not None:
             check(k < reference, f"evaluation.{key}", f"{k} neighbours need more than evaluation.num_reference = {reference} references")
     k = evaluation.get("precision_k")
-    sets = {"sampling.num_samples": num_samples, "figA7.num_samples": config.get("figA7", {}).get("num_samples"),
-            "guidance.cell_samples": cell_samples}
+    sets = {"sampling.num_samples": num_samples, "guidance.num_samples": guided_samples,
+            "figA7.num_samples": config.get("figA7", {}).get("num_samples"), "guidance.cell_samples": cell_samples}
     for name, size in sets.items():
         if k is not None and size is not None:
             check(k < size, "evaluation.precision_k", f"{k} exceeds the {size} samples of {name} (recall needs k < set size)")

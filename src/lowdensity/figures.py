@@ -137,6 +137,11 @@ def _pairs_rows(baseline: dict, indices) -> list[dict]:
 
 
 def _check_pairs(baseline: dict, guided: dict, n: int) -> None:
+    """Samples 0 … n − 1 of both sets exist and share their seeds and labels (the guided set may be
+    the shorter: guidance.num_samples)."""
+    sizes = len(baseline["seeds"]), len(guided["seeds"])
+    if n > min(sizes):
+        raise ValueError(f"{n} pairs asked of a baseline set of {sizes[0]} and a guided set of {sizes[1]} samples")
     if not (np.array_equal(baseline["seeds"][:n], guided["seeds"][:n]) and np.array_equal(baseline["labels"][:n], guided["labels"][:n])):
         raise ValueError("baseline and guided sets do not share seeds and labels: they cannot be paired")
 
@@ -168,12 +173,13 @@ def fig6_classes(baseline_path: str, guided_path: str, shape: tuple[int, int, in
     """For each of two classes: baseline samples (left) and guided samples from the same seeds (right)."""
     plt = _plt()
     baseline, guided = _load(baseline_path, shape), _load(guided_path, shape)
-    _check_pairs(baseline, guided, len(baseline["labels"]))
+    paired = min(len(baseline["labels"]), len(guided["labels"]))
+    _check_pairs(baseline, guided, paired)
     side = int(np.ceil(np.sqrt(per_class)))
     fig, axes = plt.subplots(side * len(classes), 2 * side + 1, figsize=((2 * side + 1) * 0.7, side * len(classes) * 0.75), squeeze=False)
     rows = []
     for ci, c in enumerate(classes):
-        idx = np.flatnonzero(baseline["labels"] == c)[:per_class]
+        idx = np.flatnonzero(baseline["labels"][:paired] == c)[:per_class]
         rows += _pairs_rows(baseline, idx)
         for j in range(side * side):
             r, col = divmod(j, side)

@@ -52,6 +52,13 @@ def parse_point(name: str) -> tuple[str, float]:
     return sampler, float(strength)
 
 
+def guided_num_samples(config: dict) -> int:
+    """The main guided set's size: guidance.num_samples, or the baseline's (sampling.num_samples) when
+    that is null or absent. Its sample i has the baseline sample i's seed and label whatever the size."""
+    size = config.get("guidance", {}).get("num_samples")
+    return config["sampling"]["num_samples"] if size is None else size
+
+
 def shard_indices(num_samples: int, num_shards: int, shard: int) -> np.ndarray:
     """Shard k of S holds samples ⌊kN/S⌋ … ⌊(k+1)N/S⌋ − 1 of a set of N."""
     if not 0 <= shard < num_shards:

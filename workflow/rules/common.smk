@@ -2,7 +2,8 @@ import json
 import re
 
 from lowdensity.config import ConfigError, deep_merge, validate_config
-from lowdensity.layout import WEIGHT_PATTERN, cell_name, cell_weights, point_name, shards_holding_first, weight_text
+from lowdensity.layout import (WEIGHT_PATTERN, cell_name, cell_weights, guided_num_samples, point_name,
+                               shards_holding_first, weight_text)
 
 
 validate_config(config)
@@ -31,6 +32,7 @@ def stage_resources(stage):
 
 
 SHARDS = list(range(config["sampling"]["shards"]))
+SET_SIZES = {"baseline": config["sampling"]["num_samples"], "guided": guided_num_samples(config)}  # the two main sets
 SHAPE_OF_DATA = "results/data/val.npz"  # the prepared split whose (C, H, W) every sample file must have
 GAN = config["gan"]["enabled"]
 GENERATORS = ["baseline", "guided"] + (["gan"] if GAN else [])  # the sample sets every evaluation compares
@@ -70,14 +72,16 @@ def cell_source(cell):
     """The main set a cell is the prefix of, or None: a cell's sampler is the baseline's when
     α = β = 0 (Algorithm 1 with zero weights is Eq. 2, bit for bit) and the main guided set's at
     its (loss, α, β); both use `sampling` and sample i's seed and label, so the cell is that set's
-    first CELL_SIZES[cell] samples and is not sampled twice."""
-    if CELL_SIZES[cell] > config["sampling"]["num_samples"]:
-        return None
+    first CELL_SIZES[cell] samples (if the set holds that many) and is not sampled twice."""
     loss, alpha, beta = cell_weights(cell)
     g = config["guidance"]
     if alpha == beta == 0:
-        return "baseline"
-    return "guided" if (loss, alpha, beta) == (g["loss"], float(g["alpha"]), float(g["beta"])) else None
+        source = "baseline"
+    elif (loss, alpha, beta) == (g["loss"], float(g["alpha"]), float(g["beta"])):
+        source = "guided"
+    else:
+        return None
+    return source if CELL_SIZES[cell] <= SET_SIZES[source] else None
 
 
 PREFIX_CELLS = {c: source for c in guidance_cells() if (source := cell_source(c))}
@@ -85,8 +89,9 @@ PREFIX_CELLS = {c: source for c in guidance_cells() if (source := cell_source(c)
 
 def prefix_cell_shards(wildcards):
     """The shards of the cell's main set that hold its samples (shards split the set contiguously)."""
-    first = shards_holding_first(config["sampling"]["num_samples"], len(SHARDS), CELL_SIZES[wildcards.cell])
-    return [f"results/samples/{PREFIX_CELLS[wildcards.cell]}/shard_{s}.npz" for s in first]
+    source = PREFIX_CELLS[wildcards.cell]
+    first = shards_holding_first(SET_SIZES[source], len(SHARDS), CELL_SIZES[wildcards.cell])
+    return [f"results/samples/{source}/shard_{s}.npz" for s in first]
 
 
 def prefix_cell_metadata(wildcards):

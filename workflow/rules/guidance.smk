@@ -59,13 +59,14 @@ rule fit_classifier_gaussians:
 
 
 rule sample_guided:
-    """One shard of the main guided set (guidance.alpha, guidance.beta): the baseline's seeds and labels."""
+    """One shard of the main guided set (guidance.alpha, guidance.beta): the baseline's first
+    guidance.num_samples seeds and labels, in the baseline's number of shards."""
     input:
         **guided_inputs(config["guidance"]["alpha"], config["guidance"]["beta"]),
     output:
         "results/samples/guided/shard_{shard}.npz",
     params:
-        sampling=section("sampling"),
+        sampling=json.dumps({**config["sampling"], "num_samples": SET_SIZES["guided"]}, sort_keys=True),
         alpha=config["guidance"]["alpha"],
         beta=config["guidance"]["beta"],
         tau=config["guidance"]["tau"],
