@@ -174,6 +174,48 @@ def test_a_cell_sampled_alone_is_the_prefix_of_the_sharded_set(trained, tmp_path
         gather_shards(shards[:1], str(tmp_path / "short.npz"), first=13)
 
 
+def discriminator_below(root, t_max):
+    """The tiny classifier saved as a discriminator trained at t < t_max (its checkpoint's time law)."""
+    path = root / f"disc_below_{t_max}.pt"
+    if not path.exists():
+        state = torch.load(root / "clf.pt", weights_only=True)
+        state["timesteps"] = {"max": t_max, "power": 1.0}
+        torch.save(state, path)
+    return str(path), str(root / "gaussians.pt")
+
+
+def test_a_cell_continued_from_its_beta_zero_twin_is_the_cell_sampled_whole(trained, tmp_path):
+    """H′ trained at t < 30 is consulted only there, so an (α, β) chain is the (α, 0) chain until its
+    first step below t = 30: continuing the kept states of 12 chains gives, bit for bit, what sampling
+    the whole chains gives (here for the first 5, in other batches), and β does act in those steps."""
+    ddpm, clf, disc = str(trained / "ddpm.pt"), (str(trained / "clf.pt"), str(trained / "gaussians.pt")), discriminator_below(trained, 30)
+    source = tmp_path / "a1_b0.npz"
+    sample_guided_shard({**SAMPLING, "num_samples": 12}, 1.0, 0.0, 1.0, "hardness", ddpm, clf, None, 0, str(source), "cpu",
+                        "variance", keep_state_below=30)
+    kept = np.load(source)
+    assert kept["branch_state"].shape == (12, 1, 8, 8) and int(kept["branch_timestep"]) < 30 and int(kept["branch_below"]) == 30
+    np.testing.assert_array_equal(kept["images"], guided(trained, "a1_b0", 1.0, 0.0, num_samples=12)["images"])
+    for n, batch_size in ((12, 12), (5, 4)):
+        cfg = {**SAMPLING, "num_samples": n, "batch_size": batch_size}
+        whole, continued = tmp_path / f"whole_{n}.npz", tmp_path / f"continued_{n}.npz"
+        sample_guided_shard(cfg, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(whole), "cpu", "variance")
+        sample_guided_shard(cfg, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(continued), "cpu", "variance",
+                            branch_from=str(source))
+        whole, continued = np.load(whole), np.load(continued)
+        for key in ("images", "labels", "seeds", "indices"):
+            np.testing.assert_array_equal(continued[key], whole[key])
+        assert not np.array_equal(whole["images"], kept["images"][:n])  # β moved the samples in the steps continued
+    with pytest.raises(ValueError, match="other alpha"):
+        sample_guided_shard(SAMPLING, 2.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(tmp_path / "x.npz"), "cpu", "variance",
+                            branch_from=str(source))
+    with pytest.raises(ValueError, match="consulted below t = 50"):
+        sample_guided_shard(SAMPLING, 1.0, 40.0, 1.0, "hardness", ddpm, clf, discriminator_below(trained, 50), 0,
+                            str(tmp_path / "x.npz"), "cpu", "variance", branch_from=str(source))
+    with pytest.raises(ValueError, match="no state for samples"):
+        sample_guided_shard({**SAMPLING, "num_samples": 24}, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0,
+                            str(tmp_path / "x.npz"), "cpu", "variance", branch_from=str(source))
+
+
 def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):
     """A β = 0 cell samples without the discriminator's files (so it need not wait for H′), with
     the same images as when they are given; a non-zero weight without its guide names what is missing."""

@@ -460,7 +460,8 @@ def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, t
 
 def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake_exe, repo, tmp_path):
     """The tiny cell (α, β) = (1, 1) holds 10 samples: at guidance's (1, 1) it is the guided set's prefix
-    when that set has at least 10 (both of its 2 shards hold some), and sampled on its own when it has 8."""
+    when that set has at least 10 (both of its 2 shards hold some); when it has 8, the cell continues
+    its β = 0 twin's chains (`branch_source`), which are sampled whole."""
     plans = {}
     for size in (12, 8):
         override = tmp_path / f"guided_{size}.yaml"
@@ -468,4 +469,4 @@ def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake
         plans[size] = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/cells/hardness_a1_b1.npz",
                                              configs=("configs/tiny.yaml", str(override))))
     assert plans[12].get("cell_from_set") == 1 and plans[12].get("sample_guided") == 2 and "sample_cell" not in plans[12]
-    assert plans[8].get("sample_cell") == 1 and "cell_from_set" not in plans[8] and "sample_guided" not in plans[8]
+    assert plans[8].get("sample_cell") == 2 and "cell_from_set" not in plans[8] and "sample_guided" not in plans[8]

@@ -95,7 +95,8 @@ def cmd_sample_guided(a):
     from .guidance import sample_guided_shard
 
     sample_guided_shard(_params(a.params), a.alpha, a.beta, a.tau, a.loss, a.model, a.classifier,
-                        a.discriminator, a.shard, a.out, a.device, a.step_scale)
+                        a.discriminator, a.shard, a.out, a.device, a.step_scale,
+                        keep_state_below=a.keep_state_below, branch_from=a.branch_from)
 
 
 def cmd_score_sets(a):
@@ -382,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
+    p.add_argument("--keep-state-below", type=int, default=None, metavar="T_MAX",
+                   help="also keep each chain's state before its first step with t < T_MAX (where β-variants branch off)")
+    p.add_argument("--branch-from", default=None, metavar="FILE",
+                   help="continue the chains kept in FILE (a sample file of the same loss, α, τ) instead of sampling them whole")
     p.set_defaults(func=cmd_sample_guided)
 
     p = sub.add_parser("score-sets", help="hardness, accuracy and precision of sample sets in the classifier space")

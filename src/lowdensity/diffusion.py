@@ -276,6 +276,8 @@ class GaussianDiffusion:
         progress: bool = False,
         init_scale: float = 1.0,
         skip: int = 0,
+        x_init: Optional[torch.Tensor] = None,
+        on_step: Optional[Callable[[int, torch.Tensor], None]] = None,
     ) -> torch.Tensor:
         """Run the reverse chain from x_T ~ N(0, I) and return x_0 in [-1, 1].
 
@@ -283,7 +285,9 @@ class GaussianDiffusion:
         x_T first, then one z per step (drawn also for DDIM with η = 0, to keep the
         streams of the two samplers aligned). `init_scale` γ and `skip` Δt start the chain
         from x = γ·ε at the (Δt+1)-th step (Boost-and-Skip); the skipped steps' z are still
-        drawn, so every later step uses the same z as the standard chain.
+        drawn, so every later step uses the same z as the standard chain. `x_init` starts it
+        from that state instead (a chain continued where another, run to there, left off);
+        `on_step(i, x)` sees the state before each step i that runs.
         """
         if method not in ("ddpm", "ddim"):
             raise ValueError(f"unknown sampling method {method!r}; expected 'ddpm' or 'ddim'")
@@ -291,7 +295,9 @@ class GaussianDiffusion:
             raise ValueError(f"cannot skip {skip} of {self.num_timesteps} steps")
         device = device or next(model.parameters()).device
         x = noise.draw(shape[1:]).to(device)
-        if init_scale != 1.0:
+        if x_init is not None:
+            x = x_init.to(device=device, dtype=x.dtype)
+        elif init_scale != 1.0:
             x = init_scale * x
         steps: Iterable[int] = range(self.num_timesteps - 1, -1, -1)
         if progress:
@@ -302,6 +308,8 @@ class GaussianDiffusion:
             z = noise.draw(shape[1:]).to(device)
             if i >= self.num_timesteps - skip:
                 continue
+            if on_step is not None:
+                on_step(i, x)
             t = torch.full((shape[0],), i, device=device, dtype=torch.long)
             if method == "ddpm":
                 x, _ = self.p_sample(model, x, t, z, model_kwargs, cond_fn)
@@ -421,6 +429,13 @@ class SpacedDiffusion(GaussianDiffusion):
 
     def model_timesteps(self, t: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.timestep_map).to(t.device)[t]
+
+    def branch_index(self, t_max: int) -> Optional[int]:
+        """The index of the first step (the chain runs from the top index down) whose original
+        timestep is below `t_max`, or None if none is: a guide consulted only at t < t_max (H′ of
+        a discriminator trained there) takes no part in the steps above it."""
+        below = np.flatnonzero(self.timestep_map < t_max)
+        return int(below.max()) if len(below) else None
 
 
 def build_diffusion(num_steps: int, schedule: str, variance: str = "fixed_small", respacing=None) -> GaussianDiffusion:

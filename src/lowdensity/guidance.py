@@ -20,6 +20,7 @@ only there (`Guide.trained_at`); with the uniform law of the paper it guides eve
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -132,12 +133,19 @@ def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Gu
 def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,
                         classifier_paths: Optional[Sequence[str]], discriminator_paths: Optional[Sequence[str]], shard: int,
                         out_path: str, device: str = "auto", step_scale: str = "variance",
-                        extra_metadata: Optional[dict] = None) -> None:
+                        extra_metadata: Optional[dict] = None, keep_state_below: Optional[int] = None,
+                        branch_from: Optional[str] = None) -> None:
     """One shard of α/β-guided samples (Algorithm 1); same seeds, labels and layout as the
     baseline set of `sampling_cfg`, so sample i pairs with baseline sample i. Each guide is
-    (model, Gaussians) paths, needed only when its weight is non-zero."""
+    (model, Gaussians) paths, needed only when its weight is non-zero.
+
+    H′ of a discriminator trained at t < t_max is consulted only there (`Guide.trained_at`), so
+    chains that differ only in β are the same computation until the first step below t_max.
+    `keep_state_below` = t_max keeps this shard's states there; `branch_from` (a file that kept
+    them, of the same loss, α, τ and Σ_θ) continues from them: the last few steps instead of the
+    whole chain, the same samples (`sampling.sample_shard`)."""
     from .ddpm import select_device
-    from .sampling import sample_shard
+    from .sampling import read_branch, sample_shard
 
     from .training import memory_format
 
@@ -150,6 +158,32 @@ def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: floa
     for guide in (classifier, discriminator):
         if guide is not None:
             memory_format(guide.model, sampling_cfg.get("channels_last", False))
+    metadata = {"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale, **(extra_metadata or {})}
+    branch = read_branch(branch_from) if branch_from else None
+    if branch_from and branch is None:
+        logging.getLogger("lowdensity").info("%s keeps no branch states: sampling the whole chain", branch_from)
+    if branch is not None:
+        check_branch_source(branch, branch_from, metadata, discriminator)
     sample_shard(sampling_cfg, model_path, shard, out_path, device,
                  cond_fn_for=lambda y, seeds, diffusion: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
-                 metadata={"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale, **(extra_metadata or {})})
+                 metadata=metadata, keep_state_below=keep_state_below, branch=branch)
+
+
+def check_branch_source(branch: dict, path: str, metadata: dict, discriminator: Optional[Guide]) -> None:
+    """A chain may continue from another's kept states only if every step above them computed the
+    same thing: the same loss, α, τ and Σ_θ (β may differ: H′ is consulted only below where they
+    were kept, which must be where this discriminator's trained timesteps end)."""
+    def same(key: str) -> bool:
+        if f"meta_{key}" not in branch:
+            return False
+        there, here = branch[f"meta_{key}"].item(), metadata[key]
+        return float(there) == float(here) if key in ("alpha", "tau") else str(there) == str(here)
+
+    differ = [k for k in ("alpha", "tau", "loss", "step_scale") if not same(k)]
+    if differ:
+        values = ", ".join(f"{k} = {branch.get('meta_' + k)} there, {metadata[k]} here" for k in differ)
+        raise ValueError(f"{path} was sampled with other {', '.join(differ)} ({values}): "
+                         "its chains cannot be continued with these weights")
+    if discriminator is not None and discriminator.t_max != int(branch["branch_below"]):
+        raise ValueError(f"{path} kept its states below t = {int(branch['branch_below'])}, but the discriminator is consulted "
+                         f"below t = {discriminator.t_max}: continuing from there would skip steps where β acts")

@@ -42,25 +42,42 @@ def generate(
     progress: bool = False,
     init_scale: float = 1.0,
     skip: int = 0,
-) -> np.ndarray:
+    start_states: Optional[np.ndarray] = None,
+    keep_before: Optional[int] = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """uint8 samples (N, *shape), one per (label, seed).
 
     `cond_fn_for(labels, seeds, diffusion)` returns the guidance hook for a batch (None:
     baseline); `init_scale` and `skip` start the chain from x = init_scale·ε after skipping
-    the first `skip` steps (Boost-and-Skip; 1 and 0: the standard start).
+    the first `skip` steps (Boost-and-Skip; 1 and 0: the standard start), or, with
+    `start_states` (N, *shape), from those states (a continued chain). With `keep_before` = i,
+    also returns each chain's float32 state before step i: (samples, states).
     """
     device = next(model.parameters()).device
     out = [np.zeros((0, *shape), dtype=np.uint8)]
+    kept = [np.zeros((0, *shape), dtype=np.float32)]
     for start in range(0, len(labels), batch_size):
         y = torch.from_numpy(labels[start:start + batch_size]).to(device)
         batch_seeds = seeds[start:start + batch_size]
         noise = NoiseSource(batch_seeds)
         kwargs = {"y": y} if model.num_classes else {}
         cond_fn = cond_fn_for(y, batch_seeds, diffusion) if cond_fn_for else None
+        x_init = None if start_states is None else torch.from_numpy(start_states[start:start + batch_size])
+
+        def keep(i: int, x: torch.Tensor) -> None:
+            if i == keep_before:
+                kept.append(x.detach().float().cpu().numpy())
+
         x = diffusion.sample_loop(model, (len(y), *shape), noise, method, eta, kwargs, cond_fn, device, progress,
-                                  init_scale=init_scale, skip=skip)
+                                  init_scale=init_scale, skip=skip, x_init=x_init, on_step=None if keep_before is None else keep)
         out.append(to_uint8(x))
-    return np.concatenate(out)
+    images = np.concatenate(out)
+    if keep_before is None:
+        return images
+    states = np.concatenate(kept)
+    if len(states) != len(images):
+        raise ValueError(f"step {keep_before} is not one the chain runs (it has {diffusion.num_timesteps} steps, skips {skip})")
+    return images, states
 
 
 def device_description(device: torch.device) -> str:
@@ -80,6 +97,8 @@ def sample_shard(
     init_scale: float = 1.0,
     skip: int = 0,
     model: Optional[tuple] = None,
+    keep_state_below: Optional[int] = None,
+    branch: Optional[dict] = None,
 ) -> None:
     """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
 
@@ -88,6 +107,13 @@ def sample_shard(
     channels_last. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
     `init_scale`, `skip`: see `generate`; `model`: the (network, metadata) already loaded from
     `model_path` by a caller that needs it too.
+
+    `keep_state_below` = t_max also stores each chain's state before the first step whose
+    timestep is below t_max (`branch_state`, at `branch_index`), where a chain that differs
+    from this one only in a guide consulted at t < t_max (H′) branches off. `branch` (a file
+    with such states, read by `read_branch`) continues those chains from there instead of
+    sampling the steps above again: the same samples bit for bit, since those steps are the same
+    computation (tests/test_guidance.py). Its seconds add the source's per image for the prefix.
     """
     dev = select_device(device)
     model, meta = model or load_ddpm(model_path, dev)
@@ -98,16 +124,60 @@ def sample_shard(
     seeds = sampling_cfg["seed"] + indices
     arch = meta["arch"]
     shape = (arch["in_channels"], arch["image_size"], arch["image_size"])
-    start = time.perf_counter()
+    keep_before = None if keep_state_below is None else diffusion.branch_index(keep_state_below)
+    if keep_before == diffusion.num_timesteps - 1:
+        keep_before = None  # the branch would start at the top: nothing above it to share
+    start_states, prefix_seconds = None, 0.0
+    if branch is not None:
+        start_states = branch_states(branch, diffusion, indices, labels, seeds)
+        skip = diffusion.num_timesteps - 1 - int(branch["branch_index"])
+        prefix_seconds = float(branch["seconds_per_image"]) * len(indices)
+    start = time.perf_counter() - prefix_seconds
     with compute_precision(dev, sampling_cfg.get("precision", "fp32")):
-        images = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
-                          sampling_cfg["eta"], cond_fn_for, progress=False, init_scale=init_scale, skip=skip)
-    write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata)
+        result = generate(model, diffusion, shape, labels, seeds, sampling_cfg["batch_size"], sampling_cfg["method"],
+                          sampling_cfg["eta"], cond_fn_for, progress=False, init_scale=init_scale, skip=skip,
+                          start_states=start_states, keep_before=keep_before)
+    images, arrays = result, {}
+    if keep_before is not None:
+        images, states = result
+        arrays = {"branch_state": states, "branch_index": np.int64(keep_before),
+                  "branch_timestep": np.int64(diffusion.timestep_map[keep_before]), "branch_below": np.int64(keep_state_below),
+                  "branch_chain_steps": np.int64(diffusion.num_timesteps)}
+    write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata, arrays)
+
+
+def read_branch(path: str) -> Optional[dict]:
+    """The branch states a sample file keeps (`sample_shard`'s keep_state_below), with its seeds,
+    labels, indices, seconds per image and metadata; None if it keeps none."""
+    data = read_sample_set(path, None, keys=None)
+    return data if "branch_state" in data else None
+
+
+def branch_states(branch: dict, diffusion: GaussianDiffusion, indices: np.ndarray, labels: np.ndarray,
+                  seeds: np.ndarray) -> np.ndarray:
+    """The kept states of samples `indices`, after checking that they come from the same chain:
+    the same respacing and step, and each sample's seed and label."""
+    b = int(branch["branch_index"])
+    if branch["branch_state"].shape != (len(branch["indices"]), *branch["images"].shape[1:]):
+        raise ValueError(f"the branch states {branch['branch_state'].shape} do not match the file's {len(branch['indices'])} samples")
+    if int(branch["branch_chain_steps"]) != diffusion.num_timesteps or int(diffusion.timestep_map[b]) != int(branch["branch_timestep"]):
+        raise ValueError(f"the branch states were kept at step {b} (t = {int(branch['branch_timestep'])}) of a "
+                         f"{int(branch['branch_chain_steps'])}-step chain, not of this {diffusion.num_timesteps}-step one")
+    position = {int(i): k for k, i in enumerate(branch["indices"])}
+    missing = [int(i) for i in indices if int(i) not in position]
+    if missing:
+        raise ValueError(f"the branch states hold no state for samples {missing[:5]}{' …' if len(missing) > 5 else ''}")
+    rows = np.array([position[int(i)] for i in indices], dtype=np.int64)
+    if not (np.array_equal(branch["seeds"][rows], seeds) and np.array_equal(branch["labels"][rows], labels)):
+        raise ValueError("the branch states come from samples of other seeds or labels")
+    return np.ascontiguousarray(branch["branch_state"][rows])
 
 
 def write_shard(out_path: str, images: np.ndarray, labels: np.ndarray, seeds: np.ndarray, indices: np.ndarray,
-                class_names, device: torch.device, start: float, metadata: Optional[dict] = None) -> None:
-    """Write a shard atomically with the sampler's seconds since `start` (perf_counter) on `device`."""
+                class_names, device: torch.device, start: float, metadata: Optional[dict] = None,
+                arrays: Optional[dict] = None) -> None:
+    """Write a shard atomically with the sampler's seconds since `start` (perf_counter) on `device`
+    (and any further `arrays`, such as kept branch states)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -117,6 +187,7 @@ def write_shard(out_path: str, images: np.ndarray, labels: np.ndarray, seeds: np
         device=np.asarray(device_description(device)),
         class_names=np.asarray(class_names),
         **{f"meta_{k}": np.asarray(v) for k, v in (metadata or {}).items()},
+        **(arrays or {}),
     )
 
 

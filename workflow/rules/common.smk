@@ -101,6 +101,51 @@ def prefix_cell_metadata(wildcards):
     return json.dumps({"alpha": alpha, "beta": beta, "tau": g["tau"], "loss": loss, "step_scale": g["step_scale"]})
 
 
+H_PRIME_BELOW = config["discriminator"]["timesteps"]["max"]  # H′ is consulted at t < this only (None: everywhere)
+
+
+def keeps_branch_states(cell):
+    """A sampled β = 0 cell with α ≠ 0 keeps its chains' states before the first step where H′
+    would be consulted (when H′ is trained only below discriminator.timesteps.max), for the cells
+    of its loss and α at other β to continue from (`branch_source`); so do the main guided set's shards."""
+    loss, alpha, beta = cell_weights(cell)
+    return H_PRIME_BELOW is not None and beta == 0 and alpha != 0 and cell not in PREFIX_CELLS
+
+
+def branch_source(cell):
+    """The file whose kept states a sampled cell continues, or None (it is sampled whole): the main
+    guided set's shard that holds the cell's samples when the cell has that set's loss and α, else
+    the cell's β = 0 twin. The chains are the same computation until H′ is first consulted, so the
+    cell runs only the last steps (with 100 steps and H′ trained at t < 20, two of them)."""
+    loss, alpha, beta = cell_weights(cell)
+    if H_PRIME_BELOW is None or alpha == 0 or cell in PREFIX_CELLS:
+        return None
+    g = config["guidance"]
+    if (loss, alpha) == (g["loss"], float(g["alpha"])) and CELL_SIZES[cell] <= SET_SIZES["guided"]:
+        shards = shards_holding_first(SET_SIZES["guided"], len(SHARDS), CELL_SIZES[cell])
+        if len(shards) == 1:
+            return f"results/samples/guided/shard_{shards[0]}.npz"
+    twin = cell_name(loss, alpha, 0.0)
+    if beta == 0 or twin not in CELL_SIZES or not keeps_branch_states(twin) or CELL_SIZES[twin] < CELL_SIZES[cell]:
+        return None
+    return cell_paths([twin])[0]
+
+
+def cell_branching(wildcards, input):
+    """The sampler's options for continuing and keeping branch states (`branch_source`, `keeps_branch_states`)."""
+    cell = f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}"
+    options = [f"--branch-from {input.branch}"] if "branch" in input.keys() else []
+    if keeps_branch_states(cell):
+        options.append(f"--keep-state-below {H_PRIME_BELOW}")
+    return " ".join(options)
+
+
+def cell_inputs(wildcards):
+    """A cell's guides (`guided_inputs`) and, when it continues other chains, the file that kept them."""
+    source = branch_source(f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}")
+    return {**guided_inputs(wildcards.alpha, wildcards.beta), **({"branch": source} if source else {})}
+
+
 def cell_paths(cells):
     return [f"results/samples/cells/{c}.npz" for c in cells]
 

@@ -1,9 +1,11 @@
-# One shell command for every guided sampling rule: the main set, the grid cells, the DDIM sets.
-SAMPLE_GUIDED = (
+# One shell command for every guided sampling rule: the main set, the grid cells (with their
+# branching options), the DDIM sets.
+GUIDED_COMMAND = (
     "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
     " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
-    " {params.guides} --shard {params.shard} --out {output} --device {params.device} 2> {log}"
+    " {params.guides} --shard {params.shard} --out {output} --device {params.device}"
 )
+SAMPLE_GUIDED = GUIDED_COMMAND + " 2> {log}"
 
 
 rule train_classifier:
@@ -75,6 +77,7 @@ rule sample_guided:
         guides=guide_arguments,
         shard=lambda wildcards: wildcards.shard,
         device=config["device"],
+        branching=f"--keep-state-below {H_PRIME_BELOW}" if H_PRIME_BELOW is not None and config["guidance"]["alpha"] else "",
     wildcard_constraints:
         shard=r"\d+",
     log:
@@ -88,14 +91,16 @@ rule sample_guided:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        SAMPLE_GUIDED
+        GUIDED_COMMAND + " {params.branching} 2> {log}"
 
 
 rule sample_cell:
     """One (loss, α, β) cell of the figures' grids: the first seeds of the baseline set (as many as
-    `cell_sizes` gives it), so that α = β = 0 reproduces the baseline bit for bit."""
+    `cell_sizes` gives it), so that α = β = 0 reproduces the baseline bit for bit. A cell of the
+    main guided set's loss and α, or a β ≠ 0 cell, continues those chains (or its β = 0 twin's)
+    where H′ is first consulted (`branch_source`)."""
     input:
-        unpack(lambda wildcards: guided_inputs(wildcards.alpha, wildcards.beta)),
+        unpack(cell_inputs),
     output:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
     params:
@@ -110,6 +115,7 @@ rule sample_cell:
         guides=guide_arguments,
         shard=0,
         device=config["device"],
+        branching=cell_branching,
     wildcard_constraints:
         loss="hardness|softmax",
         alpha=WEIGHT_PATTERN,
@@ -125,7 +131,7 @@ rule sample_cell:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        SAMPLE_GUIDED
+        GUIDED_COMMAND + " {params.branching} 2> {log}"
 
 
 if PREFIX_CELLS:
