@@ -129,6 +129,8 @@ def sample_shard(
         keep_before = None  # the branch would start at the top: nothing above it to share
     start_states, prefix_seconds = None, 0.0
     if branch is not None:
+        if skip or init_scale != 1.0:
+            raise ValueError("a continued chain starts from its kept states, not from a skipped or scaled start")
         start_states = branch_states(branch, diffusion, indices, labels, seeds)
         skip = diffusion.num_timesteps - 1 - int(branch["branch_index"])
         prefix_seconds = float(branch["seconds_per_image"]) * len(indices)
