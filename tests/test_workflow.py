@@ -470,3 +470,21 @@ def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake
                                              configs=("configs/tiny.yaml", str(override))))
     assert plans[12].get("cell_from_set") == 1 and plans[12].get("sample_guided") == 2 and "sample_cell" not in plans[12]
     assert plans[8].get("sample_cell") == 2 and "cell_from_set" not in plans[8] and "sample_guided" not in plans[8]
+
+
+def test_figure_numbers_reads_what_the_rules_wrote(tiny_run, repo):
+    """benchmarks/figure_numbers.py (the README's before → after tables) quotes the runs' CSVs."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("figure_numbers", repo / "benchmarks/figure_numbers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    numbers = module.figure_numbers(tiny_run / "results")
+    sets = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")
+    assert numbers["baseline: precision / recall, FID (n)"].startswith(f"{sets.precision['baseline']:.3f} / {sets.recall['baseline']:.3f}")
+    assert numbers["guided: precision / recall, FID (n)"].endswith("(12)")  # guidance.num_samples of configs/tiny.yaml
+    assert numbers["fig7 median AvgkNN: real / baseline / guided / gan"] == " / ".join(
+        f"{sets.median_avgknn[s]:.2f}" for s in ("real", "baseline", "guided", "gan"))
+    assert "fig4a median hardness at α = 0 / 1" in numbers and all(numbers.values())
