@@ -5,7 +5,8 @@ GUIDED_COMMAND = (
     " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
     " {params.guides} --shard {params.shard} --out {output} --device {params.device}"
 )
-SAMPLE_GUIDED = GUIDED_COMMAND + " 2> {log}"
+SAMPLE_GUIDED = f"{GUIDED_COMMAND} 2> {{log}}"
+SAMPLE_GUIDED_BRANCHING = f"{GUIDED_COMMAND} {{params.branching}} 2> {{log}}"  # cells and the main set
 
 
 rule train_classifier:
@@ -91,7 +92,7 @@ rule sample_guided:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        GUIDED_COMMAND + " {params.branching} 2> {log}"
+        SAMPLE_GUIDED_BRANCHING
 
 
 rule sample_cell:
@@ -131,7 +132,7 @@ rule sample_cell:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        GUIDED_COMMAND + " {params.branching} 2> {log}"
+        SAMPLE_GUIDED_BRANCHING
 
 
 if PREFIX_CELLS:
