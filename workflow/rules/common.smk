@@ -131,9 +131,14 @@ def branch_source(cell):
     return cell_paths([twin])[0]
 
 
+def wildcard_cell(wildcards):
+    """The cell a `sample_cell` job makes: its output's file stem, from the {loss}, {alpha}, {beta} wildcards."""
+    return f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}"
+
+
 def cell_branching(wildcards, input):
     """The sampler's options for continuing and keeping branch states (`branch_source`, `keeps_branch_states`)."""
-    cell = f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}"
+    cell = wildcard_cell(wildcards)
     options = [f"--branch-from {input.branch}"] if "branch" in input.keys() else []
     if keeps_branch_states(cell):
         options.append(f"--keep-state-below {H_PRIME_BELOW}")
@@ -142,7 +147,7 @@ def cell_branching(wildcards, input):
 
 def cell_inputs(wildcards):
     """A cell's guides (`guided_inputs`) and, when it continues other chains, the file that kept them."""
-    source = branch_source(f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}")
+    source = branch_source(wildcard_cell(wildcards))
     return {**guided_inputs(wildcards.alpha, wildcards.beta), **({"branch": source} if source else {})}
 
 

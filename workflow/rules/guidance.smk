@@ -106,7 +106,7 @@ rule sample_cell:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
     params:
         sampling=lambda wildcards: json.dumps({**config["sampling"], "shards": 1,
-                                               "num_samples": CELL_SIZES[f"{wildcards.loss}_a{wildcards.alpha}_b{wildcards.beta}"]},
+                                               "num_samples": CELL_SIZES[wildcard_cell(wildcards)]},
                                               sort_keys=True),
         alpha=lambda wildcards: wildcards.alpha,
         beta=lambda wildcards: wildcards.beta,
