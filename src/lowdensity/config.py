@@ -30,8 +30,11 @@ def _validator(schema_path: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(yaml.load(Path(schema_path).read_text(), Loader=YAML_LOADER))
 
 
-def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA) -> dict:
-    """Raise ConfigError listing every violation as `config key 'a.b.c': what is wrong`."""
+def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA, check_files: bool = True) -> dict:
+    """Raise ConfigError listing every violation as `config key 'a.b.c': what is wrong`.
+
+    `check_files=False` leaves out the local files the configuration names (`missing_local_files`):
+    the workflow plans without them and refuses to start a run that lacks them."""
     validator = _validator(str(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -45,7 +48,7 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA) -> d
                 lines.append(f"config key {_key(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     if "diffusion" in config:  # a whole pipeline configuration (not a section checked on its own)
-        problems = related_key_problems(config)
+        problems = related_key_problems(config) + (missing_local_files(config) if check_files else [])
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
@@ -54,8 +57,7 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA) -> d
 def related_key_problems(config: dict) -> list[str]:
     """Constraints between keys that the schema cannot state, checked before any job runs:
     timesteps within the T-step chain, respacings that exist, shards and k values that fit the
-    set sizes, and local files (extractor weights, a pretrained GAN) that exist. One message per
-    violation, naming the key."""
+    set sizes, a Table 1 space that is configured. One message per violation, naming the key."""
 
     problems = []
     T = config["diffusion"]["num_steps"]
@@ -127,19 +129,27 @@ def related_key_problems(config: dict) -> list[str]:
         searched = max(evaluation["lof_k"], evaluation["precision_k"])
         check(precision["k"] <= searched, "guidance.precision.k", f"{precision['k']} exceeds the {searched} neighbours the "
               "reference search keeps (max of evaluation.lof_k and evaluation.precision_k), which figure 4b's balls use")
-    for i, spec in enumerate(evaluation.get("extractors", [])):
-        if spec.get("weights"):
-            check(Path(spec["weights"]).is_file(), f"evaluation.extractors[{i}].weights",
-                  f"{spec['weights']} not found: download the ImageNet-pretrained timm weights of {spec.get('timm_name')!r} "
-                  "(a state dict saved with torch.save) on a machine with internet and put them there")
-    pretrained = config.get("gan", {}).get("pretrained", {}).get("path")
-    if config.get("gan", {}).get("enabled") and pretrained:
-        check(Path(pretrained).is_dir(), "gan.pretrained.path", f"{pretrained} not found: a folder with BigGAN-deep's "
-              "pytorch_model.bin and config.json (pytorch-pretrained-biggan) is expected there")
     space = config.get("table1", {}).get("space")
     spaces = [e["name"] for e in evaluation.get("extractors", [])] + ["classifier"]
     check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
     problems += sampler_key_problems(config, sampling_steps)
+    return problems
+
+
+def missing_local_files(config: dict) -> list[str]:
+    """The local files the configuration names that do not exist (extractor weights, a pretrained
+    GAN's folder), one message each naming the key, what to download and where to put it. Kept
+    apart from the other checks so that a dry run can list them as warnings and still plan."""
+    problems = []
+    for i, spec in enumerate(config.get("evaluation", {}).get("extractors", [])):
+        if spec.get("weights") and not Path(spec["weights"]).is_file():
+            problems.append(f"config key 'evaluation.extractors[{i}].weights': {spec['weights']} not found: download the "
+                            f"ImageNet-pretrained timm weights of {spec.get('timm_name')!r} (a state dict saved with "
+                            "torch.save) on a machine with internet and put them there")
+    pretrained = config.get("gan", {}).get("pretrained", {}).get("path")
+    if config.get("gan", {}).get("enabled") and pretrained and not Path(pretrained).is_dir():
+        problems.append(f"config key 'gan.pretrained.path': {pretrained} not found: a folder with BigGAN-deep's "
+                        "pytorch_model.bin and config.json (pytorch-pretrained-biggan) is expected there")
     return problems
 
 

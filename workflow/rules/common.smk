@@ -1,12 +1,26 @@
 import json
 import re
 
-from lowdensity.config import ConfigError, deep_merge, validate_config
+import sys
+
+from lowdensity.config import ConfigError, deep_merge, missing_local_files, validate_config
 from lowdensity.layout import (WEIGHT_PATTERN, cell_name, cell_weights, guided_num_samples, point_name,
                                shards_holding_first, weight_text)
 
 
-validate_config(config)
+validate_config(config, check_files=False)
+
+# Local files the configuration names (pretrained weights) may be fetched after planning: a dry
+# run lists what is missing as a warning and still plans; a real run refuses before any job
+# starts (onstart runs only when jobs are about to run, never in a dry run).
+MISSING_FILES = missing_local_files(config)
+for problem in MISSING_FILES:
+    print(f"warning: {problem}", file=sys.stderr)
+
+
+onstart:
+    if MISSING_FILES:
+        raise ConfigError("missing local files, nothing was run:\n  " + "\n  ".join(MISSING_FILES))
 
 
 def section(*names):
@@ -166,7 +180,7 @@ def ablation_variants():
     for variant in study["variants"]:
         merged = deep_merge(config["discriminator"], {**variant["overrides"], "eval_timesteps": study["eval_timesteps"]})
         try:
-            validate_config({**config, "discriminator": merged})
+            validate_config({**config, "discriminator": merged}, check_files=False)
         except ConfigError as err:
             raise ConfigError(f"config key 'discriminator_ablation.variants' ({variant['name']}): {err}") from None
         variants[variant["name"]] = merged
