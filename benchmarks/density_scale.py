@@ -13,7 +13,7 @@ the algorithm's exponents (every pair of references once: N²; one set: N) from 
 references) and ImageNet (1,281,167) on this machine and on a GPU at its GEMM rate: measured
 here with `--device cuda`, else the nominal FP32 rate given by `--gpu-tflops` (H100 SXM: 67,
 marked nominal). The growth is the measured one; the GPU line scales it by the ratio of GEMM
-rates, an estimate the README labels as such.
+rates, an estimate the documentation labels as such.
 """
 
 from __future__ import annotations

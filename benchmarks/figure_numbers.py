@@ -1,4 +1,4 @@
-"""The numbers the README quotes for the default run's figures, read from a run's results/.
+"""The headline numbers of the default run's figures, read from a run's results/.
 
     python benchmarks/figure_numbers.py                          # results/
     python benchmarks/figure_numbers.py AFTER --before BEFORE    # two runs side by side
@@ -23,7 +23,7 @@ SPACE = "efficientnet_lite0"  # the first extractor of the default configuration
 
 
 def figure_numbers(results: Path) -> dict[str, str]:
-    """quantity → value (as the README writes it) for one results folder."""
+    """quantity → value (as the table prints it) for one results folder."""
     out: dict[str, str] = {}
     fig4 = pd.read_csv(results / "fig4.csv")
     a = fig4[(fig4.panel == "a") & (fig4.statistic == "median_hardness")].sort_values("alpha")

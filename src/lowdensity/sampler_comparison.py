@@ -104,7 +104,7 @@ def table1_samplers(cfg: dict, metrics_csvs: list[str], points: dict[str, str], 
 
 
 def write_markdown(table_csv: str, out_md: str) -> None:
-    """The README's table: each sampler's points with fidelity, density and cost."""
+    """A Markdown table of each sampler's points with fidelity, density and cost (results/samplers.md)."""
     table = pd.read_csv(table_csv)
     lines = ["| sampler | strength | space | precision | recall | median AvgkNN | median hardness | FD | median Rarity | outside | s/image |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
