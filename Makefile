@@ -1,6 +1,8 @@
 # Two commands: `make run` (set up, then the whole pipeline on the default config)
-# and `make test` (set up, then the tests). `make slurm-test` runs the tiny configuration
-# through `snakemake --profile slurm` on a single-node SLURM cluster it starts (root, apt-get).
+# and `make test` (set up, then the tests and a strict build of the documentation).
+# `make docs` renders the generated pages that need no run and builds the site into site/.
+# `make slurm-test` runs the tiny configuration through `snakemake --profile slurm` on a
+# single-node SLURM cluster it starts (root, apt-get).
 # Installs come from requirements.lock (exact versions); `make lock` refreshes it.
 SHELL := /bin/bash
 VENV ?= .venv
@@ -9,7 +11,7 @@ CORES ?=# empty: every core of this machine (profiles/default sets `cores: all`)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test slurm-test setup data lock clean
+.PHONY: run test docs slurm-test setup data lock clean
 
 # Quiet unless it fails: pip's output goes to $(VENV)/setup.log, whose tail is shown on failure.
 setup: $(VENV)/.installed
@@ -28,7 +30,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet '.[test]'
+	.lock-venv/bin/python -m pip install --quiet '.[test,docs]'
 	{ echo "# Exact versions for Linux x86_64, Python 3.11 (CI's platform); refresh with 'make lock'."; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude lowdensity; } > requirements.lock
 	rm -rf .lock-venv
@@ -52,6 +54,12 @@ run: setup data
 
 test: setup data
 	pytest
+	mkdocs build --strict --quiet
+
+# The results and samplers pages come from a run (`snakemake docs`); these need only the repository.
+docs: setup
+	lowdensity render-docs configuration performance gpu_hours
+	mkdocs build --strict
 
 slurm-test: setup data
 	bash tests/slurm/run.sh

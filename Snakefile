@@ -40,3 +40,6 @@ rule all:
         expand("results/metrics/{extractor}_sets.csv", extractor=EXTRACTORS),
         expand("results/metrics/{extractor}_fidelity.csv", extractor=EXTRACTORS[:-1]),
         ["results/gan/loss.csv"] if GAN and not config["gan"]["pretrained"]["path"] else [],
+
+
+include: "workflow/rules/docs.smk"

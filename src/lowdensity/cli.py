@@ -168,6 +168,14 @@ def cmd_stage_costs(a):
     print(stage_costs(a.benchmarks, a.out, a.markdown), end="")
 
 
+def cmd_render_docs(a):
+    from .docs.render import render_docs
+
+    for path in render_docs(a.pages, repo=a.repo, workdir=a.workdir, out=a.out, extractors=a.extractors,
+                            config_label=a.config_label, readme=a.readme):
+        print(path)
+
+
 def cmd_collect_metrics(a):
     from .evaluation import collect_metrics
 
@@ -578,6 +586,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", required=True)
     p.add_argument("points", nargs="+", help="POINT=SAMPLES.npz (the baseline point and each sampler's default)")
     p.set_defaults(func=cmd_table1_samplers)
+
+    p = sub.add_parser("render-docs", help="render the documentation's generated pages (docs/generated/)")
+    p.add_argument("pages", nargs="+", choices=["configuration", "performance", "gpu_hours", "results", "samplers"])
+    p.add_argument("--repo", default=".", help="the repository (schema, config.yaml, benchmarks/runs)")
+    p.add_argument("--workdir", default=".", help="the run's folder holding results/ and paper_figures/")
+    p.add_argument("--out", default="docs/generated")
+    p.add_argument("--extractors", nargs="*", default=None, help="the run's feature spaces, the figures' first")
+    p.add_argument("--config-label", default="config.yaml", help="the configuration files of the run, for the stamp")
+    p.add_argument("--readme", default=None, help="README.md whose results block to rewrite (with the results page)")
+    p.set_defaults(func=cmd_render_docs)
     return parser
 
 

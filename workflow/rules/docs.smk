@@ -1,0 +1,90 @@
+# The documentation's generated pages (docs/generated/), rendered from the run's CSVs and
+# figures, the schema and benchmarks/runs: `snakemake docs`. The README's results table is
+# rewritten too when the run is the repository's own (not a run in another folder).
+import os
+from pathlib import Path
+
+REPO = Path(workflow.basedir)
+CONFIG_LABEL = " + ".join(
+    os.path.relpath(p, REPO) if Path(p).resolve().is_relative_to(REPO.resolve()) else str(p)
+    for p in workflow.configfiles
+)
+README_OPTION = "--readme README.md" if REPO.resolve() == Path.cwd().resolve() else ""
+
+
+localrules:
+    docs,
+    docs_static,
+    docs_results,
+    docs_samplers,
+
+
+rule docs_static:
+    """The pages that need no run: the configuration reference, measured runs, GPU-hours."""
+    input:
+        schema=REPO / "src/lowdensity/config.schema.yaml",
+        config=REPO / "config.yaml",
+        runs=sorted((REPO / "benchmarks/runs").glob("*.csv")),
+    output:
+        "docs/generated/configuration.md",
+        "docs/generated/performance.md",
+        "docs/generated/gpu_hours.md",
+        "docs/generated/img/runs.png",
+    log:
+        "logs/docs/static.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity render-docs configuration performance gpu_hours --repo {REPO:q} --out docs/generated > {log} 2>&1"
+
+
+rule docs_results:
+    """The results page: every figure of `all` beside its numbers and the paper's claim."""
+    input:
+        rules.all.input,
+    output:
+        page="docs/generated/results.md",
+        images=directory("docs/generated/img/results"),
+    params:
+        extractors=EXTRACTORS,
+        config_label=CONFIG_LABEL,
+    log:
+        "logs/docs/results.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity render-docs results --repo {REPO:q} --out docs/generated --extractors {params.extractors} "
+        "--config-label {params.config_label:q} {README_OPTION} > {log} 2>&1"
+
+
+rule docs_samplers:
+    """The samplers page's numbers, from the comparison of `snakemake samplers`."""
+    input:
+        rules.samplers.input,
+    output:
+        page="docs/generated/samplers.md",
+        images=directory("docs/generated/img/samplers"),
+    params:
+        extractors=EXTRACTORS,
+        config_label=CONFIG_LABEL,
+    log:
+        "logs/docs/samplers.log",
+    resources:
+        **stage_resources("light"),
+    conda:
+        "../../envs/lowdensity.yaml"
+    shell:
+        "lowdensity render-docs samplers --repo {REPO:q} --out docs/generated --extractors {params.extractors} "
+        "--config-label {params.config_label:q} > {log} 2>&1"
+
+
+rule docs:
+    """Every generated page of the documentation (runs the whole pipeline and the samplers' comparison)."""
+    input:
+        rules.docs_static.output,
+        rules.docs_results.output,
+        rules.docs_samplers.output,
