@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 REPO = Path(workflow.basedir)
+# the embedded default first, then the --configfile files merged on top of it, in their order
+CONFIG_FILES = sorted(workflow.configfiles, key=lambda p: Path(p).resolve() != (REPO / "config.yaml").resolve())
 CONFIG_LABEL = " + ".join(
-    os.path.relpath(p, REPO) if Path(p).resolve().is_relative_to(REPO.resolve()) else str(p)
-    for p in workflow.configfiles
+    os.path.relpath(p, REPO) if Path(p).resolve().is_relative_to(REPO.resolve()) else str(p) for p in CONFIG_FILES
 )
 README_OPTION = "--readme README.md" if REPO.resolve() == Path.cwd().resolve() else ""
 
@@ -30,6 +31,8 @@ rule docs_static:
         "docs/generated/performance.md",
         "docs/generated/gpu_hours.md",
         "docs/generated/img/runs.png",
+    params:
+        repo=REPO,
     log:
         "logs/docs/static.log",
     resources:
@@ -37,7 +40,7 @@ rule docs_static:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity render-docs configuration performance gpu_hours --repo {REPO:q} --out docs/generated > {log} 2>&1"
+        "lowdensity render-docs configuration performance gpu_hours --repo {params.repo:q} --out docs/generated > {log} 2>&1"
 
 
 rule docs_results:
@@ -48,8 +51,10 @@ rule docs_results:
         page="docs/generated/results.md",
         images=directory("docs/generated/img/results"),
     params:
+        repo=REPO,
         extractors=EXTRACTORS,
         config_label=CONFIG_LABEL,
+        readme=README_OPTION,
     log:
         "logs/docs/results.log",
     resources:
@@ -57,8 +62,8 @@ rule docs_results:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity render-docs results --repo {REPO:q} --out docs/generated --extractors {params.extractors} "
-        "--config-label {params.config_label:q} {README_OPTION} > {log} 2>&1"
+        "lowdensity render-docs results --repo {params.repo:q} --out docs/generated --extractors {params.extractors} "
+        "--config-label {params.config_label:q} {params.readme} > {log} 2>&1"
 
 
 rule docs_samplers:
@@ -69,6 +74,7 @@ rule docs_samplers:
         page="docs/generated/samplers.md",
         images=directory("docs/generated/img/samplers"),
     params:
+        repo=REPO,
         extractors=EXTRACTORS,
         config_label=CONFIG_LABEL,
     log:
@@ -78,7 +84,7 @@ rule docs_samplers:
     conda:
         "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity render-docs samplers --repo {REPO:q} --out docs/generated --extractors {params.extractors} "
+        "lowdensity render-docs samplers --repo {params.repo:q} --out docs/generated --extractors {params.extractors} "
         "--config-label {params.config_label:q} > {log} 2>&1"
 
 

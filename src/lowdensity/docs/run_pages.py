@@ -292,7 +292,7 @@ class RunPages:
                   f"{self.first} space):", ""]
         keep = [c for c in table.columns if c in ("sampler", "strength", "space", "precision", "recall", "median_avgknn",
                                                   "median_hardness", "median_lof", "frechet_distance", "median_rarity",
-                                                  "outside_fraction", "seconds_per_image")]
+                                                  "outside_every_ball", "seconds_per_image")]
         lines += [markdown_table(table[keep].round(4)), ""]
         costs = self.results / "table1_samplers.csv"
         if costs.exists():

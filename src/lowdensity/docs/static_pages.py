@@ -79,22 +79,33 @@ def _runs_with_spans(runs_dir: Path) -> pd.DataFrame:
 
 
 def _plot_runs(runs: pd.DataFrame, ci: pd.DataFrame, png: Path) -> None:
+    """Minutes of every default run and CI run against its date, one marker colour per machine."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    made = runs[~runs["note"].str.startswith("experiment")]
-    total = made["minutes_with_setup"].replace("", None).astype(float).fillna(made["span_min"].astype(float))
-    ax.plot(range(len(made)), total, "o-", label="default `make run` (with set-up where measured, else the span)")
-    ax.plot(range(len(ci)), ci["minutes_total"].astype(float), "s--", label="CI (`.ci/run`)")
-    ax.axhline(45, color="grey", lw=0.8, ls=":")
-    ax.text(0, 46, "budget: 45 min", fontsize=8, color="grey")
-    ax.set_xlabel("run, in order")
-    ax.set_ylabel("minutes on 2 cores")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    made = runs[~runs["note"].str.startswith("experiment")].copy()
+    made["minutes"] = pd.to_numeric(made["minutes_with_setup"], errors="coerce").fillna(made["span_min"])
+    ci = ci.assign(minutes=pd.to_numeric(ci["minutes_total"]))
+    machines = sorted(set(made["machine"]) | set(ci["machine"]))
+    colours = dict(zip(machines, plt.cm.tab10.colors))
+    for ax, table, title in ((axes[0], made, "default make run (with set-up where timed, else the span)"),
+                             (axes[1], ci, "CI: .ci/run from a clean clone")):
+        labels = [f"{d[5:]}\n{c}" if c else d[5:] for d, c in zip(table["date"], table["commit"])]
+        for i, (minutes, machine) in enumerate(zip(table["minutes"], table["machine"])):
+            ax.scatter(i, minutes, color=colours[machine], s=30, zorder=3)
+        ax.plot(range(len(table)), table["minutes"], color="grey", lw=0.6, zorder=2)
+        ax.set_xticks(range(len(table)), labels, fontsize=6)
+        ax.set_title(title, fontsize=8)
+        ax.grid(axis="y", lw=0.3)
+    axes[0].axhline(45, color="grey", lw=0.8, ls=":")
+    axes[0].text(0, 46, "budget 45 min", fontsize=7, color="grey")
+    axes[0].set_ylabel("minutes on 2 cores")
+    fig.legend([plt.Line2D([], [], ls="", marker="o", color=colours[m]) for m in machines], machines, fontsize=7,
+               loc="lower center", ncol=min(len(machines), 3), frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110, metadata={"Software": None})
     plt.close(fig)
