@@ -239,6 +239,56 @@ def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_e
     assert jobs["extract_features"] == 2 and jobs["density_metrics"] == 2 and "train_minority_classifier" not in jobs
 
 
+def markdown_rows(page: str, heading: str) -> dict[str, list[str]]:
+    """The first pipe table after `heading` on a page, as {first cell: the other cells}."""
+    lines = page.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in lines[start:end]]
+    return {c[0]: c[1:] for c in cells[2:]}  # after the header and the alignment row
+
+
+def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo, tmp_path):
+    """`snakemake docs` renders the results and samplers pages of the tiny run, stamped with its configuration;
+    their numbers are the CSVs'; the repository's README is left alone (the run is elsewhere); and with these
+    pages the documentation site builds with `mkdocs build --strict`."""
+    import shutil
+
+    import pandas as pd
+
+    readme = (repo / "README.md").read_text()
+    snakemake(snakemake_exe, repo, tiny_run, "docs")
+    assert (repo / "README.md").read_text() == readme
+    generated = tiny_run / "docs/generated"
+    page = (generated / "results.md").read_text()
+    assert "from the run of configuration `config.yaml + configs/tiny.yaml`" in page
+    fig4 = pd.read_csv(tiny_run / "results/fig4.csv").query("panel == 'a' and statistic == 'median_hardness'")
+    medians = markdown_rows(page, "(a) `results/fig4.csv`")
+    assert {float(a): float(v[0]) for a, v in medians.items()} == pytest.approx(dict(zip(fig4["alpha"], fig4["value"])), rel=1e-5)
+    sets = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")
+    shown = markdown_rows(page, "## Figure 7")
+    for name, row in sets.iterrows():
+        median_hardness, median_avgknn, median_lof, precision, recall, n = map(float, shown[name][:6])
+        assert (median_hardness, median_avgknn, median_lof, precision, recall) == pytest.approx(
+            (row["median_hardness"], row["median_avgknn"], row["median_lof"], row["precision"], row["recall"]), rel=1e-4, abs=1e-4)
+        assert n == row["n"]
+    memorization = pd.read_csv(tiny_run / "results/memorization.csv").set_index("set")
+    shown = markdown_rows(page, "## Memorization")
+    assert float(shown["guided"][0]) == pytest.approx(memorization.loc["guided", "mean_nn_distance"], rel=1e-4)
+    for image in re.findall(r"\]\((img/[^)]+)\)", page):
+        assert (generated / image).read_bytes()[:4] == b"\x89PNG", image
+    samplers = (generated / "samplers.md").read_text()
+    assert "results/samplers.csv" in samplers and "figS1.png" in samplers
+    site = tmp_path / "site-source"
+    shutil.copytree(repo / "docs", site / "docs")
+    shutil.copy(repo / "mkdocs.yml", site)
+    shutil.copytree(generated, site / "docs/generated", dirs_exist_ok=True)
+    build = subprocess.run([str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                           cwd=site, capture_output=True, text=True, env=ENV, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert (tmp_path / "site/generated/results/index.html").exists()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_torch_uses_the_threads_of_its_rule(tiny_run, snakemake_exe, repo, tmp_path, threads):
     """A rule's `threads` reach torch inside the job (Snakemake exports OMP_NUM_THREADS; every
@@ -473,7 +523,7 @@ def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake
 
 
 def test_figure_numbers_reads_what_the_rules_wrote(tiny_run, repo):
-    """benchmarks/figure_numbers.py (the README's before → after tables) quotes the runs' CSVs."""
+    """benchmarks/figure_numbers.py (a change's before → after tables) quotes the runs' CSVs."""
     import importlib.util
 
     import pandas as pd
