@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -81,3 +82,22 @@ def test_related_keys_are_checked_at_validation(default, override, message):
     """Constraints between keys fail when the configuration is validated (before any job), naming the key."""
     with pytest.raises(ConfigError, match=message):
         validate_config(deep_merge(default, override))
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ({"guidance": {"alpha": float("nan")}}, "guidance.alpha", "nan"),
+    ({"ddpm": {"train": {"lr": float("inf")}}}, "ddpm.train.lr", "inf"),
+    ({"guidance": {"fig4a_alphas": [0.0, float("inf")]}}, "guidance.fig4a_alphas.1", "inf"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(default, override, key, value):
+    """NaN satisfies every bound of the schema (each comparison is false) and inf every one-sided bound, so
+    they are refused on their own, before any job (a NaN alpha once gave all-black guided images)."""
+    with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}': {value} is not a finite number"):
+        validate_config(deep_merge(default, override))
+
+
+def test_yaml_nan_is_refused(tmp_path, repo):
+    bad = tmp_path / "nan.yaml"
+    bad.write_text("guidance:\n  beta: .nan\n")
+    with pytest.raises(ConfigError, match=r"'guidance\.beta': nan is not a finite number"):
+        load_config(repo / "config.yaml", bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from pathlib import Path
 
 import jsonschema
@@ -47,11 +48,27 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA, chec
             else:
                 lines.append(f"config key {_key(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    non_finite = [f"config key {_key(path)!r}: {value} is not a finite number" for path, value in _numbers(config)
+                  if not math.isfinite(value)]
+    if non_finite:  # NaN passes every bound of the schema (each comparison is false), ±inf every one-sided bound
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(non_finite))
     if "diffusion" in config:  # a whole pipeline configuration (not a section checked on its own)
         problems = related_key_problems(config) + (missing_local_files(config) if check_files else [])
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def _numbers(node, path=()):
+    """(path, value) of every float in a configuration, lists included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _numbers(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _numbers(value, path + (i,))
+    elif isinstance(node, float):
+        yield path, node
 
 
 def related_key_problems(config: dict) -> list[str]:
