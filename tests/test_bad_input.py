@@ -151,3 +151,29 @@ def test_rebuild_hint_knows_the_rules_of_the_pipeline_files():
     assert io.rebuild_hint("results/samples/cells/hardness_a1_b0.npz").endswith("--forcerun sample_cell")
     assert io.rebuild_hint("/w/results/metrics/resnet50/reference_neighbours.npz").endswith("--forcerun reference_neighbours")
     assert io.rebuild_hint("elsewhere/x.npz") == "rebuild it with: snakemake --force elsewhere/x.npz"
+
+
+class RunsCode:
+    """A pickle that would call print if unpickled: weights files must never be unpickled that way."""
+
+    def __reduce__(self):
+        return (print, ("this must not run",))
+
+
+@pytest.mark.parametrize("content", ["pickle with code", "random bytes"])
+def test_weights_that_cannot_be_unpickled_safely_get_one_line_and_no_unsafe_advice(tmp_path, capsys, content):
+    """A hostile or random weights file is refused like a damaged one: one line naming the file, that it is
+    not this pipeline's weights file, and the rebuild; PyTorch's advice to pass weights_only=False never shows."""
+    path = tmp_path / "results/ddpm/model.pt"
+    path.parent.mkdir(parents=True)
+    if content == "random bytes":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    else:
+        torch.save({"weights": RunsCode()}, path)
+    with pytest.raises(ArtifactError) as err:
+        io.load_weights(path)
+    message = str(err.value)
+    assert "\n" not in message and "weights_only" not in message
+    assert message.startswith(f"weights file {path} cannot be read: it is not a weights file written by this pipeline")
+    assert "rebuild it with: snakemake" in message
+    assert "this must not run" not in capsys.readouterr().out

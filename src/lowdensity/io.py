@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -194,5 +195,10 @@ def load_weights(path, map_location="cpu") -> dict:
         raise ArtifactError(f"weights file {path} not found: {rebuild_hint(path)}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # PyTorch's own message advises weights_only=False, which would run whatever the file holds: never that
+        raise ArtifactError(f"weights file {path} cannot be read: it is not a weights file written by this pipeline (it is "
+                            f"damaged, or holds objects other than tensors, which are never unpickled): {rebuild_hint(path)}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ArtifactError(f"weights file {path} cannot be read ({type(err).__name__}: {err}): {rebuild_hint(path)}") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ArtifactError(f"weights file {path} cannot be read ({type(err).__name__}: {reason}): {rebuild_hint(path)}") from None
