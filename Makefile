@@ -10,6 +10,8 @@ PYTHON ?= python3
 CORES ?=# empty: every core of this machine (profiles/default sets `cores: all`)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Material for MkDocs prints an announcement of its successor on every build; the build itself is clean.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: run test docs slurm-test setup data lock clean
 
