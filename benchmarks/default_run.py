@@ -33,9 +33,10 @@ from lowdensity.stage_costs import stage_costs
 RUNS = Path(__file__).with_name("runs")
 
 
-def keep_run(stage_costs_csv: Path, minutes_with_setup: float | None, note: str) -> Path:
-    """Copy a run's stage costs into benchmarks/runs/ and append its row to default_runs.csv."""
-    commit, cores = git_commit(Path(__file__).parent), usable_cores()
+def keep_run(stage_costs_csv: Path, minutes_with_setup: float | None, note: str, commit: str | None = None) -> Path:
+    """Copy a run's stage costs into benchmarks/runs/ and append its row to default_runs.csv
+    (`commit`: the code the run measured, by default the checked-out one)."""
+    commit, cores = commit or git_commit(Path(__file__).parent), usable_cores()
     target = RUNS / f"default_{cores}cores_{commit}.csv"
     shutil.copyfile(stage_costs_csv, target)
     machine = cpu_model() + "".join(f", {g}" for g in gpu_models())
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="record the run in benchmarks/runs/")
     parser.add_argument("--minutes-with-setup", type=float, default=None, help="the whole `make run`, when it was timed")
     parser.add_argument("--note", default="", help="what is special about this run")
+    parser.add_argument("--commit", default=None, help="the commit whose code ran (default: the checked-out one)")
     args = parser.parse_args()
     if args.run:
         subprocess.run(["snakemake", "--cores", args.cores], check=True)
@@ -70,7 +72,7 @@ def main() -> int:
         span, span_before = now["run_wall_clock_s"].iloc[0], before["run_wall_clock_s"].iloc[0]
         print(f"| **run (wall-clock span)** | {span_before / 60:.1f} min | {span / 60:.1f} min | {span / span_before:.2f} |")
     if args.keep:
-        print(f"kept as {keep_run(results / 'stage_costs.csv', args.minutes_with_setup, args.note)}")
+        print(f"kept as {keep_run(results / 'stage_costs.csv', args.minutes_with_setup, args.note, args.commit)}")
     return 0
 
 

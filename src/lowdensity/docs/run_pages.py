@@ -223,7 +223,10 @@ class RunPages:
                   "α = 0.5 improves precision (4b).", "",
                   "(a) `results/fig4.csv`, β = 0:", "", markdown_table(medians), "", verdict.markdown() + ".", "",
                   "(b) `results/guidance/fig4b_fidelity.csv` (value [bootstrap interval]):", "", markdown_table(wide), "",
-                  verdict_b.markdown() + ".", ""]
+                  verdict_b.markdown() + ".", "",
+                  "What β can act on depends on what the discriminator H′ separates and at which noise levels the sampler "
+                  "consults it: see [the discriminator H′](../method.md#the-discriminator-h) and its held-out accuracy "
+                  "above.", ""]
 
         table = sets.reset_index()[["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
                                    + (["fid"] if "fid" in sets.columns else [])]
