@@ -177,3 +177,17 @@ def test_weights_that_cannot_be_unpickled_safely_get_one_line_and_no_unsafe_advi
     assert message.startswith(f"weights file {path} cannot be read: it is not a weights file written by this pipeline")
     assert "rebuild it with: snakemake" in message
     assert "this must not run" not in capsys.readouterr().out
+
+
+def test_non_finite_images_are_refused_not_written_as_black_pixels():
+    """A NaN from the network or the guidance would cast to a valid-looking uint8 pixel; to_uint8 refuses it,
+    naming how many images and the first, and finite batches convert as before (rounded, clipped)."""
+    from lowdensity.data import NonFiniteSampleError, to_uint8
+
+    x = torch.tensor([[-1.0, 0.0, 1.0, 2.0]]).reshape(1, 1, 2, 2)
+    assert to_uint8(x).ravel().tolist() == [0, 128, 255, 255]
+    batch = torch.zeros(4, 1, 2, 2)
+    batch[2, 0, 1, 1] = float("nan")
+    batch[3, 0, 0, 0] = float("inf")
+    with pytest.raises(NonFiniteSampleError, match=r"2 of 4 images of the batch hold NaN or infinite values \(first: image 2"):
+        to_uint8(batch)

@@ -622,11 +622,11 @@ def main(argv=None) -> int:
 
 def _anticipated() -> tuple[type[BaseException], ...]:
     from .config import ConfigError
-    from .data import DataMissingError
+    from .data import DataMissingError, NonFiniteSampleError
     from .io import ArtifactError, OutputWriteError
     from .training import NonFiniteLossError
 
-    return ArtifactError, OutputWriteError, ConfigError, DataMissingError, NonFiniteLossError
+    return ArtifactError, OutputWriteError, ConfigError, DataMissingError, NonFiniteLossError, NonFiniteSampleError
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ FASHION_MNIST_FILES = {
 }
 
 
+class NonFiniteSampleError(ValueError):
+    """A generated image holds NaN or infinite values: nothing is written from it."""
+
+
 class DataMissingError(FileNotFoundError):
     """Raised with instructions when a dataset is not where the config says."""
 
@@ -265,5 +269,13 @@ def to_model_range(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float [-1, 1] → uint8 [0, 255] (rounded, clipped)."""
-    return ((x.detach().cpu().float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    """float [-1, 1] → uint8 [0, 255] (rounded, clipped). NaN and infinite values are refused:
+    cast to uint8 they would become black or white pixels in a file that looks valid."""
+    x = x.detach().cpu().float()
+    finite = torch.isfinite(x).flatten(1).all(dim=1) if x.dim() > 1 else torch.isfinite(x)
+    if not finite.all():
+        bad = (~finite).nonzero().flatten().tolist()
+        raise NonFiniteSampleError(f"{len(bad)} of {len(finite)} images of the batch hold NaN or infinite values (first: "
+                                   f"image {bad[0]} of the batch); nothing was written. The network or the guidance "
+                                   "produced them: check the weights and Gaussians this rule reads, and rebuild them")
+    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
