@@ -191,3 +191,40 @@ def test_non_finite_images_are_refused_not_written_as_black_pixels():
     batch[3, 0, 0, 0] = float("inf")
     with pytest.raises(NonFiniteSampleError, match=r"2 of 4 images of the batch hold NaN or infinite values \(first: image 2"):
         to_uint8(batch)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("nan_row", r"row 3 holds NaN or infinite values"),
+    ("inf_row", r"row 0 holds NaN or infinite values"),
+    ("empty", r"no rows"),
+    ("width", r"features of width 5, but the reference's have 4"),
+    ("labels", r"labels \[37\] that the reference has no images of"),
+])
+def test_damaged_features_name_the_file_and_the_rebuild(tmp_path, damage, message):
+    """A features file with a NaN row once gave recall 0 and empty medians with exit status 0; an empty one,
+    another width or unknown labels ended in raw tracebacks. Each is refused naming the file and its rule."""
+    from lowdensity.evaluation import labels_path, load_features
+
+    def save(name, features, labels):
+        path = tmp_path / f"results/features/classifier/{name}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, features.astype(np.float32))
+        np.save(labels_path(str(path)), np.asarray(labels, dtype=np.int64))
+        return str(path)
+
+    rng = np.random.default_rng(0)
+    reference = load_features(save("reference", rng.normal(size=(10, 4)), np.arange(10) % 2))
+    features, labels = rng.normal(size=(6, 4)), np.arange(6) % 2
+    if damage == "nan_row":
+        features[3, 1] = np.nan
+    elif damage == "inf_row":
+        features[0, 0] = np.inf
+    elif damage == "empty":
+        features, labels = features[:0], labels[:0]
+    elif damage == "width":
+        features = rng.normal(size=(6, 5))
+    else:
+        labels[2] = 37
+    path = save("baseline", features, labels)
+    with pytest.raises(ArtifactError, match=rf"^{path}: {message}: .*snakemake --forcerun extract_features"):
+        load_features(path, like=reference)

@@ -89,12 +89,33 @@ def save_features(path: str, features: np.ndarray, labels: np.ndarray) -> None:
     atomic_save_npy(path, np.asarray(features, dtype=np.float32))
 
 
-def load_features(path: str) -> dict:
-    """A set's features, memory-mapped (rows are read when a search uses them), and its labels."""
+FINITE_CHECK_ROWS = 65_536  # rows checked at a time, so that a memory-mapped paper-scale set is never read whole
+
+
+def load_features(path: str, like: dict | None = None) -> dict:
+    """A set's features, memory-mapped (rows are read when a search uses them), and its labels,
+    checked: float32 (N, D) with N ≥ 1 finite rows, N non-negative integer labels, and, given the
+    reference's features `like`, its width D and only classes the reference holds. A damaged file fails naming it and its rebuild."""
     features, labels = read_npy(path, mmap=True), read_npy(labels_path(path), made_by="extract_features")
+    problem = None
     if features.dtype != np.float32 or features.ndim != 2 or len(features) != len(labels):
-        raise ArtifactError(f"{path}: features {features.dtype} {features.shape} with {len(labels)} labels; expected float32 "
-                            f"(N, D) with N labels: {rebuild_hint(path)}")
+        problem = f"features {features.dtype} {features.shape} with {len(labels)} labels; expected float32 (N, D) with N labels"
+    elif len(features) == 0:
+        problem = "no rows"
+    elif like is not None and features.shape[1] != like["features"].shape[1]:
+        problem = f"features of width {features.shape[1]}, but the reference's have {like['features'].shape[1]}"
+    elif not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        problem = f"labels of dtype {labels.dtype} from {labels.min()}; expected non-negative class indices"
+    elif like is not None and not np.isin(labels, like["labels"]).all():
+        problem = f"labels {np.setdiff1d(labels, like['labels']).tolist()} that the reference has no images of"
+    else:
+        for start in range(0, len(features), FINITE_CHECK_ROWS):
+            finite = np.isfinite(features[start:start + FINITE_CHECK_ROWS]).all(axis=1)
+            if not finite.all():
+                problem = f"row {start + int(np.flatnonzero(~finite)[0])} holds NaN or infinite values"
+                break
+    if problem:
+        raise ArtifactError(f"{path}: {problem}: {rebuild_hint(path)}")
     return {"features": features, "labels": labels}
 
 
@@ -132,7 +153,7 @@ def set_density_metrics(eval_cfg: dict, extractor: str, reference_path: str, nei
     own = load_reference_neighbours(neighbours_path, ref, max(eval_cfg["lof_k"], eval_cfg["precision_k"]))
     lof = LocalOutlierFactor(ref["features"], k=eval_cfg["lof_k"], neighbours=own)
     radii = own[0][:, eval_cfg["precision_k"] - 1]
-    data = load_features(set_path)
+    data = load_features(set_path, like=ref)
     near = knn(data["features"], ref["features"], max(eval_cfg["knn_k"], eval_cfg["lof_k"]), device=dev)  # one search, both metrics
     values = {
         "hardness": label_hardness(ref["features"], ref["labels"], data["features"], data["labels"]),
@@ -168,7 +189,8 @@ def memorization(eval_cfg: dict, reference_path: str, guided_path: str, real_pat
     their labels, and the fraction whose nearest neighbour carries another label."""
     cfg = eval_cfg["memorization"]
     dev = select_device(device)
-    ref, guided, real = (load_features(p) for p in (reference_path, guided_path, real_path))
+    ref = load_features(reference_path)
+    guided, real = load_features(guided_path, like=ref), load_features(real_path, like=ref)
     d_guided, idx = knn(guided["features"], ref["features"], min(max(cfg["neighbours"], cfg["top_pairs"]), len(ref["labels"])),
                         device=dev)
     d_real, idx_real = knn(real["features"], ref["features"], 1, device=dev)
@@ -197,7 +219,7 @@ def fidelity_vs_steps(eval_cfg: dict, reference_path: str, neighbours_path: str,
     radii = reference_radii(neighbours_path, ref, eval_cfg["precision_k"])
     rows = []
     for (sampler, steps), path in sorted(set_paths.items()):
-        data = load_features(path)
+        data = load_features(path, like=ref)
         pr = improved_precision_recall(ref["features"], data["features"], k=eval_cfg["precision_k"], real_radii=radii, device=dev)
         rows.append({"sampler": sampler, "steps": steps, **pr, "k": eval_cfg["precision_k"], "n": len(data["labels"])})
     atomic_to_csv(pd.DataFrame(rows), out_csv)
