@@ -49,7 +49,7 @@ rule docs_results:
         rules.all.input,
     output:
         page="docs/generated/results.md",
-        images=directory("docs/generated/img/results"),
+        images=directory("docs/generated/img/figures"),  # not img/results: .gitignore ignores every results/
     params:
         repo=REPO,
         extractors=EXTRACTORS,

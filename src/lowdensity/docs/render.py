@@ -47,7 +47,7 @@ def render_docs(pages: list[str], repo: str | Path = ".", workdir: str | Path = 
         commit, machine = git_commit(repo), machine_description()
         header = stamp(config_label, commit, machine)
         if "results" in pages:
-            results = RunPages(workdir, spaces, out / "img/results", "img/results")
+            results = RunPages(workdir, spaces, out / "img/figures", "img/figures")
             write("results", results.results_page(header))
             if readme:
                 text = Path(readme).read_text()
