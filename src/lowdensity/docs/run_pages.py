@@ -291,8 +291,8 @@ class RunPages:
         lines = [GENERATED_NOTE.format(source="src/lowdensity/docs/run_pages.py, or rerun `snakemake docs`"), stamp, ""]
         table = pd.read_csv(path)
         lines += [self.figure("figS1", "Figure S1"), "",
-                  "`results/samplers.csv`, one row per sampler and strength (medians per space; the Rarity score in the "
-                  f"{self.first} space):", ""]
+                  "`results/samplers.csv`, one row per sampler, strength and feature space (medians of the per-image "
+                  "metrics; `outside_every_ball`: the fraction of samples the Rarity score leaves out):", ""]
         keep = [c for c in table.columns if c in ("sampler", "strength", "space", "precision", "recall", "median_avgknn",
                                                   "median_hardness", "median_lof", "frechet_distance", "median_rarity",
                                                   "outside_every_ball", "seconds_per_image")]
