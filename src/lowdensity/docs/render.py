@@ -43,11 +43,10 @@ def render_docs(pages: list[str], repo: str | Path = ".", workdir: str | Path = 
     if set(pages) & set(RUN_PAGES):
         if not extractors:
             raise ValueError("the run's pages need the configured feature spaces (extractors)")
-        spaces = list(extractors)
         commit, machine = git_commit(repo), machine_description()
         header = stamp(config_label, commit, machine)
         if "results" in pages:
-            results = RunPages(workdir, spaces, out / "img/figures", "img/figures")
+            results = RunPages(workdir, extractors, out / "img/figures", "img/figures")
             write("results", results.results_page(header))
             if readme:
                 text = Path(readme).read_text()
@@ -58,5 +57,5 @@ def render_docs(pages: list[str], repo: str | Path = ".", workdir: str | Path = 
                 written.append(Path(readme))
         if "samplers" in pages:
             # included into docs/samplers.md, so its images are linked from there
-            write("samplers", RunPages(workdir, spaces, out / "img/samplers", "generated/img/samplers").samplers_page(header))
+            write("samplers", RunPages(workdir, extractors, out / "img/samplers", "generated/img/samplers").samplers_page(header))
     return written
