@@ -27,34 +27,23 @@ class KeyDoc:
 MISSING = object()
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, mappings merged key by key (so `{$ref: x, items: {minimum: 1}}`
+    keeps the type of x's items and adds the bound)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def _resolve(node: dict, defs: dict) -> dict:
-    """`node` with its `$ref` and `allOf` parts merged in (properties, required, bounds, descriptions);
-    the node's own keys win, so a description written beside a `$ref` overrides the target's."""
+    """`node` with its `$ref` and `allOf` parts merged in (properties, bounds, descriptions); the
+    node's own keys win, so a description written beside a `$ref` overrides the target's."""
     merged: dict = {}
-    parts = []
-    if "$ref" in node:
-        parts.append(_resolve(defs[node["$ref"].split("/")[-1]], defs))
-    for sub in node.get("allOf", []):
-        parts.append(_resolve(sub, defs))
-    for part in parts:
-        for key, value in part.items():
-            if key == "properties":
-                merged.setdefault("properties", {}).update(value)
-            else:
-                merged.setdefault(key, value)
-    for key, value in node.items():
-        if key in ("$ref", "allOf"):
-            continue
-        if key == "properties":
-            merged.setdefault("properties", {}).update(value)
-        else:
-            merged[key] = value
-    if "properties" in node and parts:  # a property set both here and in a part: merge the two
-        for name, prop in node["properties"].items():
-            base = next((p["properties"][name] for p in parts if name in p.get("properties", {})), None)
-            if base is not None:
-                merged["properties"][name] = {**base, **prop}
-    return merged
+    parts = [defs[node["$ref"].split("/")[-1]]] if "$ref" in node else []
+    for part in parts + node.get("allOf", []):
+        merged = _merge(merged, _resolve(part, defs))
+    return _merge(merged, {key: value for key, value in node.items() if key not in ("$ref", "allOf")})
 
 
 def _kind(node: dict, defs: dict) -> str:
