@@ -4,12 +4,14 @@ the README's short results table. Every number on them is read from the run's fi
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..io import atomic_path
 from .static_pages import GENERATED_NOTE, markdown_table
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -18,8 +20,6 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 def pdf_to_png(pdf: str | Path, png: str | Path, width: int = 1100) -> None:
     """The first page of a figure's PDF as a PNG `width` pixels wide (pypdfium2, no system tools)."""
     import pypdfium2 as pdfium
-
-    from ..io import atomic_path
 
     document = pdfium.PdfDocument(str(pdf))
     try:
@@ -77,9 +77,8 @@ class RunPages:
 
     def picture(self, relative: str, name: str, alt: str) -> str:
         """A PNG the run wrote (a sample grid), copied beside the page."""
-        target = self.image_dir / f"{name}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((self.results / relative).read_bytes())
+        with atomic_path(self.image_dir / f"{name}.png") as tmp:
+            shutil.copyfile(self.results / relative, tmp)
         return f"![{alt}]({self.image_link}/{name}.png)"
 
     # ---- the numbers, each read from the CSV of its figure or table
@@ -168,13 +167,9 @@ class RunPages:
     def figA7(self) -> tuple[pd.DataFrame, Verdict]:
         table = self.csv("figA7_fidelity.csv")
         wide = table.pivot_table(index="steps", columns="sampler", values="precision").reset_index()
-        improving = True
-        for sampler in ("baseline", "guided"):
-            values = table[table["sampler"] == sampler].sort_values("steps")["precision"].to_numpy()
-            improving &= bool(values[-1] > values[0])
-        because = "precision at " + "; ".join(
-            f"{s}: " + ", ".join(f"{number(p, 2)}" for p in table[table["sampler"] == s].sort_values("steps")["precision"])
-            for s in ("baseline", "guided")) + f" for {', '.join(str(s) for s in sorted(table['steps'].unique()))} steps"
+        improving = bool((wide[["baseline", "guided"]].iloc[-1] > wide[["baseline", "guided"]].iloc[0]).all())
+        because = "precision at " + "; ".join(f"{s}: " + ", ".join(number(p, 2) for p in wide[s]) for s in ("baseline", "guided"))
+        because += f" for {', '.join(str(s) for s in wide['steps'])} steps"
         return wide.round(3), Verdict(improving, because)
 
     def accuracies(self) -> pd.DataFrame:
