@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Material for MkDocs prints an announcement of its successor on every build; the build itself is clean.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test docs slurm-test setup data lock clean
+.PHONY: run test lint format docs slurm-test setup data lock clean
 
 # Quiet unless it fails: pip's output goes to $(VENV)/setup.log, whose tail is shown on failure.
 setup: $(VENV)/.installed
@@ -54,9 +54,20 @@ data:
 run: setup data
 	snakemake $(if $(CORES),--cores $(CORES))
 
-test: setup data
+test: setup data lint
 	pytest
 	mkdocs build --strict --quiet
+
+# The house style (line length 120; pyproject.toml's [tool.ruff] and [tool.snakefmt]); `make format` applies it.
+lint: setup
+	ruff check .
+	ruff format --check .
+	snakefmt --check .
+
+format: setup
+	ruff check --fix .
+	ruff format .
+	snakefmt .
 
 # The results and samplers pages come from a run (`snakemake docs`); these need only the repository.
 docs: setup
