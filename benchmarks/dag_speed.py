@@ -18,18 +18,35 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CASES = [("configs/cifar10.yaml", "paper_figures/fig7.pdf"), ("configs/cifar10.yaml", "all"),
-         ("configs/imagenet64.yaml", "paper_figures/fig7.pdf"), ("configs/imagenet64.yaml", "all")]
+CASES = [
+    ("configs/cifar10.yaml", "paper_figures/fig7.pdf"),
+    ("configs/cifar10.yaml", "all"),
+    ("configs/imagenet64.yaml", "paper_figures/fig7.pdf"),
+    ("configs/imagenet64.yaml", "all"),
+]
 
 
 def main():
     exe = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
     for config, target in CASES:
         with tempfile.TemporaryDirectory() as workdir:
-            # the local weight files the paper-scale configurations name: validation checks they exist, a dry run reads nothing
+            # the local weight files the paper-scale configurations name: validation checks they exist, a dry
+            # run reads nothing
             (Path(workdir) / "data/weights/biggan-deep-128").mkdir(parents=True)
             (Path(workdir) / "data/weights/resnet50_imagenet.pth").touch()
-            cmd = [exe, "--profile", "slurm", "--configfile", config, "-n", "--quiet", "rules", "--directory", workdir, target]
+            cmd = [
+                exe,
+                "--profile",
+                "slurm",
+                "--configfile",
+                config,
+                "-n",
+                "--quiet",
+                "rules",
+                "--directory",
+                workdir,
+                target,
+            ]
             start = time.perf_counter()
             result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
             seconds = time.perf_counter() - start

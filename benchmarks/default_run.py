@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from lowdensity.docs.provenance import cpu_model, git_commit, gpu_models, usable_cores
-from lowdensity.stage_costs import stage_costs
+from lowdensity.stages.stage_costs import stage_costs
 
 RUNS = Path(__file__).with_name("runs")
 
@@ -40,8 +40,19 @@ def keep_run(stage_costs_csv: Path, minutes_with_setup: float | None, note: str,
     target = RUNS / f"default_{cores}cores_{commit}.csv"
     shutil.copyfile(stage_costs_csv, target)
     machine = cpu_model() + "".join(f", {g}" for g in gpu_models())
-    row = pd.DataFrame([{"date": datetime.date.today().isoformat(), "commit": commit, "machine": machine, "cores": cores,
-                         "stage_costs": target.name, "minutes_with_setup": minutes_with_setup, "note": note}])
+    row = pd.DataFrame(
+        [
+            {
+                "date": datetime.date.today().isoformat(),
+                "commit": commit,
+                "machine": machine,
+                "cores": cores,
+                "stage_costs": target.name,
+                "minutes_with_setup": minutes_with_setup,
+                "note": note,
+            }
+        ]
+    )
     row.to_csv(RUNS / "default_runs.csv", mode="a", header=False, index=False)
     return target
 
@@ -53,24 +64,37 @@ def main() -> int:
     parser.add_argument("--results", default="results")
     parser.add_argument("--before", default=None, help="an earlier run's stage_costs.csv to compare with")
     parser.add_argument("--keep", action="store_true", help="record the run in benchmarks/runs/")
-    parser.add_argument("--minutes-with-setup", type=float, default=None, help="the whole `make run`, when it was timed")
+    parser.add_argument(
+        "--minutes-with-setup", type=float, default=None, help="the whole `make run`, when it was timed"
+    )
     parser.add_argument("--note", default="", help="what is special about this run")
     parser.add_argument("--commit", default=None, help="the commit whose code ran (default: the checked-out one)")
     args = parser.parse_args()
     if args.run:
         subprocess.run(["snakemake", "--cores", args.cores], check=True)
     results = Path(args.results)
-    print(stage_costs(str(results / "benchmarks"), str(results / "stage_costs.csv"), str(results / "stage_costs.md")))
+    print(
+        stage_costs(
+            benchmarks=str(results / "benchmarks"),
+            out=str(results / "stage_costs.csv"),
+            markdown=str(results / "stage_costs.md"),
+        )
+    )
     if args.before:
         now, before = pd.read_csv(results / "stage_costs.csv"), pd.read_csv(args.before)
-        both = now.merge(before, on="rule", how="outer", suffixes=("", "_before")).fillna({"wall_s": 0.0, "wall_s_before": 0.0})
+        both = now.merge(before, on="rule", how="outer", suffixes=("", "_before")).fillna(
+            {"wall_s": 0.0, "wall_s_before": 0.0}
+        )
         both = both.sort_values("wall_s_before", ascending=False)
         print("| stage (rule) | before | now | now / before |\n|---|---:|---:|---:|")
         for r in both.itertuples():
             ratio = f"{r.wall_s / r.wall_s_before:.2f}" if r.wall_s_before else "new"
             print(f"| {r.rule} | {r.wall_s_before / 60:.1f} min | {r.wall_s / 60:.1f} min | {ratio} |")
         span, span_before = now["run_wall_clock_s"].iloc[0], before["run_wall_clock_s"].iloc[0]
-        print(f"| **run (wall-clock span)** | {span_before / 60:.1f} min | {span / 60:.1f} min | {span / span_before:.2f} |")
+        print(
+            f"| **run (wall-clock span)** | {span_before / 60:.1f} "
+            f"min | {span / 60:.1f} min | {span / span_before:.2f} |"
+        )
     if args.keep:
         print(f"kept as {keep_run(results / 'stage_costs.csv', args.minutes_with_setup, args.note, args.commit)}")
     return 0

@@ -34,13 +34,13 @@ PAPER_SIZES = {"CIFAR-10": 50_000, "ImageNet": 1_281_167}
 
 def one_size(n: int, dim: int, queries: int, device: str, folder: str) -> dict:
     """The pipeline's searches at one reference size, in this process (run as a child)."""
-    from lowdensity.knn import improved_precision_recall, knn
+    from lowdensity.metrics.knn import improved_precision_recall, knn
 
     rng = np.random.default_rng(n)
     path = Path(folder) / f"refs_{n}.npy"
     written = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
     for start in range(0, n, 4096):  # in chunks: the peak memory below is the searches', not the data's making
-        written[start:start + 4096] = rng.normal(size=(min(4096, n - start), dim))
+        written[start : start + 4096] = rng.normal(size=(min(4096, n - start), dim))
     written.flush()
     del written
     refs = np.load(path, mmap_mode="r")
@@ -107,19 +107,41 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:  # one process per size, so that the peak memory is that size's
-            out = subprocess.run([sys.executable, __file__, "--child", str(n), "--dim", str(args.dim), "--queries", str(args.queries),
-                                  "--device", args.device, "--folder", folder], check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(n),
+                    "--dim",
+                    str(args.dim),
+                    "--queries",
+                    str(args.queries),
+                    "--device",
+                    args.device,
+                    "--folder",
+                    folder,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"N = {n:>9,}: reference self-search {r['self_search_s']:8.1f} s, one set of {args.queries} "
-                  f"{r['per_set_s']:7.1f} s, peak memory {r['peak_rss_mb']:8.0f} MB "
-                  f"(the features alone: {n * args.dim * 4 / 2**20:.0f} MB)", flush=True)
+            print(
+                f"N = {n:>9,}: reference self-search {r['self_search_s']:8.1f} s, one set of {args.queries} "
+                f"{r['per_set_s']:7.1f} s, peak memory {r['peak_rss_mb']:8.0f} MB "
+                f"(the features alone: {n * args.dim * 4 / 2**20:.0f} MB)",
+                flush=True,
+            )
     ns = np.array([r["n"] for r in rows], dtype=float)
     self_fit = fit(ns, [r["self_search_s"] for r in rows])
     set_fit = fit(ns, [r["per_set_s"] for r in rows])
     mem_fit = np.polyfit(ns, [r["peak_rss_mb"] for r in rows], 1)
-    print(f"\ngrowth: self-search ∝ N^{self_fit[1]:.2f}, one set's metrics ∝ N^{set_fit[1]:.2f}, "
-          f"peak memory ≈ {mem_fit[1]:.0f} MB + {mem_fit[0] * 1e6:.0f} MB per million references")
+    print(
+        f"\ngrowth: self-search ∝ N^{self_fit[1]:.2f}, one set's metrics ∝ N^{set_fit[1]:.2f}, "
+        f"peak memory ≈ {mem_fit[1]:.0f} MB + {mem_fit[0] * 1e6:.0f} MB per million references"
+    )
     here = gemm_tflops(args.device)
     gpu = gemm_tflops("cuda") if args.device.startswith("cuda") else args.gpu_tflops
     label = "measured" if args.device.startswith("cuda") else "nominal"
@@ -131,10 +153,13 @@ def main():
         t_self = largest["self_search_s"] * (n / largest["n"]) ** 2
         t_set = largest["per_set_s"] * (n / largest["n"])
         fitted = (self_fit[0] * n ** self_fit[1], set_fit[0] * n ** set_fit[1])
-        print(f"{name:>9} ({n:,} references): self-search {hours(t_self)}, one set {hours(t_set)} on {args.device} "
-              f"(N² and N from the largest size; the fitted exponents give {hours(fitted[0])} and {hours(fitted[1])}); "
-              f"on the GPU ≈ {hours(t_self * here / gpu)} and {hours(t_set * here / gpu)} ({label} rate); "
-              f"peak memory ≈ {(mem_fit[1] + mem_fit[0] * n) / 1024:.1f} GB")
+        print(
+            f"{name:>9} ({n:,} references): self-search {hours(t_self)}, one set {hours(t_set)} on {args.device} "
+            f"(N² and N from the largest size; the fitted exponents give {hours(fitted[0])} and {hours(fitted[1])}); "
+            f"on the GPU ≈ {hours(t_self * here / gpu)} and {hours(t_set * here / gpu)} ({label} rate); "
+            f"peak memory ≈ {(mem_fit[1] + mem_fit[0] * n) / 1024:.1f} GB"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from lowdensity.density import LocalOutlierFactor, avg_knn, closest_pairs
-from lowdensity.knn import knn
+from lowdensity.metrics.density import LocalOutlierFactor, avg_knn, closest_pairs
+from lowdensity.metrics.knn import knn
 
 
 def timed(fn):
@@ -52,13 +52,22 @@ def main():
     near, ours_score = timed(lambda: knn(queries, refs, 20, device=args.device))
     ours_knn, ours_lof = avg_knn(queries, refs, k=5, neighbours=near), lof.score(queries, neighbours=near)
 
-    (pyod_knn, pyod_lof), pyod_fit = timed(lambda: (KNN(n_neighbors=5, method="mean").fit(refs), LOF(n_neighbors=20).fit(refs)))
-    (ref_knn, ref_lof), pyod_score = timed(lambda: (pyod_knn.decision_function(queries), pyod_lof.decision_function(queries)))
+    (pyod_knn, pyod_lof), pyod_fit = timed(
+        lambda: (KNN(n_neighbors=5, method="mean").fit(refs), LOF(n_neighbors=20).fit(refs))
+    )
+    (ref_knn, ref_lof), pyod_score = timed(
+        lambda: (pyod_knn.decision_function(queries), pyod_lof.decision_function(queries))
+    )
     cold, theirs_cold = ours_fit + ours_score, pyod_fit + pyod_score
     print(f"cold (fit + score): ours {cold:.1f} s, pyod {theirs_cold:.1f} s, speed-up x{theirs_cold / cold:.1f}")
-    print(f"per extra set (score only): ours {ours_score:.2f} s, pyod {pyod_score:.2f} s, speed-up x{pyod_score / ours_score:.1f}; "
-          f"against pyod fitting per set x{theirs_cold / ours_score:.1f}")
-    print(f"max |difference|: AvgkNN {np.abs(ours_knn - ref_knn).max():.2e}, LOF {np.abs(ours_lof - ref_lof).max():.2e}")
+    print(
+        f"per extra set (score only): ours {ours_score:.2f} s, pyod "
+        f"{pyod_score:.2f} s, speed-up x{pyod_score / ours_score:.1f}; "
+        f"against pyod fitting per set x{theirs_cold / ours_score:.1f}"
+    )
+    print(
+        f"max |difference|: AvgkNN {np.abs(ours_knn - ref_knn).max():.2e}, LOF {np.abs(ours_lof - ref_lof).max():.2e}"
+    )
 
     _, seconds = timed(lambda: closest_pairs(queries, refs, top=500, device=args.device))
     print(f"closest-pair search: {args.queries * args.references / seconds:.3g} pairs/s ({seconds:.1f} s)")
@@ -75,9 +84,12 @@ def main():
 
     (f_d2, f_idx), seconds = timed(faiss_search)
     ours_d, ours_idx = knn(queries, refs, 500, device=args.device)
-    print(f"faiss IndexFlatL2 (top 500 per query): {args.queries * args.references / seconds:.3g} pairs/s ({seconds:.1f} s); "
-          f"neighbour sets agree on {np.mean([len(set(a) & set(b)) / 500 for a, b in zip(ours_idx, f_idx)]):.4%} "
-          "(faiss: float32 distances, ties unordered)")
+    print(
+        "faiss IndexFlatL2 (top 500 per query): "
+        f"{args.queries * args.references / seconds:.3g} pairs/s ({seconds:.1f} s); "
+        f"neighbour sets agree on {np.mean([len(set(a) & set(b)) / 500 for a, b in zip(ours_idx, f_idx)]):.4%} "
+        "(faiss: float32 distances, ties unordered)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,12 +27,15 @@ def figure_numbers(results: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     fig4 = pd.read_csv(results / "fig4.csv")
     a = fig4[(fig4.panel == "a") & (fig4.statistic == "median_hardness")].sort_values("alpha")
-    out["fig4a median hardness at α = " + " / ".join(f"{x:g}" for x in a.alpha)] = " / ".join(f"{v:.1f}" for v in a.value)
+    out["fig4a median hardness at α = " + " / ".join(f"{x:g}" for x in a.alpha)] = " / ".join(
+        f"{v:.1f}" for v in a.value
+    )
     b = pd.read_csv(results / "guidance/fig4b_fidelity.csv")
     for space in (SPACE, "classifier"):
         p = b[(b.space == space) & (b.metric == "improved_precision")].sort_values("beta")
-        out[f"fig4b improved precision ({space}) at β = " + " / ".join(f"{x:g}" for x in p.beta)] = \
-            " / ".join(f"{v:.3f}" for v in p.value)
+        out[f"fig4b improved precision ({space}) at β = " + " / ".join(f"{x:g}" for x in p.beta)] = " / ".join(
+            f"{v:.3f}" for v in p.value
+        )
     sets = pd.read_csv(results / f"metrics/{SPACE}_sets.csv").set_index("set")
     fid = pd.read_csv(results / f"metrics/{SPACE}_fidelity.csv").set_index("set")
     names = [s for s in ("real", "baseline", "guided", "gan") if s in sets.index]
@@ -40,32 +43,39 @@ def figure_numbers(results: Path) -> dict[str, str]:
     out["fig7 median hardness: " + " / ".join(names)] = " / ".join(f"{sets.median_hardness[s]:.0f}" for s in names)
     out["fig7 median LOF: " + " / ".join(names)] = " / ".join(f"{sets.median_lof[s]:.3f}" for s in names)
     for s in names[1:]:
-        out[f"{s}: precision / recall, FID (n)"] = (f"{sets.precision[s]:.3f} / {sets.recall[s]:.3f}, {fid.fid_efficientnet_lite0[s]:.1f} "
-                                                  f"({int(sets.n[s])})")
+        out[f"{s}: precision / recall, FID (n)"] = (
+            f"{sets.precision[s]:.3f} / {sets.recall[s]:.3f}, {fid.fid_efficientnet_lite0[s]:.1f} ({int(sets.n[s])})"
+        )
     table1 = pd.read_csv(results / "table1.csv")
     guided = table1[table1.sampler == "guided"].sort_values("range")
     out["Table 1 speed-up at q " + " / ".join(f"{q:g}" for q in guided.quantile_low)] = " / ".join(
-        f"×{r.speedup:.2f} [{r.speedup_low:.2f}, {r.speedup_high:.2f}]" for r in guided.itertuples())
+        f"×{r.speedup:.2f} [{r.speedup_low:.2f}, {r.speedup_high:.2f}]" for r in guided.itertuples()
+    )
     corr = pd.read_csv(results / "nll_correlation.csv")
     for space in (SPACE, "classifier"):
         c = corr[corr.extractor == space].set_index("metric")
         out[f"fig11 Spearman of NLL with AvgkNN / hardness / LOF ({space})"] = " / ".join(
-            f"{c.spearman[m]:.3f}" for m in ("avgknn", "hardness", "lof"))
+            f"{c.spearman[m]:.3f}" for m in ("avgknn", "hardness", "lof")
+        )
     out["mean NLL bound (bits/dim)"] = f"{pd.read_csv(results / 'nll.csv').bpd.mean():.3f}"
     mem = pd.read_csv(results / "memorization.csv").set_index("set")
     out["memorization: mean NN distance guided / real; other-label fraction guided / real"] = (
         f"{mem.mean_nn_distance['guided']:.1f} / {mem.mean_nn_distance['real']:.1f}; "
-        f"{mem.fraction_nn_other_label['guided']:.3f} / {mem.fraction_nn_other_label['real']:.3f}")
+        f"{mem.fraction_nn_other_label['guided']:.3f} / {mem.fraction_nn_other_label['real']:.3f}"
+    )
     a7 = pd.read_csv(results / "figA7.csv")
     for sampler in ("baseline", "guided"):
         r = a7[a7.sampler == sampler].sort_values("steps")
         out[f"figA7 {sampler} precision at " + " / ".join(str(s) for s in r.steps) + " DDIM steps"] = " / ".join(
-            f"{v:.3f}" for v in r.precision)
+            f"{v:.3f}" for v in r.precision
+        )
     for guide in ("classifier", "discriminator"):
         acc = pd.read_csv(results / f"{guide}/accuracy.csv")
         acc = acc[acc.condition == "as is"].set_index("timestep")
         ts = [t for t in (0, 10, 25, 100) if t in acc.index]
-        out[f"{guide} held-out accuracy at t = " + " / ".join(map(str, ts))] = " / ".join(f"{acc.accuracy[t]:.3f}" for t in ts)
+        out[f"{guide} held-out accuracy at t = " + " / ".join(map(str, ts))] = " / ".join(
+            f"{acc.accuracy[t]:.3f}" for t in ts
+        )
     return out
 
 

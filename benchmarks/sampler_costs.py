@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lowdensity.config import load_config
-from lowdensity.minority import sample_with
+from lowdensity.stages.samplers import sample_with
 
 SWEPT = ("paper", "boost_and_skip", "self_guided", "minority_guidance")
 
@@ -35,9 +35,13 @@ def main():
     torch.set_num_threads(args.threads)
     cfg = load_config(*args.config)
     r = Path(args.results)
-    guides = {"classifier_model": r / "classifier/model.pt", "classifier_gaussians": r / "classifier/gaussians.pt",
-              "discriminator_model": r / "discriminator/model.pt", "discriminator_gaussians": r / "discriminator/gaussians.pt",
-              "minority_model": r / "samplers/minority/model.pt"}
+    guides = {
+        "classifier_model": r / "classifier/model.pt",
+        "classifier_gaussians": r / "classifier/gaussians.pt",
+        "discriminator_model": r / "discriminator/model.pt",
+        "discriminator_gaussians": r / "discriminator/gaussians.pt",
+        "minority_model": r / "samplers/minority/model.pt",
+    }
     missing = [str(p) for p in guides.values() if not p.exists()]
     if missing:
         raise SystemExit(f"missing {', '.join(missing)}: run `snakemake samplers` first")
@@ -48,8 +52,16 @@ def main():
         for sampler, strength in points:
             params = {"sampling": sampling, "samplers": cfg["samplers"], "guidance": cfg["guidance"]}
             out = Path(tmp) / f"{sampler}.npz"
-            sample_with(json.loads(json.dumps(params)), sampler, strength, str(r / "ddpm/model.pt"),
-                        {k: str(v) for k, v in guides.items()}, 0, str(out), args.device)
+            sample_with(
+                params=json.loads(json.dumps(params)),
+                sampler=sampler,
+                strength=strength,
+                model=str(r / "ddpm/model.pt"),
+                guides={k: str(v) for k, v in guides.items()},
+                shard=0,
+                out=str(out),
+                device=args.device,
+            )
             seconds[sampler] = float(np.load(out)["seconds_per_image"])
             device = str(np.load(out)["device"])
     print(f"{args.samples} images, {sampling['steps']} steps, batch {sampling['batch_size']}, {device}\n")

@@ -20,14 +20,15 @@ import time
 import numpy as np
 import torch
 
-from lowdensity.classifier import encoder_kwargs
 from lowdensity.config import load_config
-from lowdensity.ddpm import ddpm_losses, sampling_diffusion, select_device, training_diffusion, unet_kwargs
-from lowdensity.gaussians import ClassGaussians
-from lowdensity.guidance import Guide, guidance_gradient, make_cond_fn
-from lowdensity.noise import NoiseSource
-from lowdensity.training import compute_precision, memory_format
-from lowdensity.unet import EncoderUNet, UNet
+from lowdensity.core.noise import NoiseSource
+from lowdensity.core.training import compute_precision, memory_format
+from lowdensity.guidance.classifier import encoder_kwargs
+from lowdensity.guidance.gaussians import ClassGaussians
+from lowdensity.guidance.guided import Guide, guidance_gradient, make_cond_fn
+from lowdensity.networks.ddpm import ddpm_losses, sampling_diffusion, training_diffusion, unet_kwargs
+from lowdensity.networks.unet import EncoderUNet, UNet
+from lowdensity.runtime import select_device
 
 
 def _run_in(context, fn):
@@ -48,10 +49,14 @@ def timed(fn, device, repeats=1):
 
 
 def random_guide(model_cfg, resolution, channels, classes, device):
-    model = EncoderUNet(**encoder_kwargs(model_cfg, resolution, channels, classes)).to(device).eval().requires_grad_(False)
+    model = (
+        EncoderUNet(**encoder_kwargs(model_cfg, resolution, channels, classes)).to(device).eval().requires_grad_(False)
+    )
     k = model_cfg["embedding_dim"]
     rng = np.random.default_rng(0)
-    gaussians, _ = ClassGaussians.fit(rng.normal(size=(classes * 4 * k, k)), np.arange(classes * 4 * k) % classes, classes, "ledoit_wolf")
+    gaussians, _ = ClassGaussians.fit(
+        rng.normal(size=(classes * 4 * k, k)), np.arange(classes * 4 * k) % classes, classes, "ledoit_wolf"
+    )
     return Guide(model, gaussians)
 
 
@@ -66,7 +71,7 @@ def main():
     parser.add_argument("--channels-last", action="store_true", help="also each precision with channels-last weights")
     args = parser.parse_args()
     for precision in args.precision:
-        for channels_last in ([False, True] if args.channels_last else [False]):
+        for channels_last in [False, True] if args.channels_last else [False]:
             print(f"\n== precision {precision}, channels_last {channels_last}")
             run(args, precision, channels_last)
 
@@ -80,7 +85,9 @@ def run(args, precision: str, channels_last: bool):
     batch = args.batch or cfg["sampling"]["batch_size"]
     steps = args.steps or cfg["sampling"]["steps"]
     torch.manual_seed(0)
-    unet = UNet(**unet_kwargs(cfg["ddpm"]["model"], res, channels, classes, cfg["diffusion"]["variance"] == "learned_range")).to(device)
+    unet = UNet(
+        **unet_kwargs(cfg["ddpm"]["model"], res, channels, classes, cfg["diffusion"]["variance"] == "learned_range")
+    ).to(device)
     diffusion = sampling_diffusion(cfg["diffusion"], steps)
     labels = torch.arange(batch, device=device) % classes
     shape = (batch, channels, res, res)
@@ -96,8 +103,18 @@ def run(args, precision: str, channels_last: bool):
             diffusion.sample_loop(unet, shape, NoiseSource(range(batch)), model_kwargs={"y": labels}, device=device)
 
     def guided():
-        cond = make_cond_fn(labels, cfg["guidance"]["alpha"], cfg["guidance"]["beta"], cfg["guidance"]["tau"], "hardness", classifier, discriminator)
-        diffusion.sample_loop(unet, shape, NoiseSource(range(batch)), model_kwargs={"y": labels}, cond_fn=cond, device=device)
+        cond = make_cond_fn(
+            labels,
+            cfg["guidance"]["alpha"],
+            cfg["guidance"]["beta"],
+            cfg["guidance"]["tau"],
+            "hardness",
+            classifier,
+            discriminator,
+        )
+        diffusion.sample_loop(
+            unet, shape, NoiseSource(range(batch)), model_kwargs={"y": labels}, cond_fn=cond, device=device
+        )
 
     x = torch.randn(shape, device=device)
     t = torch.full((batch,), 500, device=device)
@@ -112,14 +129,32 @@ def run(args, precision: str, channels_last: bool):
 
     base_s = timed(within(baseline), device) / batch
     guided_s = timed(within(guided), device) / batch
-    floor = (timed(within(unet_forward), device, 5) + timed(within(guide_forward_backward), device, 5)) / timed(within(unet_forward), device, 5)
-    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, batch {batch}, {steps} steps, {res}x{res}")
-    print(f"baseline: {base_s * 1e3:.2f} ms/image   guided (alpha={cfg['guidance']['alpha']}, beta={cfg['guidance']['beta']}): {guided_s * 1e3:.2f} ms/image")
-    print(f"guided/baseline ratio: {guided_s / base_s:.2f}   floor (U-Net fwd + 2 x guide fwd/bwd) / U-Net fwd: {floor:.2f}")
+    floor = (timed(within(unet_forward), device, 5) + timed(within(guide_forward_backward), device, 5)) / timed(
+        within(unet_forward), device, 5
+    )
+    print(
+        f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
+        f"batch {batch}, {steps} steps, {res}x{res}"
+    )
+    print(
+        f"baseline: {base_s * 1e3:.2f} ms/image   guided (alpha={cfg['guidance']['alpha']}, "
+        f"beta={cfg['guidance']['beta']}): {guided_s * 1e3:.2f} ms/image"
+    )
+    print(
+        f"guided/baseline ratio: {guided_s / base_s:.2f}   floor "
+        f"(U-Net fwd + 2 x guide fwd/bwd) / U-Net fwd: {floor:.2f}"
+    )
 
     unet.train().requires_grad_(True)
     images = torch.randint(0, 256, (1024, channels, res, res), dtype=torch.uint8)
-    compute = ddpm_losses(training_diffusion(cfg["diffusion"]), images, torch.arange(1024) % classes, cfg["ddpm"]["train"]["batch_size"], device, False)
+    compute = ddpm_losses(
+        training_diffusion(cfg["diffusion"]),
+        images,
+        torch.arange(1024) % classes,
+        cfg["ddpm"]["train"]["batch_size"],
+        device,
+        False,
+    )
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
 
@@ -131,7 +166,10 @@ def run(args, precision: str, channels_last: bool):
         opt.step()
 
     step_s = timed(train_step, device, args.train_steps)
-    print(f"DDPM training: {1 / step_s:.1f} steps/s at batch {cfg['ddpm']['train']['batch_size']} ({cfg['ddpm']['train']['batch_size'] / step_s:.0f} images/s)")
+    print(
+        f"DDPM training: {1 / step_s:.1f} steps/s at batch {cfg['ddpm']['train']['batch_size']} "
+        f"({cfg['ddpm']['train']['batch_size'] / step_s:.0f} images/s)"
+    )
 
 
 if __name__ == "__main__":

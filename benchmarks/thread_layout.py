@@ -21,10 +21,10 @@ import torch
 
 def build(stage: str, cfg: dict):
     """The stage's step as a closure (random weights: the cost does not depend on them)."""
-    from lowdensity.classifier import encoder_kwargs, noisy_ce_losses
-    from lowdensity.ddpm import ddpm_losses, sampling_diffusion, training_diffusion, unet_kwargs
-    from lowdensity.gan import build_gan, hinge_discriminator_loss, hinge_generator_loss
-    from lowdensity.unet import EncoderUNet, UNet
+    from lowdensity.guidance.classifier import encoder_kwargs, noisy_ce_losses
+    from lowdensity.networks.ddpm import ddpm_losses, sampling_diffusion, training_diffusion, unet_kwargs
+    from lowdensity.networks.gan import build_gan, hinge_discriminator_loss, hinge_generator_loss
+    from lowdensity.networks.unet import EncoderUNet, UNet
 
     res, classes = cfg["data"]["resolution"], 10
     images = torch.randint(0, 256, (2048, 1, res, res), dtype=torch.uint8)
@@ -39,10 +39,14 @@ def build(stage: str, cfg: dict):
     if stage in ("train_ddpm", "train_encoder"):
         if stage == "train_ddpm":
             model = UNet(**unet_kwargs(cfg["ddpm"]["model"], res, 1, classes, False))
-            compute = ddpm_losses(training_diffusion(cfg["diffusion"]), images, labels, cfg["ddpm"]["train"]["batch_size"], "cpu", False)
+            compute = ddpm_losses(
+                training_diffusion(cfg["diffusion"]), images, labels, cfg["ddpm"]["train"]["batch_size"], "cpu", False
+            )
         else:
             model = EncoderUNet(**encoder_kwargs(cfg["classifier"]["model"], res, 1, classes))
-            compute = noisy_ce_losses(training_diffusion(cfg["diffusion"]), images, labels, cfg["classifier"]["train"]["batch_size"], "cpu")
+            compute = noisy_ce_losses(
+                training_diffusion(cfg["diffusion"]), images, labels, cfg["classifier"]["train"]["batch_size"], "cpu"
+            )
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step():
@@ -50,6 +54,7 @@ def build(stage: str, cfg: dict):
             opt.zero_grad()
             loss.backward()
             opt.step()
+
         return step
     if stage == "train_gan":
         arch = {"model": cfg["gan"]["model"], "image_size": res, "channels": 1, "num_classes": classes}
@@ -75,6 +80,7 @@ def build(stage: str, cfg: dict):
             loss.backward()
             opt_g.step()
             d.requires_grad_(True)
+
         return step
     raise ValueError(stage)
 
@@ -116,7 +122,10 @@ def main():
         with ctx.Pool(n) as pool:
             start_at = time.time() + 15.0  # after every worker has built its step
             side = sum(pool.map(_worker, [(stage, cfg, 1, args.seconds, start_at)] * n))
-        print(f"| {stage} | {alone:.2f} | {threaded:.2f} (×{threaded / alone:.2f}) | {side:.2f} (×{side / alone:.2f}) |", flush=True)
+        print(
+            f"| {stage} | {alone:.2f} | {threaded:.2f} (×{threaded / alone:.2f}) | {side:.2f} (×{side / alone:.2f}) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,10 +34,11 @@ def trained(tmp_path_factory, repo):
     import numpy as np
     import torch
 
-    from lowdensity.classifier import fit_gaussians_for, load_encoder, train_classifier
     from lowdensity.data import Split, save_split
-    from lowdensity.ddpm import train_ddpm
+    from lowdensity.guidance.classifier import load_encoder
     from lowdensity.io import atomic_torch_save
+    from lowdensity.stages.ddpm import train_ddpm
+    from lowdensity.stages.guidance import fit_gaussians_for, train_classifier
 
     root = tmp_path_factory.mktemp("trained")
     rng = np.random.default_rng(0)
@@ -47,24 +48,57 @@ def trained(tmp_path_factory, repo):
     for i, c in enumerate(labels):  # three shapes: horizontal bar, vertical bar, square, with jitter
         r, col = rng.integers(1, 4, 2)
         if c == 0:
-            images[i, 0, r + 1:r + 3, 1:7] = 200 + rng.integers(0, 55)
+            images[i, 0, r + 1 : r + 3, 1:7] = 200 + rng.integers(0, 55)
         elif c == 1:
-            images[i, 0, 1:7, col + 1:col + 3] = 200 + rng.integers(0, 55)
+            images[i, 0, 1:7, col + 1 : col + 3] = 200 + rng.integers(0, 55)
         else:
-            images[i, 0, r:r + 4, col:col + 4] = 200 + rng.integers(0, 55)
+            images[i, 0, r : r + 4, col : col + 4] = 200 + rng.integers(0, 55)
     split = Split(images, labels.astype(np.int64), ("h", "v", "sq"))
     save_split(split, root / "train.npz")
     diffusion = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
-    unet = {"channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "dropout": 0.0,
-            "num_heads": 1, "scale_shift": True}
-    train = {"steps": 150, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.0, "warmup_steps": 10, "ema_decay": 0.9,
-             "grad_clip": 1.0, "random_flip": False, "checkpoint_every": 1000, "log_every": 50, "seed": 0}
-    train_ddpm({"ddpm": {"model": {**unet, "class_conditional": True}, "train": train}, "diffusion": diffusion},
-               str(root / "train.npz"), str(root / "ddpm.pt"), str(root / "loss.csv"), str(root / "ddpm_ck.pt"), "cpu")
+    unet = {
+        "channels": 16,
+        "channel_mult": [1, 2],
+        "num_res_blocks": 1,
+        "attention_resolutions": [4],
+        "dropout": 0.0,
+        "num_heads": 1,
+        "scale_shift": True,
+    }
+    train = {
+        "steps": 150,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 10,
+        "ema_decay": 0.9,
+        "grad_clip": 1.0,
+        "random_flip": False,
+        "checkpoint_every": 1000,
+        "log_every": 50,
+        "seed": 0,
+    }
+    train_ddpm(
+        params={"ddpm": {"model": {**unet, "class_conditional": True}, "train": train}, "diffusion": diffusion},
+        data=str(root / "train.npz"),
+        model=str(root / "ddpm.pt"),
+        loss_csv=str(root / "loss.csv"),
+        checkpoint=str(root / "ddpm_ck.pt"),
+        device="cpu",
+    )
     clf = {"model": {**unet, "embedding_dim": 8}, "train": {**train, "steps": 100, "seed": 1}, "eval_timesteps": [0]}
-    train_classifier({"classifier": clf, "diffusion": diffusion}, str(root / "train.npz"), str(root / "train.npz"),
-                     str(root / "clf.pt"), str(root / "acc.csv"), str(root / "clf_ck.pt"), "cpu")
+    train_classifier(
+        params={"classifier": clf, "diffusion": diffusion},
+        data=str(root / "train.npz"),
+        val=str(root / "train.npz"),
+        model=str(root / "clf.pt"),
+        accuracy=str(root / "acc.csv"),
+        checkpoint=str(root / "clf_ck.pt"),
+        device="cpu",
+    )
     model, _ = load_encoder(str(root / "clf.pt"), torch.device("cpu"))
-    gaussians, _ = fit_gaussians_for(model, split, {"noise_buckets": 2, "shrinkage": "ledoit_wolf", "seed": 0, "max_per_class": None}, diffusion)
+    gaussians, _ = fit_gaussians_for(
+        model, split, {"noise_buckets": 2, "shrinkage": "ledoit_wolf", "seed": 0, "max_per_class": None}, diffusion
+    )
     atomic_torch_save(gaussians.state_dict(), root / "gaussians.pt")
     return root

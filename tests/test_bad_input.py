@@ -3,6 +3,7 @@ failed writes stop with a message that names the file, what was expected and the
 nothing is written in their place."""
 
 import errno
+import json
 import shutil
 import subprocess
 import sys
@@ -14,9 +15,9 @@ import torch
 
 from lowdensity import io
 from lowdensity.data import Split, load_split, save_split
-from lowdensity.evaluation import extract_features
 from lowdensity.io import ArtifactError, OutputWriteError, atomic_torch_save, read_npz
-from lowdensity.sampling import gather_shards
+from lowdensity.stages.evaluation import extract_features
+from lowdensity.stages.sampling import gather_shards
 
 GREY_8 = (1, 8, 8)
 
@@ -32,9 +33,16 @@ def data_split(tmp_path):
 
 def write_shard(path, images, **overrides):
     n = len(images)
-    arrays = {"images": images, "labels": np.arange(n) % 2, "seeds": np.arange(n) + 100, "indices": np.arange(n),
-              "seconds": np.float64(1.0), "seconds_per_image": np.float64(1.0 / n), "device": np.asarray("cpu"),
-              "class_names": np.asarray(["a", "b"])}
+    arrays = {
+        "images": images,
+        "labels": np.arange(n) % 2,
+        "seeds": np.arange(n) + 100,
+        "indices": np.arange(n),
+        "seconds": np.float64(1.0),
+        "seconds_per_image": np.float64(1.0 / n),
+        "device": np.asarray("cpu"),
+        "class_names": np.asarray(["a", "b"]),
+    }
     arrays.update(overrides)
     arrays = {k: v for k, v in arrays.items() if v is not None}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,18 +54,31 @@ RNG = np.random.default_rng(1)
 MALFORMED = {
     "float images in [0, 1]": (RNG.random((4, *GREY_8)).astype(np.float32), {}, "images are float32"),
     "int64 images up to 255000": (RNG.integers(0, 255001, (4, *GREY_8)), {}, "images are int64"),
-    "3 channels for grey data": (RNG.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8), {}, r"images have shape \(4, 3, 8, 8\)"),
-    "16×16 for 8×8 data": (RNG.integers(0, 256, (4, 1, 16, 16), dtype=np.uint8), {}, r"images have shape \(4, 1, 16, 16\)"),
+    "3 channels for grey data": (
+        RNG.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8),
+        {},
+        r"images have shape \(4, 3, 8, 8\)",
+    ),
+    "16×16 for 8×8 data": (
+        RNG.integers(0, 256, (4, 1, 16, 16), dtype=np.uint8),
+        {},
+        r"images have shape \(4, 1, 16, 16\)",
+    ),
     "no seeds": (RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8), {"seeds": None}, "no 'seeds' array"),
-    "labels of another length": (RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8), {"labels": np.zeros(3, np.int64)},
-                                 r"'labels' has shape \(3,\) for 4 images"),
+    "labels of another length": (
+        RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8),
+        {"labels": np.zeros(3, np.int64)},
+        r"'labels' has shape \(3,\) for 4 images",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", MALFORMED)
 def test_gather_refuses_a_malformed_shard(tmp_path, data_split, case):
     images, overrides, problem = MALFORMED[case]
-    good = write_shard(tmp_path / "results/samples/guided/shard_0.npz", RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8))
+    good = write_shard(
+        tmp_path / "results/samples/guided/shard_0.npz", RNG.integers(0, 256, (4, *GREY_8), dtype=np.uint8)
+    )
     bad = write_shard(tmp_path / "results/samples/guided/shard_1.npz", images, indices=np.arange(4, 8), **overrides)
     out = tmp_path / "results/samples/guided.npz"
     with pytest.raises(ArtifactError, match=problem) as err:
@@ -74,8 +95,16 @@ def test_feature_extraction_refuses_a_malformed_sample_set(tmp_path, data_split,
     samples = write_shard(tmp_path / "results/samples/baseline.npz", images)
     out = tmp_path / "results/features/classifier/baseline.npy"
     with pytest.raises(ArtifactError, match=problem) as err:
-        extract_features({"num_reference": None, "extractors": []}, "classifier", "baseline", samples, str(data_split), str(out),
-                         classifier_path="unused.pt", device="cpu")
+        extract_features(
+            params={"num_reference": None, "extractors": []},
+            extractor="classifier",
+            set_name="baseline",
+            images=samples,
+            data=str(data_split),
+            out=str(out),
+            classifier="unused.pt",
+            device="cpu",
+        )
     assert "snakemake --forcerun gather_samples" in str(err.value)
     assert not out.exists()
 
@@ -83,7 +112,7 @@ def test_feature_extraction_refuses_a_malformed_sample_set(tmp_path, data_split,
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_damaged_prepared_data_names_the_file_and_the_rule(tmp_path, data_split, damage):
     data = data_split.read_bytes()
-    data_split.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"")
+    data_split.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
     with pytest.raises(ArtifactError) as err:
         load_split(data_split)
     message = str(err.value)
@@ -95,12 +124,14 @@ def test_every_reader_names_a_missing_array_and_its_rule(tmp_path):
     path = tmp_path / "results/metrics/classifier/reference_neighbours.npz"
     path.parent.mkdir(parents=True)
     np.savez(path, distances=np.zeros((2, 3)))
-    with pytest.raises(ArtifactError, match=r"has no array 'indices' \(it holds distances\): it is made by rule reference_neighbours"):
+    with pytest.raises(
+        ArtifactError, match=r"has no array 'indices' \(it holds distances\): it is made by rule reference_neighbours"
+    ):
         read_npz(path, ("distances", "indices"))
 
 
 def test_damaged_features_name_the_file_and_the_rule(tmp_path):
-    from lowdensity.evaluation import load_features, save_features
+    from lowdensity.stages.evaluation import load_features, save_features
 
     path = tmp_path / "results/features/classifier/real.npy"
     save_features(str(path), np.zeros((4, 3), np.float32), np.arange(4))
@@ -112,6 +143,7 @@ def test_damaged_features_name_the_file_and_the_rule(tmp_path):
 def test_a_full_disk_while_checkpointing_names_the_file_and_the_cause(tmp_path, monkeypatch):
     """torch.save reports a full disk as 'unexpected pos'; the atomic writer says which file and why,
     and leaves neither the file nor its temporary."""
+
     def full_disk(obj, f):
         Path(f).write_bytes(b"partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
@@ -121,7 +153,9 @@ def test_a_full_disk_while_checkpointing_names_the_file_and_the_cause(tmp_path, 
     target = tmp_path / "results/ddpm/checkpoint.pt"
     with pytest.raises(OutputWriteError) as err:
         atomic_torch_save({"step": 1}, target)
-    assert str(err.value).startswith(f"could not write {target}: no space left on the device (0.0 MiB free in {target.parent}")
+    assert str(err.value).startswith(
+        f"could not write {target}: no space left on the device (0.0 MiB free in {target.parent}"
+    )
     assert list(target.parent.iterdir()) == []
 
 
@@ -138,8 +172,22 @@ def test_the_cli_prints_one_line_for_an_anticipated_error(tmp_path, data_split):
     """No traceback for an error whose message already says what to do: one line with the
     command, the file and the fix."""
     shard = write_shard(tmp_path / "results/samples/gan/shard_0.npz", RNG.random((4, *GREY_8)).astype(np.float32))
-    result = subprocess.run([sys.executable, "-m", "lowdensity.cli", "gather", "--data", str(data_split), "--out",
-                             str(tmp_path / "gan.npz"), shard], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lowdensity.cli",
+            "gather",
+            "--data",
+            str(data_split),
+            "--out",
+            str(tmp_path / "gan.npz"),
+            "--shards",
+            json.dumps([shard]),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -149,7 +197,9 @@ def test_the_cli_prints_one_line_for_an_anticipated_error(tmp_path, data_split):
 
 def test_rebuild_hint_knows_the_rules_of_the_pipeline_files():
     assert io.rebuild_hint("results/samples/cells/hardness_a1_b0.npz").endswith("--forcerun sample_cell")
-    assert io.rebuild_hint("/w/results/metrics/resnet50/reference_neighbours.npz").endswith("--forcerun reference_neighbours")
+    assert io.rebuild_hint("/w/results/metrics/resnet50/reference_neighbours.npz").endswith(
+        "--forcerun reference_neighbours"
+    )
     assert io.rebuild_hint("elsewhere/x.npz") == "rebuild it with: snakemake --force elsewhere/x.npz"
 
 
@@ -189,21 +239,26 @@ def test_non_finite_images_are_refused_not_written_as_black_pixels():
     batch = torch.zeros(4, 1, 2, 2)
     batch[2, 0, 1, 1] = float("nan")
     batch[3, 0, 0, 0] = float("inf")
-    with pytest.raises(NonFiniteSampleError, match=r"2 of 4 images of the batch hold NaN or infinite values \(first: image 2"):
+    with pytest.raises(
+        NonFiniteSampleError, match=r"2 of 4 images of the batch hold NaN or infinite values \(first: image 2"
+    ):
         to_uint8(batch)
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("nan_row", r"row 3 holds NaN or infinite values"),
-    ("inf_row", r"row 0 holds NaN or infinite values"),
-    ("empty", r"no rows"),
-    ("width", r"features of width 5, but the reference's have 4"),
-    ("labels", r"labels \[37\] that the reference has no images of"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan_row", r"row 3 holds NaN or infinite values"),
+        ("inf_row", r"row 0 holds NaN or infinite values"),
+        ("empty", r"no rows"),
+        ("width", r"features of width 5, but the reference's have 4"),
+        ("labels", r"labels \[37\] that the reference has no images of"),
+    ],
+)
 def test_damaged_features_name_the_file_and_the_rebuild(tmp_path, damage, message):
     """A features file with a NaN row once gave recall 0 and empty medians with exit status 0; an empty one,
     another width or unknown labels ended in raw tracebacks. Each is refused naming the file and its rule."""
-    from lowdensity.evaluation import labels_path, load_features
+    from lowdensity.stages.evaluation import labels_path, load_features
 
     def save(name, features, labels):
         path = tmp_path / f"results/features/classifier/{name}.npy"

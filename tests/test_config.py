@@ -28,7 +28,10 @@ def test_wrong_type_names_the_key(default):
 def test_an_unknown_learning_rate_schedule_names_the_key(default, section):
     bad = copy.deepcopy(default)
     bad[section[0]][section[1]]["lr_schedule"] = "step"
-    with pytest.raises(ConfigError, match=rf"'{section[0]}\.{section[1]}\.lr_schedule': 'step' is not one of \['constant', 'linear', 'cosine'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"'{section[0]}\.{section[1]}\.lr_schedule': 'step' is not one of \['constant', 'linear', 'cosine'\]",
+    ):
         validate_config(bad)
 
 
@@ -53,42 +56,74 @@ def test_deep_merge_overrides_nested_values():
     assert merged == {"a": {"b": 1, "c": 5}, "d": 3}
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"diffusion": {"num_steps": 30}}, r"'classifier\.eval_timesteps': timesteps \[100, 250, 500, 750\] are outside the chain of "
-                                       r"diffusion\.num_steps = 30"),
-    ({"sampling": {"steps": 2000}}, r"'sampling\.steps': 2000 is not a respacing of the 1000-step chain"),
-    ({"sampling": {"steps": "0"}}, r"'sampling\.steps': '0' keeps no step of the chain"),
-    ({"sampling": {"steps": "ddim600"}}, r"'sampling\.steps': 'ddim600' is not a respacing .*exactly 600 steps"),
-    ({"figA7": {"steps": [10, 600]}}, r"'figA7\.steps': 'ddim600' is not a respacing"),
-    ({"nll": {"steps": 1001}}, r"'nll\.steps': 1001 exceeds diffusion\.num_steps = 1000"),
-    ({"nll": {"steps": 100, "terms": 200}}, r"'nll\.terms': 200 exceeds the 100 terms of the chain"),
-    ({"samplers": {"paper": {"default": 3.0}}}, r"'samplers\.paper\.default': 3\.0 is not one of samplers\.paper\.strengths"),
-    ({"samplers": {"boost_and_skip": {"skip": 100}}}, r"'samplers\.boost_and_skip\.skip': 100 skips every one of the 100 steps"),
-    ({"samplers": {"rarity_k": 400}}, r"'samplers\.rarity_k': 400 does not fit samplers\.num_samples = 400"),
-    ({"discriminator": {"timesteps": {"max": 5000}}}, r"'discriminator\.timesteps\.max': 5000 exceeds"),
-    ({"sampling": {"shards": 3000}}, r"'sampling\.shards': 3000 shards for sampling\.num_samples = 2000"),
-    ({"guidance": {"cell_samples": 5000}}, r"'guidance\.cell_samples': 5000 exceeds sampling\.num_samples = 2000"),
-    ({"guidance": {"num_samples": 3}}, r"'guidance\.num_samples': 3 samples for the guided set's sampling\.shards = 4"),
-    ({"guidance": {"num_samples": 20}}, r"'guidance\.pairs': 24 baseline/guided pairs, but the two sets share only their first 20"),
-    ({"guidance": {"num_samples": 0}}, r"'guidance\.num_samples'"),
-    ({"evaluation": {"lof_k": 10000}}, r"'evaluation\.lof_k': 10000 neighbours need more than evaluation\.num_reference = 10000"),
-    ({"figA7": {"num_samples": 3}}, r"'evaluation\.precision_k': 3 exceeds the 3 samples of figA7\.num_samples"),
-    ({"evaluation": {"extractors": [{"name": "resnet50", "timm_name": "resnet50", "weights": "/nowhere/r50.pth", "input_size": 224}]}},
-     r"'evaluation\.extractors\[0\]\.weights': /nowhere/r50\.pth not found: download"),
-    ({"gan": {"pretrained": {"path": "/nowhere/biggan"}}}, r"'gan\.pretrained\.path': /nowhere/biggan not found"),
-    ({"table1": {"space": "inception"}}, r"'table1\.space': 'inception' is none of the feature spaces"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            {"diffusion": {"num_steps": 30}},
+            r"'classifier\.eval_timesteps': timesteps \[100, 250, 500, 750\] are outside the chain of "
+            r"diffusion\.num_steps = 30",
+        ),
+        ({"sampling": {"steps": 2000}}, r"'sampling\.steps': 2000 is not a respacing of the 1000-step chain"),
+        ({"sampling": {"steps": "0"}}, r"'sampling\.steps': '0' keeps no step of the chain"),
+        ({"sampling": {"steps": "ddim600"}}, r"'sampling\.steps': 'ddim600' is not a respacing .*exactly 600 steps"),
+        ({"figA7": {"steps": [10, 600]}}, r"'figA7\.steps': 'ddim600' is not a respacing"),
+        ({"nll": {"steps": 1001}}, r"'nll\.steps': 1001 exceeds diffusion\.num_steps = 1000"),
+        ({"nll": {"steps": 100, "terms": 200}}, r"'nll\.terms': 200 exceeds the 100 terms of the chain"),
+        (
+            {"samplers": {"paper": {"default": 3.0}}},
+            r"'samplers\.paper\.default': 3\.0 is not one of samplers\.paper\.strengths",
+        ),
+        (
+            {"samplers": {"boost_and_skip": {"skip": 100}}},
+            r"'samplers\.boost_and_skip\.skip': 100 skips every one of the 100 steps",
+        ),
+        ({"samplers": {"rarity_k": 400}}, r"'samplers\.rarity_k': 400 does not fit samplers\.num_samples = 400"),
+        ({"discriminator": {"timesteps": {"max": 5000}}}, r"'discriminator\.timesteps\.max': 5000 exceeds"),
+        ({"sampling": {"shards": 3000}}, r"'sampling\.shards': 3000 shards for sampling\.num_samples = 2000"),
+        ({"guidance": {"cell_samples": 5000}}, r"'guidance\.cell_samples': 5000 exceeds sampling\.num_samples = 2000"),
+        (
+            {"guidance": {"num_samples": 3}},
+            r"'guidance\.num_samples': 3 samples for the guided set's sampling\.shards = 4",
+        ),
+        (
+            {"guidance": {"num_samples": 20}},
+            r"'guidance\.pairs': 24 baseline/guided pairs, but the two sets share only their first 20",
+        ),
+        ({"guidance": {"num_samples": 0}}, r"'guidance\.num_samples'"),
+        (
+            {"evaluation": {"lof_k": 10000}},
+            r"'evaluation\.lof_k': 10000 neighbours need more than evaluation\.num_reference = 10000",
+        ),
+        ({"figA7": {"num_samples": 3}}, r"'evaluation\.precision_k': 3 exceeds the 3 samples of figA7\.num_samples"),
+        (
+            {
+                "evaluation": {
+                    "extractors": [
+                        {"name": "resnet50", "timm_name": "resnet50", "weights": "/nowhere/r50.pth", "input_size": 224}
+                    ]
+                }
+            },
+            r"'evaluation\.extractors\[0\]\.weights': /nowhere/r50\.pth not found: download",
+        ),
+        ({"gan": {"pretrained": {"path": "/nowhere/biggan"}}}, r"'gan\.pretrained\.path': /nowhere/biggan not found"),
+        ({"table1": {"space": "inception"}}, r"'table1\.space': 'inception' is none of the feature spaces"),
+    ],
+)
 def test_related_keys_are_checked_at_validation(default, override, message):
     """Constraints between keys fail when the configuration is validated (before any job), naming the key."""
     with pytest.raises(ConfigError, match=message):
         validate_config(deep_merge(default, override))
 
 
-@pytest.mark.parametrize("override, key, value", [
-    ({"guidance": {"alpha": float("nan")}}, "guidance.alpha", "nan"),
-    ({"ddpm": {"train": {"lr": float("inf")}}}, "ddpm.train.lr", "inf"),
-    ({"guidance": {"fig4a_alphas": [0.0, float("inf")]}}, "guidance.fig4a_alphas.1", "inf"),
-])
+@pytest.mark.parametrize(
+    "override, key, value",
+    [
+        ({"guidance": {"alpha": float("nan")}}, "guidance.alpha", "nan"),
+        ({"ddpm": {"train": {"lr": float("inf")}}}, "ddpm.train.lr", "inf"),
+        ({"guidance": {"fig4a_alphas": [0.0, float("inf")]}}, "guidance.fig4a_alphas.1", "inf"),
+    ],
+)
 def test_non_finite_numbers_are_refused_naming_the_key(default, override, key, value):
     """NaN satisfies every bound of the schema (each comparison is false) and inf every one-sided bound, so
     they are refused on their own, before any job (a NaN alpha once gave all-black guided images)."""

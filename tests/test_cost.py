@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lowdensity.cost import acceptance_rate, collection_cost, cost_table, render_table
+from lowdensity.metrics.cost import acceptance_rate, collection_cost, cost_table, render_table
 
 
 def test_cost_formula_hand_computed():
@@ -14,8 +14,9 @@ def test_cost_table_rows_and_speedup():
     real = np.arange(100.0)  # quantiles 0.5, 0.9 → 49.5, 89.1
     baseline = np.concatenate([np.full(90, 10.0), np.full(10, 95.0)])  # 10% in the top range
     guided = np.concatenate([np.full(50, 60.0), np.full(50, 95.0)])  # 50% in the top range
-    table = cost_table(real, {"baseline": (baseline, 1.0), "guided": (guided, 2.0)}, [0.5, 0.9, 1.0], num_images=100,
-                       num_resamples=200)
+    table = cost_table(
+        real, {"baseline": (baseline, 1.0), "guided": (guided, 2.0)}, [0.5, 0.9, 1.0], num_images=100, num_resamples=200
+    )
     top = table[table["range"] == 1].set_index("sampler")
     assert top.loc["baseline", "acceptance_rate"] == pytest.approx(0.1)
     assert top.loc["baseline", "cost_seconds"] == pytest.approx(1000.0)
@@ -49,12 +50,14 @@ def test_stage_costs_sum_jobs_per_rule_and_span_the_run(tmp_path):
     wall-clock is first start to last end (jobs side by side count once)."""
     import os
 
-    from lowdensity.stage_costs import read_benchmarks, stage_table
+    from lowdensity.stages.stage_costs import read_benchmarks, stage_table
 
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    jobs = {("train_ddpm", "train_ddpm"): (100.0, 190.0, 900.0, 1100.0),   # (wall s, cpu s, rss MB, end time)
-            ("sample_baseline", "0"): (40.0, 70.0, 300.0, 1150.0),
-            ("sample_baseline", "1"): (50.0, 90.0, 350.0, 1160.0)}         # ran beside shard 0
+    jobs = {
+        ("train_ddpm", "train_ddpm"): (100.0, 190.0, 900.0, 1100.0),  # (wall s, cpu s, rss MB, end time)
+        ("sample_baseline", "0"): (40.0, 70.0, 300.0, 1150.0),
+        ("sample_baseline", "1"): (50.0, 90.0, 350.0, 1160.0),
+    }  # ran beside shard 0
     for (rule, job), (wall, cpu, rss, end) in jobs.items():
         path = tmp_path / rule / f"{job}.tsv"
         path.parent.mkdir(exist_ok=True)
@@ -70,7 +73,7 @@ def test_stage_costs_sum_jobs_per_rule_and_span_the_run(tmp_path):
 
 
 def test_stage_costs_without_benchmarks_say_what_to_run(tmp_path):
-    from lowdensity.stage_costs import read_benchmarks
+    from lowdensity.stages.stage_costs import read_benchmarks
 
     with pytest.raises(FileNotFoundError, match="run the pipeline first"):
         read_benchmarks(tmp_path)

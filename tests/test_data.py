@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FASHION_MNIST_ROOT
 from PIL import Image
 
 from lowdensity import data
-from lowdensity.data import DataMissingError, Split, load_split, prepare_split, read_idx, resize_uint8, save_split
-
-from conftest import FASHION_MNIST_ROOT
+from lowdensity.data import DataMissingError, Split, load_split, read_idx, resize_uint8, save_split
+from lowdensity.stages.data import prepare_split
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -31,7 +31,9 @@ def test_read_idx_rejects_wrong_magic(tmp_path):
         read_idx(tmp_path / "bad")
 
 
-@pytest.mark.skipif(not Path(FASHION_MNIST_ROOT).exists(), reason="dataset-fashion-mnist not installed (make test installs it)")
+@pytest.mark.skipif(
+    not Path(FASHION_MNIST_ROOT).exists(), reason="dataset-fashion-mnist not installed (make test installs it)"
+)
 def test_real_fashion_mnist():
     train = data.load_fashion_mnist(FASHION_MNIST_ROOT, "train")
     val = data.load_fashion_mnist(FASHION_MNIST_ROOT, "val")
@@ -54,7 +56,10 @@ def make_cifar_batches(root: Path, n_per_batch: int = 6) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, n_per_batch))}
+        batch = {
+            "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            "labels": list(rng.integers(0, 10, n_per_batch)),
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
     with open(folder / "batches.meta", "wb") as f:
@@ -117,7 +122,7 @@ def test_prepare_split_writes_subsampled_split(tmp_path):
         write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(root / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
     cfg = {"dataset": "fashion_mnist", "root": str(root), "resolution": 16, "max_train_per_class": 3, "seed": 0}
-    prepare_split(cfg, "train", str(tmp_path / "train.npz"))
+    prepare_split(params=cfg, split="train", out=str(tmp_path / "train.npz"))
     split = load_split(tmp_path / "train.npz")
     assert split.images.shape == (30, 1, 16, 16)
     assert np.bincount(split.labels).tolist() == [3] * 10
@@ -127,7 +132,10 @@ def test_prepare_split_writes_subsampled_split(tmp_path):
 
 
 def test_load_split_missing_says_which_rule(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.npz not found: it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="nope.npz not found: it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data",
+    ):
         load_split(tmp_path / "nope.npz")
 
 
@@ -141,7 +149,7 @@ def test_a_prepared_split_reads_back_in_chunks_from_its_memory_map(tmp_path):
     assert isinstance(mapped.images, np.memmap) and not isinstance(loaded.images, np.memmap)
     np.testing.assert_array_equal(mapped.images, images)
     for start in range(0, 1000, 300):
-        np.testing.assert_array_equal(mapped.images[start:start + 300], loaded.images[start:start + 300])
+        np.testing.assert_array_equal(mapped.images[start : start + 300], loaded.images[start : start + 300])
     keep = np.array([3, 500, 999])
     np.testing.assert_array_equal(mapped.images[keep], images[keep])
     assert mapped.class_names == loaded.class_names and np.array_equal(mapped.labels, loaded.labels)
@@ -152,6 +160,6 @@ def test_a_damaged_split_is_reported_by_the_memory_map_too(tmp_path):
 
     save_split(Split(np.zeros((10, 1, 4, 4), np.uint8), np.arange(10) % 2, ("a", "b")), str(tmp_path / "val.npz"))
     data = (tmp_path / "val.npz").read_bytes()
-    (tmp_path / "val.npz").write_bytes(data[:len(data) // 3])
+    (tmp_path / "val.npz").write_bytes(data[: len(data) // 3])
     with pytest.raises(ArtifactError, match=r"val\.npz cannot be read .*--forcerun prepare_data"):
         load_split(tmp_path / "val.npz", mmap=True)

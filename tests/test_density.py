@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from lowdensity.density import LocalOutlierFactor, avg_knn, closest_pairs
-from lowdensity.knn import improved_precision_recall, inside_balls, knn, knn_radii
+from lowdensity.metrics.density import LocalOutlierFactor, avg_knn, closest_pairs
+from lowdensity.metrics.knn import improved_precision_recall, inside_balls, knn, knn_radii
 
 
 def brute_knn(q, r, k, exclude_self=False):
@@ -34,7 +34,7 @@ def test_knn_matches_brute_force_with_ties_and_small_blocks(block):
 def test_float32_candidates_are_certified_or_searched_again_in_float64(monkeypatch, offset, searched_again):
     """Far from the origin, float32 ‖a‖² + ‖b‖² − 2ab cannot resolve the neighbours: those rows
     must fail certification and be searched again; near it, every row is certified."""
-    import lowdensity.knn as knn_module
+    import lowdensity.metrics.knn as knn_module
 
     calls = []
     exact = knn_module._exact_float64
@@ -119,7 +119,9 @@ def test_inside_balls_by_the_power_distance_equals_brute_force(block):
     support[10] = support[11]  # a duplicate: radius 0 with k = 1
     radii = knn_radii(support, 1)
     points = np.concatenate([rng.normal(0.3, 1.0, size=(120, 16)), support[:20], support[10:11], 50 + support[:5]])
-    np.testing.assert_array_equal(inside_balls(support, radii, points, block=block), brute_inside(support, radii, points))
+    np.testing.assert_array_equal(
+        inside_balls(support, radii, points, block=block), brute_inside(support, radii, points)
+    )
     assert radii[10] == 0 and inside_balls(support, radii, support[10:11], block=block)[0]
 
 
@@ -129,11 +131,13 @@ def test_inside_balls_far_from_the_origin_falls_back_to_float64(monkeypatch):
     support = 5000 + rng.normal(size=(200, 32))
     radii = knn_radii(support, 3)
     points = 5000 + rng.normal(size=(100, 32))
-    import lowdensity.knn as knn_module
+    import lowdensity.metrics.knn as knn_module
 
     decided = []
     rows64 = knn_module._rows64
-    monkeypatch.setattr(knn_module, "_rows64", lambda pts, rows, dev: decided.append(pts is points) or rows64(pts, rows, dev))
+    monkeypatch.setattr(
+        knn_module, "_rows64", lambda pts, rows, dev: decided.append(pts is points) or rows64(pts, rows, dev)
+    )
     np.testing.assert_array_equal(inside_balls(support, radii, points, block=32), brute_inside(support, radii, points))
     assert any(decided)
 
@@ -169,7 +173,7 @@ def test_efficientnet_lite0_classifies_a_real_photo():
     import torch
     from PIL import Image
 
-    from lowdensity.features import load_efficientnet_lite0
+    from lowdensity.metrics.features import load_efficientnet_lite0
 
     extractor = load_efficientnet_lite0(224, torch.device("cpu"))
     photo = np.asarray(Image.fromarray(skimage_data.chelsea()).resize((224, 224))).transpose(2, 0, 1)[None]
@@ -183,35 +187,42 @@ def test_missing_timm_weights_say_what_to_download(tmp_path):
     import torch
 
     from lowdensity.data import DataMissingError
-    from lowdensity.features import load_extractor
+    from lowdensity.metrics.features import load_extractor
 
     with pytest.raises(DataMissingError, match="ImageNet-pretrained timm weights of 'resnet50'"):
-        load_extractor({"name": "resnet50", "timm_name": "resnet50", "weights": str(tmp_path / "r50.pth"), "input_size": 224},
-                       torch.device("cpu"))
+        load_extractor(
+            {"name": "resnet50", "timm_name": "resnet50", "weights": str(tmp_path / "r50.pth"), "input_size": 224},
+            torch.device("cpu"),
+        )
 
 
 def test_timm_extractor_loads_a_local_state_dict(tmp_path):
     import timm
     import torch
 
-    from lowdensity.features import load_extractor
+    from lowdensity.metrics.features import load_extractor
 
     model = timm.create_model("resnet18", pretrained=False)
     torch.save(model.state_dict(), tmp_path / "r18.pth")
-    extractor = load_extractor({"name": "r18", "timm_name": "resnet18", "weights": str(tmp_path / "r18.pth"), "input_size": 32},
-                               torch.device("cpu"))
+    extractor = load_extractor(
+        {"name": "r18", "timm_name": "resnet18", "weights": str(tmp_path / "r18.pth"), "input_size": 32},
+        torch.device("cpu"),
+    )
     images = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
     assert extractor(images).shape == (2, 512)
 
 
-@pytest.mark.parametrize("spec", [{"name": "efficientnet_lite0", "input_size": 32}, {"name": "r18", "timm_name": "resnet18", "input_size": 32}])
+@pytest.mark.parametrize(
+    "spec",
+    [{"name": "efficientnet_lite0", "input_size": 32}, {"name": "r18", "timm_name": "resnet18", "input_size": 32}],
+)
 def test_channels_last_extractor_gives_the_same_features(tmp_path, spec):
     """`channels_last` (the default) puts the network in NHWC: the same features as
     the NCHW layout up to float rounding, for the shipped EfficientNet-Lite0 and a timm ResNet."""
     import timm
     import torch
 
-    from lowdensity.features import load_extractor
+    from lowdensity.metrics.features import load_extractor
 
     if "timm_name" in spec:
         torch.manual_seed(0)
@@ -220,8 +231,17 @@ def test_channels_last_extractor_gives_the_same_features(tmp_path, spec):
     images = np.random.default_rng(3).integers(0, 256, (20, 1, 16, 16), dtype=np.uint8)
     nhwc = load_extractor(spec, torch.device("cpu"))
     nchw = load_extractor({**spec, "channels_last": False}, torch.device("cpu"))
-    convs = lambda extractor: [m.weight for m in extractor.model.modules() if isinstance(m, torch.nn.Conv2d) and min(m.weight.shape[1:]) > 1]
-    assert convs(nhwc) and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs(nhwc))
+
+    def convs(extractor):
+        return [
+            m.weight
+            for m in extractor.model.modules()
+            if isinstance(m, torch.nn.Conv2d) and min(m.weight.shape[1:]) > 1
+        ]
+
+    assert convs(nhwc) and all(
+        w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs(nhwc)
+    )
     assert convs(nchw) and all(w.is_contiguous() for w in convs(nchw))
     got, expected = nhwc(images, batch_size=8), nchw(images, batch_size=8)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
@@ -232,7 +252,7 @@ def test_torch_fidelity_on_our_features_matches_independent_computation():
     the fidelity rule, equal scipy's Fréchet distance and our precision/recall on the same features."""
     from scipy import linalg
 
-    from lowdensity.fidelity import fidelity
+    from lowdensity.metrics.fidelity import fidelity
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(300, 16)).astype(np.float32)
@@ -253,8 +273,8 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     its numbers equal the metrics computed from the arrays in memory."""
     import pandas as pd
 
-    from lowdensity.evaluation import reference_neighbours, save_features, set_density_metrics
-    from lowdensity.gaussians import ClassGaussians
+    from lowdensity.guidance.gaussians import ClassGaussians
+    from lowdensity.stages.evaluation import reference_neighbours, save_features, set_density_metrics
 
     rng = np.random.default_rng(5)
     ref, ref_labels = rng.normal(size=(300, 12)).astype(np.float32), np.arange(300) % 3
@@ -262,16 +282,31 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     save_features(str(tmp_path / "reference.npy"), ref, ref_labels)
     save_features(str(tmp_path / "guided.npy"), fake, fake_labels)
     cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3}
-    reference_neighbours(cfg, str(tmp_path / "reference.npy"), str(tmp_path / "own.npz"), "cpu")
-    set_density_metrics(cfg, "space", str(tmp_path / "reference.npy"), str(tmp_path / "own.npz"), "guided",
-                        str(tmp_path / "guided.npy"), str(tmp_path / "m.csv"), str(tmp_path / "s.csv"), "cpu")
+    reference_neighbours(
+        params=cfg, reference=str(tmp_path / "reference.npy"), out=str(tmp_path / "own.npz"), device="cpu"
+    )
+    set_density_metrics(
+        params=cfg,
+        extractor="space",
+        reference=str(tmp_path / "reference.npy"),
+        neighbours=str(tmp_path / "own.npz"),
+        set_name="guided",
+        features=str(tmp_path / "guided.npy"),
+        metrics_csv=str(tmp_path / "m.csv"),
+        summary_csv=str(tmp_path / "s.csv"),
+        device="cpu",
+    )
     metrics = pd.read_csv(tmp_path / "m.csv").pivot(index="index", columns="metric", values="value")
     np.testing.assert_allclose(metrics["avgknn"], avg_knn(fake, ref, k=5), rtol=1e-12)
     np.testing.assert_allclose(metrics["lof"], LocalOutlierFactor(ref, k=20).score(fake), rtol=1e-10)
     import torch
 
     gaussians, _ = ClassGaussians.fit(ref, ref_labels, 3, "ledoit_wolf")
-    np.testing.assert_allclose(metrics["hardness"], gaussians.hardness_of_label(torch.from_numpy(fake), torch.from_numpy(fake_labels)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        metrics["hardness"],
+        gaussians.hardness_of_label(torch.from_numpy(fake), torch.from_numpy(fake_labels)).numpy(),
+        rtol=1e-6,
+    )
     summary = pd.read_csv(tmp_path / "s.csv").iloc[0]
     expected = improved_precision_recall(ref, fake, k=3)
     assert summary["precision"] == expected["precision"] and summary["recall"] == expected["recall"]
@@ -282,7 +317,7 @@ def test_label_hardness_one_class_at_a_time_equals_the_class_gaussians():
     numbers of the Gaussians fitted for all classes at once."""
     import torch
 
-    from lowdensity.gaussians import ClassGaussians, label_hardness
+    from lowdensity.guidance.gaussians import ClassGaussians, label_hardness
 
     rng = np.random.default_rng(9)
     ref, ref_labels = rng.normal(size=(400, 6)).astype(np.float32), rng.integers(0, 4, 400)
@@ -295,18 +330,26 @@ def test_label_hardness_one_class_at_a_time_equals_the_class_gaussians():
 def test_features_extracted_in_chunks_equal_one_pass(tmp_path, monkeypatch):
     """Extraction reads the split's memory map and writes the features a chunk at a time: the same
     features as one pass over the images in memory, in the reference subset's order."""
-    from lowdensity import evaluation
-    from lowdensity.data import Split, save_split
-    from lowdensity.features import load_extractor
     import torch
+
+    from lowdensity.data import Split, save_split
+    from lowdensity.metrics.features import load_extractor
+    from lowdensity.stages import evaluation
 
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (60, 3, 8, 8), dtype=np.uint8)
     save_split(Split(images, np.arange(60) % 3, ("a", "b", "c")), str(tmp_path / "train.npz"))
     cfg = {"num_reference": 45, "extractors": [{"name": "efficientnet_lite0", "input_size": 32}]}
     monkeypatch.setattr(evaluation, "EXTRACTION_CHUNK", 7)
-    evaluation.extract_features(cfg, "efficientnet_lite0", "reference", str(tmp_path / "train.npz"), str(tmp_path / "train.npz"),
-                                str(tmp_path / "reference.npy"), device="cpu")
+    evaluation.extract_features(
+        params=cfg,
+        extractor="efficientnet_lite0",
+        set_name="reference",
+        images=str(tmp_path / "train.npz"),
+        data=str(tmp_path / "train.npz"),
+        out=str(tmp_path / "reference.npy"),
+        device="cpu",
+    )
     got = evaluation.load_features(str(tmp_path / "reference.npy"))
     whole, labels = evaluation.load_image_set("reference", str(tmp_path / "train.npz"), 45)
     expected = load_extractor(cfg["extractors"][0], torch.device("cpu"))(whole)

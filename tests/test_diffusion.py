@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from lowdensity.diffusion import (
+from lowdensity.core.diffusion import (
     GaussianDiffusion,
     SpacedDiffusion,
     build_diffusion,
@@ -17,8 +17,8 @@ from lowdensity.diffusion import (
     normal_kl,
     stratified_terms,
 )
-from lowdensity.noise import NoiseSource
-from lowdensity.respacing import space_timesteps
+from lowdensity.core.noise import NoiseSource
+from lowdensity.core.respacing import space_timesteps
 
 
 class OracleEps(torch.nn.Module):
@@ -82,7 +82,9 @@ def test_posterior_matches_bayes_rule():
         mean, var, _ = diff.q_posterior_mean_variance(x0, xt, t)
         prec = 1 / (1 - abar[step - 1]) + (1 - betas[step]) / betas[step]
         ref_var = 1 / prec
-        ref_mean = ref_var * (np.sqrt(abar[step - 1]) * x0 / (1 - abar[step - 1]) + np.sqrt(1 - betas[step]) * xt / betas[step])
+        ref_mean = ref_var * (
+            np.sqrt(abar[step - 1]) * x0 / (1 - abar[step - 1]) + np.sqrt(1 - betas[step]) * xt / betas[step]
+        )
         assert var.flatten()[0].item() == pytest.approx(ref_var, rel=1e-5)
         torch.testing.assert_close(mean, ref_mean.float(), rtol=1e-4, atol=1e-5)
 
@@ -196,7 +198,7 @@ def test_linear_schedule_rejects_too_few_steps():
 def test_vlb_terms_of_true_noise_are_smaller_than_of_zeros():
     diff = build_diffusion(60, "linear")
     gen = torch.Generator().manual_seed(0)
-    x0 = (torch.randint(0, 256, (4, 1, 4, 4), generator=gen).float() / 127.5 - 1)
+    x0 = torch.randint(0, 256, (4, 1, 4, 4), generator=gen).float() / 127.5 - 1
     oracle = diff.calc_bpd_loop(OracleEps(x0, diff), x0, generator=torch.Generator().manual_seed(1))
     zeros = diff.calc_bpd_loop(ZeroEps(), x0, generator=torch.Generator().manual_seed(1))
     assert torch.all(oracle["total_bpd"] < zeros["total_bpd"])
@@ -227,7 +229,9 @@ def test_the_bound_from_every_stratified_term_equals_the_full_bound():
     terms = stratified_terms(60, 60, np.random.default_rng(0))
     same = diff.calc_bpd_loop(model, x0, generator=torch.Generator().manual_seed(2), terms=terms)
     torch.testing.assert_close(same["total_bpd"], full["total_bpd"], rtol=0, atol=0)
-    few = diff.calc_bpd_loop(model, x0, generator=torch.Generator().manual_seed(2), terms=stratified_terms(60, 10, np.random.default_rng(0)))
+    few = diff.calc_bpd_loop(
+        model, x0, generator=torch.Generator().manual_seed(2), terms=stratified_terms(60, 10, np.random.default_rng(0))
+    )
     assert few["vb"].shape == (3, 10) and torch.isfinite(few["total_bpd"]).all()
 
 

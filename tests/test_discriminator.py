@@ -1,36 +1,44 @@
 """The discriminator's training options (time law, initialisation, splits, cue removal) and PRD."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from lowdensity.classifier import (
+from lowdensity.data import Split
+from lowdensity.guidance.classifier import (
     REAL,
     SYNTHETIC,
-    discriminator_splits,
     draw_timesteps,
     encoder_kwargs,
     init_from_classifier,
     remove_dark_cue,
     timestep_probabilities,
 )
-from lowdensity.data import Split
 from lowdensity.io import atomic_savez, atomic_torch_save
-from lowdensity.prd import max_f_beta, prd, prd_curve
-from lowdensity.unet import EncoderUNet
+from lowdensity.metrics.prd import max_f_beta, prd, prd_curve
+from lowdensity.networks.unet import EncoderUNet
+from lowdensity.stages.guidance import discriminator_splits
 
-MODEL = {"channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "dropout": 0.0,
-         "num_heads": 1, "scale_shift": True, "embedding_dim": 8}
+MODEL = {
+    "channels": 16,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+    "dropout": 0.0,
+    "num_heads": 1,
+    "scale_shift": True,
+    "embedding_dim": 8,
+}
 
 
 @pytest.mark.parametrize("law", [{"max": None, "power": 3.0}, {"max": 40, "power": 1.0}, {"max": 70, "power": 0.5}])
 def test_timesteps_follow_the_configured_law(law):
     """χ² goodness of fit of 200,000 draws against P(t = k) = ((k+1)/m)^(1/p) − (k/m)^(1/p)."""
     num_steps = 100
-    draws = torch.cat([draw_timesteps(20_000, num_steps, law, torch.Generator().manual_seed(s)) for s in range(10)]).numpy()
+    draws = torch.cat(
+        [draw_timesteps(20_000, num_steps, law, torch.Generator().manual_seed(s)) for s in range(10)]
+    ).numpy()
     probabilities = timestep_probabilities(num_steps, law)
     assert probabilities.sum() == pytest.approx(1.0)
     t_max = law["max"] or num_steps
@@ -52,14 +60,16 @@ def test_uniform_law_is_adms_uniform_draw():
 def test_initialisation_from_the_classifier_copies_everything_but_the_head(tmp_path):
     torch.manual_seed(0)
     classifier = EncoderUNet(**encoder_kwargs(MODEL, 8, 1, 10))
-    atomic_torch_save({"state_dict": classifier.state_dict(), "arch": encoder_kwargs(MODEL, 8, 1, 10)}, tmp_path / "clf.pt")
+    atomic_torch_save(
+        {"state_dict": classifier.state_dict(), "arch": encoder_kwargs(MODEL, 8, 1, 10)}, tmp_path / "clf.pt"
+    )
     torch.manual_seed(1)
     discriminator = EncoderUNet(**encoder_kwargs(MODEL, 8, 1, 2))
     head_before = {k: v.clone() for k, v in discriminator.head.state_dict().items()}
     init_from_classifier(discriminator, str(tmp_path / "clf.pt"))
     for key, value in discriminator.state_dict().items():
         if key.startswith("head."):
-            assert torch.equal(value, head_before[key[len("head."):]]) and value.shape[0] == 2
+            assert torch.equal(value, head_before[key[len("head.") :]]) and value.shape[0] == 2
         else:
             assert torch.equal(value, classifier.state_dict()[key]), key
     other = EncoderUNet(**encoder_kwargs({**MODEL, "channels": 8}, 8, 1, 2))
@@ -77,13 +87,20 @@ def _sample_file(path, n, offset):
 def test_held_out_images_are_the_same_whatever_the_training_size(tmp_path):
     _sample_file(tmp_path / "baseline.npz", 100, 0)
     _sample_file(tmp_path / "pool.npz", 60, 1000)
-    real = Split(np.arange(500 * 64, dtype=np.int64).reshape(500, 1, 8, 8).astype(np.uint8), np.zeros(500, dtype=np.int64), ("a",))
+    real = Split(
+        np.arange(500 * 64, dtype=np.int64).reshape(500, 1, 8, 8).astype(np.uint8),
+        np.zeros(500, dtype=np.int64),
+        ("a",),
+    )
     real.images[:, 0, 0, 0] = np.arange(500) % 256
     real.images[:, 0, 0, 1] = 100 + np.arange(500) // 256
     base = {"num_per_set": 100, "holdout": 0.2, "extra_samples": 0, "train": {"seed": 5}}
     train_a, held_a = discriminator_splits(real, [str(tmp_path / "baseline.npz")], base)
-    train_b, held_b = discriminator_splits(real, [str(tmp_path / "baseline.npz"), str(tmp_path / "pool.npz")],
-                                           {**base, "num_per_set": 150, "extra_samples": 50})
+    train_b, held_b = discriminator_splits(
+        real,
+        [str(tmp_path / "baseline.npz"), str(tmp_path / "pool.npz")],
+        {**base, "num_per_set": 150, "extra_samples": 50},
+    )
     train_c, held_c = discriminator_splits(real, [str(tmp_path / "baseline.npz")], {**base, "num_per_set": 50})
     np.testing.assert_array_equal(held_a.images, held_b.images)
     np.testing.assert_array_equal(held_a.images, held_c.images)
@@ -128,15 +145,19 @@ def test_prd_of_identical_sets_is_one_and_of_disjoint_sets_zero():
 
 
 def test_fidelity_rows_agree_with_improved_precision_and_prd():
-    from lowdensity.guided_eval import fidelity_with_intervals
-    from lowdensity.knn import improved_precision_recall
+    from lowdensity.metrics.knn import improved_precision_recall
+    from lowdensity.stages.guided_eval import fidelity_with_intervals
 
     rng = np.random.default_rng(1)
     reference, samples = rng.normal(size=(400, 6)), rng.normal(0.3, 1.2, size=(120, 6))
     prd_cfg = {"num_clusters": 8, "num_angles": 1001, "num_runs": 3}
     rows = {r["metric"]: r for r in fidelity_with_intervals(reference, samples, 3, prd_cfg, 50, 0.9, seed=0)}
-    assert rows["improved_precision"]["value"] == pytest.approx(improved_precision_recall(reference, samples, 3)["precision"])
+    assert rows["improved_precision"]["value"] == pytest.approx(
+        improved_precision_recall(reference, samples, 3)["precision"]
+    )
     curve = prd(samples, reference, 8, 1001, 3, seed=0)
-    assert rows["prd_f1/8"]["value"] == pytest.approx(curve["f_1/8"]) and rows["prd_f8"]["value"] == pytest.approx(curve["f_8"])
+    assert rows["prd_f1/8"]["value"] == pytest.approx(curve["f_1/8"]) and rows["prd_f8"]["value"] == pytest.approx(
+        curve["f_8"]
+    )
     for row in rows.values():
         assert 0 <= row["low"] <= row["high"] <= 1 and row["n"] == 120 and row["bootstrap"] == 50

@@ -49,26 +49,50 @@ def test_the_reference_lists_every_key_of_every_configuration(repo):
 def test_a_key_without_a_description_is_found(tmp_path):
     """The walker follows $ref, allOf, list items and free-name mappings, and reports what lacks a description."""
     schema = tmp_path / "schema.yaml"
-    schema.write_text(yaml.safe_dump({
-        "$defs": {"inner": {"type": "object", "properties": {"x": {"type": "integer", "description": "an x"}, "y": {"type": "number"}}}},
-        "type": "object",
-        "properties": {
-            "a": {"allOf": [{"$ref": "#/$defs/inner"}], "description": "section a"},
-            "b": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
-            "c": {"type": "object", "additionalProperties": {"$ref": "#/$defs/inner"}, "description": "per name"},
-        }}))
+    schema.write_text(
+        yaml.safe_dump(
+            {
+                "$defs": {
+                    "inner": {
+                        "type": "object",
+                        "properties": {"x": {"type": "integer", "description": "an x"}, "y": {"type": "number"}},
+                    }
+                },
+                "type": "object",
+                "properties": {
+                    "a": {"allOf": [{"$ref": "#/$defs/inner"}], "description": "section a"},
+                    "b": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                    "c": {
+                        "type": "object",
+                        "additionalProperties": {"$ref": "#/$defs/inner"},
+                        "description": "per name",
+                    },
+                },
+            }
+        )
+    )
     keys = {k.path: k.description for k in schema_keys(schema)}
-    assert keys == {"a": "section a", "a.x": "an x", "a.y": "", "b": "", "b[].name": "", "c": "per name", "c.<name>": "",
-                    "c.<name>.x": "an x", "c.<name>.y": ""}
+    assert keys == {
+        "a": "section a",
+        "a.x": "an x",
+        "a.y": "",
+        "b": "",
+        "b[].name": "",
+        "c": "per name",
+        "c.<name>": "",
+        "c.<name>.x": "an x",
+        "c.<name>.y": "",
+    }
 
 
 def test_committed_pages_that_need_no_run_are_current(repo, tmp_path):
     """docs/generated/{configuration,performance,gpu_hours}.md equal a fresh rendering: a schema or
     benchmark edit without `make docs` fails here."""
-    render_docs(["configuration", "performance", "gpu_hours"], repo=repo, out=tmp_path)
+    render_docs(pages=["configuration", "performance", "gpu_hours"], repo=repo, out=tmp_path)
     for name in ("configuration", "performance", "gpu_hours"):
         assert (tmp_path / f"{name}.md").read_text() == (repo / f"docs/generated/{name}.md").read_text(), (
-            f"docs/generated/{name}.md is stale: run `make docs` and commit it")
+            f"docs/generated/{name}.md is stale: run `make docs` and commit it"
+        )
 
 
 def test_readme_is_short_and_about_the_repository(repo):
@@ -101,7 +125,9 @@ def test_readme_commands_work_as_typed(repo):
     for command in commands:
         words = shlex.split(command)
         if words[0] == "make":
-            result = subprocess.run(["make", "-n", *words[1:]], cwd=repo, capture_output=True, text=True, env=ENV, timeout=60)
+            result = subprocess.run(
+                ["make", "-n", *words[1:]], cwd=repo, capture_output=True, text=True, env=ENV, timeout=60
+            )
         else:
             result = subprocess.run([*words, "-n"], cwd=repo, capture_output=True, text=True, env=ENV, timeout=600)
         assert result.returncode == 0, f"{command}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
@@ -120,8 +146,10 @@ def test_mkdocs_configuration_lists_every_page(repo):
 def test_missing_weights_warn_in_a_dry_run_and_stop_a_real_run(repo, tmp_path):
     """A dry run plans and names the missing file; a real run refuses before any job, writing nothing."""
     override = tmp_path / "resnet.yaml"
-    override.write_text("evaluation:\n  extractors:\n    - {name: efficientnet_lite0, input_size: 32}\n"
-                        f"    - {{name: resnet50, timm_name: resnet50, weights: {tmp_path}/r50.pth, input_size: 32}}\n")
+    override.write_text(
+        "evaluation:\n  extractors:\n    - {name: efficientnet_lite0, input_size: 32}\n"
+        f"    - {{name: resnet50, timm_name: resnet50, weights: {tmp_path}/r50.pth, input_size: 32}}\n"
+    )
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     base = [snakemake, "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "work"), "--cores", "1"]
     configs = ["--configfile", str(repo / "configs/tiny.yaml"), str(override)]  # last: it takes every word after it
@@ -129,7 +157,9 @@ def test_missing_weights_warn_in_a_dry_run_and_stop_a_real_run(repo, tmp_path):
     message = f"config key 'evaluation.extractors[1].weights': {tmp_path}/r50.pth not found: download"
     assert dry.returncode == 0 and "Job stats" in dry.stdout + dry.stderr
     assert f"warning: {message}" in dry.stderr
-    real = subprocess.run([*base, "results/data/val.npz", *configs], capture_output=True, text=True, env=ENV, timeout=300)
+    real = subprocess.run(
+        [*base, "results/data/val.npz", *configs], capture_output=True, text=True, env=ENV, timeout=300
+    )
     assert real.returncode != 0
     assert "missing local files, nothing was run" in real.stdout + real.stderr and message in real.stdout + real.stderr
     assert not (tmp_path / "work/results").exists()

@@ -7,20 +7,49 @@ import numpy as np
 import pytest
 import torch
 
-from lowdensity.gan import (Discriminator, Generator, build_gan, hinge_discriminator_loss, hinge_generator_loss, load_generator,
-                            load_pretrained_biggan, sample_gan_shard, train_gan, truncated_normal)
+from lowdensity.core.noise import NoiseSource
 from lowdensity.data import Split, save_split
-from lowdensity.noise import NoiseSource
+from lowdensity.networks.gan import (
+    Discriminator,
+    Generator,
+    build_gan,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    load_generator,
+    load_pretrained_biggan,
+    truncated_normal,
+)
+from lowdensity.stages.gan import sample_gan_shard, train_gan
 
-MODEL = {"z_dim": 16, "g_channels": 8, "g_channel_mult": [2, 1], "d_channels": 8, "d_channel_mult": [1, 2],
-         "class_embedding_dim": 8, "attention_resolutions": [8]}
-TRAIN = {"steps": 30, "batch_size": 16, "d_steps": 1, "lr_g": 2e-4, "lr_d": 1e-3, "ema_decay": 0.9, "ema_start": 5,
-         "standing_batches": 2, "checkpoint_every": 10, "log_every": 5, "seed": 0}
+MODEL = {
+    "z_dim": 16,
+    "g_channels": 8,
+    "g_channel_mult": [2, 1],
+    "d_channels": 8,
+    "d_channel_mult": [1, 2],
+    "class_embedding_dim": 8,
+    "attention_resolutions": [8],
+}
+TRAIN = {
+    "steps": 30,
+    "batch_size": 16,
+    "d_steps": 1,
+    "lr_g": 2e-4,
+    "lr_d": 1e-3,
+    "ema_decay": 0.9,
+    "ema_start": 5,
+    "standing_batches": 2,
+    "checkpoint_every": 10,
+    "log_every": 5,
+    "seed": 0,
+}
 
 
 def test_generator_and_discriminator_shapes_and_conditioning():
     torch.manual_seed(0)
-    g = Generator(16, 3, 5, z_dim=24, channels=8, channel_mult=[4, 2, 1], class_embedding_dim=8, attention_resolutions=[8])
+    g = Generator(
+        16, 3, 5, z_dim=24, channels=8, channel_mult=[4, 2, 1], class_embedding_dim=8, attention_resolutions=[8]
+    )
     d = Discriminator(16, 3, 5, channels=8, channel_mult=[1, 2, 4], attention_resolutions=[8])
     assert set(g.attention) == {"0"} and set(d.attention) == {"0"}  # one SAGAN block at 8×8 in each
     z = torch.randn(4, 24)
@@ -52,7 +81,7 @@ def toy_data(tmp_path_factory):
     images = np.zeros((64, 1, 8, 8), dtype=np.uint8)
     labels = np.arange(64) % 2
     for i, c in enumerate(labels):
-        images[i, 0, 2:6, (0 if c == 0 else 4):(4 if c == 0 else 8)] = 200
+        images[i, 0, 2:6, (0 if c == 0 else 4) : (4 if c == 0 else 8)] = 200
     images = np.clip(images + rng.integers(0, 30, images.shape), 0, 255).astype(np.uint8)
     path = tmp_path_factory.mktemp("gan") / "train.npz"
     save_split(Split(images, labels, ("left", "right")), str(path))
@@ -66,10 +95,19 @@ def _real_hinge(discriminator, images, labels):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(toy_data, tmp_path, channels_last):
+def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(
+    toy_data, tmp_path, channels_last
+):
     path, images, labels = toy_data
     cfg = {"model": MODEL, "train": {**TRAIN, "channels_last": channels_last}}
-    train_gan(cfg, str(path), str(tmp_path / "model.pt"), str(tmp_path / "loss.csv"), str(tmp_path / "ck.pt"), "cpu")
+    train_gan(
+        params=cfg,
+        data=str(path),
+        model=str(tmp_path / "model.pt"),
+        loss_csv=str(tmp_path / "loss.csv"),
+        checkpoint=str(tmp_path / "ck.pt"),
+        device="cpu",
+    )
     arch = {"model": MODEL, "image_size": 8, "channels": 1, "num_classes": 2}
     torch.manual_seed(TRAIN["seed"])
     _, untrained = build_gan(arch)  # the same initial weights as the run's
@@ -80,8 +118,22 @@ def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_
     # cut off after 10 steps (checkpoint written), then rerun to 30: equal to the uninterrupted run
     short = {"model": MODEL, "train": {**cfg["train"], "steps": 10}}
     cut = tmp_path / "cut"
-    train_gan(short, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
-    train_gan(cfg, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    train_gan(
+        params=short,
+        data=str(path),
+        model=str(cut / "model.pt"),
+        loss_csv=str(cut / "loss.csv"),
+        checkpoint=str(cut / "ck.pt"),
+        device="cpu",
+    )
+    train_gan(
+        params=cfg,
+        data=str(path),
+        model=str(cut / "model.pt"),
+        loss_csv=str(cut / "loss.csv"),
+        checkpoint=str(cut / "ck.pt"),
+        device="cpu",
+    )
     full = torch.load(tmp_path / "model.pt", weights_only=True)["generator"]
     resumed = torch.load(cut / "model.pt", weights_only=True)["generator"]
     assert full.keys() == resumed.keys()
@@ -97,13 +149,34 @@ def test_a_decaying_rate_is_a_different_gan_and_a_shorter_decaying_run_is_not_co
     runs = {}
     for name, train in [("constant", TRAIN), ("linear", {**TRAIN, "lr_schedule": "linear"})]:
         out = tmp_path / name
-        train_gan({"model": MODEL, "train": train}, str(path), str(out / "model.pt"), str(out / "loss.csv"), str(out / "ck.pt"), "cpu")
+        train_gan(
+            params={"model": MODEL, "train": train},
+            data=str(path),
+            model=str(out / "model.pt"),
+            loss_csv=str(out / "loss.csv"),
+            checkpoint=str(out / "ck.pt"),
+            device="cpu",
+        )
         runs[name] = torch.load(out / "model.pt", weights_only=True)["generator"]
     assert not all(torch.equal(runs["constant"][k], runs["linear"][k]) for k in runs["linear"])
     decaying = {**TRAIN, "lr_schedule": "linear"}
     cut = tmp_path / "cut"
-    train_gan({"model": MODEL, "train": {**decaying, "steps": 10}}, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
-    train_gan({"model": MODEL, "train": decaying}, str(path), str(cut / "model.pt"), str(cut / "loss.csv"), str(cut / "ck.pt"), "cpu")
+    train_gan(
+        params={"model": MODEL, "train": {**decaying, "steps": 10}},
+        data=str(path),
+        model=str(cut / "model.pt"),
+        loss_csv=str(cut / "loss.csv"),
+        checkpoint=str(cut / "ck.pt"),
+        device="cpu",
+    )
+    train_gan(
+        params={"model": MODEL, "train": decaying},
+        data=str(path),
+        model=str(cut / "model.pt"),
+        loss_csv=str(cut / "loss.csv"),
+        checkpoint=str(cut / "ck.pt"),
+        device="cpu",
+    )
     assert "differently configured run" in caplog.text
     resumed = torch.load(cut / "model.pt", weights_only=True)["generator"]
     for key in resumed:
@@ -122,10 +195,21 @@ def test_the_channels_last_layout_trains_the_same_gan_up_to_rounding(toy_data, t
     for channels_last in (False, True):
         cfg = {"model": MODEL, "train": {**TRAIN, "steps": 5, "ema_start": 0, "channels_last": channels_last}}
         out = tmp_path / str(channels_last)
-        train_gan(cfg, str(path), str(out / "model.pt"), str(out / "loss.csv"), str(out / "ck.pt"), "cpu")
+        train_gan(
+            params=cfg,
+            data=str(path),
+            model=str(out / "model.pt"),
+            loss_csv=str(out / "loss.csv"),
+            checkpoint=str(out / "ck.pt"),
+            device="cpu",
+        )
         checkpoint = torch.load(out / "ck.pt", weights_only=True)
-        nhwc[channels_last] = all(w.is_contiguous(memory_format=torch.channels_last)
-                                  for net in ("generator", "discriminator") for w in checkpoint[net].values() if w.ndim == 4)
+        nhwc[channels_last] = all(
+            w.is_contiguous(memory_format=torch.channels_last)
+            for net in ("generator", "discriminator")
+            for w in checkpoint[net].values()
+            if w.ndim == 4
+        )
         with torch.no_grad():
             images[channels_last] = load_generator(str(out / "model.pt"), torch.device("cpu"))[0](z, y)
     assert nhwc == {False: False, True: True}
@@ -136,16 +220,30 @@ def test_a_non_finite_loss_stops_with_the_step(toy_data, tmp_path):
     path, _, _ = toy_data
     bad = {"model": MODEL, "train": {**TRAIN, "lr_d": float("inf")}}
     with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
-        train_gan(bad, str(path), str(tmp_path / "m.pt"), str(tmp_path / "l.csv"), str(tmp_path / "c.pt"), "cpu")
+        train_gan(
+            params=bad,
+            data=str(path),
+            model=str(tmp_path / "m.pt"),
+            loss_csv=str(tmp_path / "l.csv"),
+            checkpoint=str(tmp_path / "c.pt"),
+            device="cpu",
+        )
 
 
 def test_sampling_is_deterministic_per_seed_whatever_the_shards(toy_data, tmp_path):
     path, _, _ = toy_data
     model = tmp_path / "model.pt"
-    train_gan({"model": MODEL, "train": {**TRAIN, "steps": 3}}, str(path), str(model), str(tmp_path / "l.csv"), str(tmp_path / "c.pt"), "cpu")
+    train_gan(
+        params={"model": MODEL, "train": {**TRAIN, "steps": 3}},
+        data=str(path),
+        model=str(model),
+        loss_csv=str(tmp_path / "l.csv"),
+        checkpoint=str(tmp_path / "c.pt"),
+        device="cpu",
+    )
     gan = {"truncation": None, "pretrained": {"path": None, "truncation": 1.0, "imagenet_classes": None}}
     one = {"num_samples": 10, "shards": 1, "seed": 100, "batch_size": 4}
-    sample_gan_shard(gan, one, 0, str(tmp_path / "all.npz"), str(model), device="cpu")
+    sample_gan_shard(params=gan, sampling=one, shard=0, out=str(tmp_path / "all.npz"), model=str(model), device="cpu")
     parts = [np.load(_shard(gan, {**one, "shards": 3, "batch_size": 3}, k, model, tmp_path)) for k in range(3)]
     whole = np.load(tmp_path / "all.npz")
     np.testing.assert_array_equal(whole["images"], np.concatenate([p["images"] for p in parts]))
@@ -157,7 +255,7 @@ def test_sampling_is_deterministic_per_seed_whatever_the_shards(toy_data, tmp_pa
 
 def _shard(gan, sampling, k, model, tmp_path):
     out = tmp_path / f"shard_{sampling['shards']}_{k}_{gan['truncation']}.npz"
-    sample_gan_shard(gan, sampling, k, str(out), str(model), device="cpu")
+    sample_gan_shard(params=gan, sampling=sampling, shard=k, out=str(out), model=str(model), device="cpu")
     return out
 
 
@@ -178,8 +276,15 @@ def test_pretrained_biggan_deep_samples_through_the_pipeline(toy_data, tmp_path)
     """A small randomly initialised BigGAN-deep saved the way the released weights are
     (pytorch_model.bin + config.json) loads strictly and draws the pipeline's sample set."""
     biggan = pytest.importorskip("pytorch_pretrained_biggan")
-    config = biggan.BigGANConfig(output_dim=16, z_dim=8, class_embed_dim=8, channel_width=4, num_classes=1000,
-                                 layers=[(True, 16, 8), (False, 8, 4), (False, 4, 2), (True, 2, 1)], attention_layer_position=1)
+    config = biggan.BigGANConfig(
+        output_dim=16,
+        z_dim=8,
+        class_embed_dim=8,
+        channel_width=4,
+        num_classes=1000,
+        layers=[(True, 16, 8), (False, 8, 4), (False, 4, 2), (True, 2, 1)],
+        attention_layer_position=1,
+    )
     torch.manual_seed(0)
     folder = tmp_path / "biggan"
     folder.mkdir()
@@ -188,11 +293,17 @@ def test_pretrained_biggan_deep_samples_through_the_pipeline(toy_data, tmp_path)
     path, _, _ = toy_data
     gan = {"truncation": None, "pretrained": {"path": str(folder), "truncation": 0.4, "imagenet_classes": [207, 208]}}
     sampling = {"num_samples": 6, "shards": 2, "seed": 7, "batch_size": 4}
-    sample_gan_shard(gan, sampling, 1, str(tmp_path / "s.npz"), data_path=str(path), device="cpu")
+    sample_gan_shard(params=gan, sampling=sampling, shard=1, out=str(tmp_path / "s.npz"), data=str(path), device="cpu")
     out = np.load(tmp_path / "s.npz")
     assert out["images"].shape == (3, 1, 8, 8) and out["images"].dtype == np.uint8  # resized, grey like the data
     np.testing.assert_array_equal(out["labels"], [1, 0, 1])
     assert str(out["meta_generator"]).startswith("biggan-deep")
     with pytest.raises(ValueError, match="imagenet_classes"):
-        sample_gan_shard({**gan, "pretrained": {**gan["pretrained"], "imagenet_classes": [1]}}, sampling, 0,
-                         str(tmp_path / "x.npz"), data_path=str(path), device="cpu")
+        sample_gan_shard(
+            params={**gan, "pretrained": {**gan["pretrained"], "imagenet_classes": [1]}},
+            sampling=sampling,
+            shard=0,
+            out=str(tmp_path / "x.npz"),
+            data=str(path),
+            device="cpu",
+        )

@@ -8,18 +8,19 @@ import torch
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
-from lowdensity.classifier import REAL, SYNTHETIC, bucket_edges, embed_images, load_encoder
-from lowdensity.gaussians import ClassGaussians
-from lowdensity.guidance import (
+from lowdensity.guidance.classifier import REAL, SYNTHETIC, bucket_edges, embed_images, load_encoder
+from lowdensity.guidance.gaussians import ClassGaussians
+from lowdensity.guidance.guided import (
     Guide,
+    GuidedCell,
     loss_g1_hardness,
     loss_g1_softmax,
     loss_g2,
     make_cond_fn,
     normalize_per_sample,
-    sample_guided_shard,
 )
-from lowdensity.sampling import gather_shards, sample_shard
+from lowdensity.stages.guidance import sample_guided_shard
+from lowdensity.stages.sampling import gather_shards, sample_shard
 
 
 def random_class_data(seed=0, n=200, k=5, classes=3):
@@ -73,8 +74,7 @@ def test_noise_buckets_pick_the_gaussians_of_the_timestep():
 def test_loss_g1_hand_computed():
     H = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 4.0]])
     y = torch.tensor([1, 2])
-    expected = [2 - math.log(math.exp(1) + math.exp(2) + math.exp(3)),
-                4 - math.log(2 * math.exp(0.5) + math.exp(4))]
+    expected = [2 - math.log(math.exp(1) + math.exp(2) + math.exp(3)), 4 - math.log(2 * math.exp(0.5) + math.exp(4))]
     torch.testing.assert_close(loss_g1_hardness(H, y, 1.0), torch.tensor(expected))
     tau = 2.0
     expected_tau = 1.0 - math.log(math.exp(0.5) + math.exp(1.0) + math.exp(1.5))
@@ -122,8 +122,10 @@ def test_guidance_shift_ascends_both_losses():
     x = torch.randn(3, 1, 4, 4)
     t = torch.tensor([5, 5, 5])
     y = torch.tensor([0, 1, 2])
-    for alpha, beta, value in [(1.0, 0.0, lambda z: loss_g1_hardness(g1.hardness(enc.embed(z, t), t), y, 1.0)),
-                               (0.0, 1.0, lambda z: loss_g2(g2.hardness(disc.embed(z, t), t), 1.0))]:
+    for alpha, beta, value in [
+        (1.0, 0.0, lambda z: loss_g1_hardness(g1.hardness(enc.embed(z, t), t), y, 1.0)),
+        (0.0, 1.0, lambda z: loss_g2(g2.hardness(disc.embed(z, t), t), 1.0)),
+    ]:
         shift = make_cond_fn(y, alpha, beta, 1.0, "hardness", Guide(enc, g1), Guide(disc, g2))(x, t, None)
         torch.testing.assert_close(shift.flatten(1).norm(dim=1), torch.ones(3))
         with torch.no_grad():
@@ -139,13 +141,24 @@ SAMPLING = {"num_samples": 24, "shards": 1, "batch_size": 12, "steps": 20, "meth
 def guided(root, name, alpha, beta=0.0, loss="hardness", step_scale="variance", **sampling):
     out = root / f"{name}.npz"
     paths = (str(root / "clf.pt"), str(root / "gaussians.pt"))
-    sample_guided_shard({**SAMPLING, **sampling}, alpha, beta, 1.0, loss, str(root / "ddpm.pt"), paths, paths, 0, str(out), "cpu", step_scale)
+    sample_guided_shard(
+        params={**SAMPLING, **sampling},
+        cell=GuidedCell(alpha=alpha, beta=beta, loss=loss, tau=1.0, step_scale=step_scale),
+        model=str(root / "ddpm.pt"),
+        classifier=paths,
+        discriminator=paths,
+        shard=0,
+        out=str(out),
+        device="cpu",
+    )
     return dict(np.load(out))
 
 
 @pytest.mark.parametrize("method", ["ddpm", "ddim"])
 def test_zero_weights_reproduce_the_baseline_bit_for_bit(trained, method):
-    sample_shard({**SAMPLING, "method": method}, str(trained / "ddpm.pt"), 0, str(trained / f"base_{method}.npz"), "cpu")
+    sample_shard(
+        {**SAMPLING, "method": method}, str(trained / "ddpm.pt"), 0, str(trained / f"base_{method}.npz"), "cpu"
+    )
     base = np.load(trained / f"base_{method}.npz")
     zero = guided(trained, f"zero_{method}", 0.0, 0.0, method=method)
     np.testing.assert_array_equal(base["images"], zero["images"])
@@ -163,8 +176,16 @@ def test_a_cell_sampled_alone_is_the_prefix_of_the_sharded_set(trained, tmp_path
     paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
     shards = [str(tmp_path / f"shard_{s}.npz") for s in range(2)]
     for s, out in enumerate(shards):
-        sample_guided_shard({**SAMPLING, "shards": 2, "batch_size": 5}, alpha, beta, 1.0, "hardness", str(trained / "ddpm.pt"),
-                            paths, paths, s, out, "cpu", "variance")
+        sample_guided_shard(
+            params={**SAMPLING, "shards": 2, "batch_size": 5},
+            cell=GuidedCell(alpha=alpha, beta=beta, loss="hardness", tau=1.0, step_scale="variance"),
+            model=str(trained / "ddpm.pt"),
+            classifier=paths,
+            discriminator=paths,
+            shard=s,
+            out=out,
+            device="cpu",
+        )
     gather_shards(shards[:1], str(tmp_path / "prefix.npz"), first=10, metadata={"alpha": alpha, "beta": beta})
     prefix = np.load(tmp_path / "prefix.npz")
     for key in ("images", "labels", "seeds", "indices"):
@@ -188,32 +209,94 @@ def test_a_cell_continued_from_its_beta_zero_twin_is_the_cell_sampled_whole(trai
     """H′ trained at t < 30 is consulted only there, so an (α, β) chain is the (α, 0) chain until its
     first step below t = 30: continuing the kept states of 12 chains gives, bit for bit, what sampling
     the whole chains gives (here for the first 5, in other batches), and β does act in those steps."""
-    ddpm, clf, disc = str(trained / "ddpm.pt"), (str(trained / "clf.pt"), str(trained / "gaussians.pt")), discriminator_below(trained, 30)
+    ddpm, clf, disc = (
+        str(trained / "ddpm.pt"),
+        (str(trained / "clf.pt"), str(trained / "gaussians.pt")),
+        discriminator_below(trained, 30),
+    )
     source = tmp_path / "a1_b0.npz"
-    sample_guided_shard({**SAMPLING, "num_samples": 12}, 1.0, 0.0, 1.0, "hardness", ddpm, clf, None, 0, str(source), "cpu",
-                        "variance", keep_state_below=30)
+    sample_guided_shard(
+        params={**SAMPLING, "num_samples": 12},
+        cell=GuidedCell(alpha=1.0, beta=0.0, loss="hardness", tau=1.0, step_scale="variance"),
+        model=ddpm,
+        classifier=clf,
+        discriminator=None,
+        shard=0,
+        out=str(source),
+        device="cpu",
+        keep_state_below=30,
+    )
     kept = np.load(source)
-    assert kept["branch_state"].shape == (12, 1, 8, 8) and int(kept["branch_timestep"]) < 30 and int(kept["branch_below"]) == 30
+    assert (
+        kept["branch_state"].shape == (12, 1, 8, 8)
+        and int(kept["branch_timestep"]) < 30
+        and int(kept["branch_below"]) == 30
+    )
     np.testing.assert_array_equal(kept["images"], guided(trained, "a1_b0", 1.0, 0.0, num_samples=12)["images"])
     for n, batch_size in ((12, 12), (5, 4)):
         cfg = {**SAMPLING, "num_samples": n, "batch_size": batch_size}
         whole, continued = tmp_path / f"whole_{n}.npz", tmp_path / f"continued_{n}.npz"
-        sample_guided_shard(cfg, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(whole), "cpu", "variance")
-        sample_guided_shard(cfg, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(continued), "cpu", "variance",
-                            branch_from=str(source))
+        sample_guided_shard(
+            params=cfg,
+            cell=GuidedCell(alpha=1.0, beta=40.0, loss="hardness", tau=1.0, step_scale="variance"),
+            model=ddpm,
+            classifier=clf,
+            discriminator=disc,
+            shard=0,
+            out=str(whole),
+            device="cpu",
+        )
+        sample_guided_shard(
+            params=cfg,
+            cell=GuidedCell(alpha=1.0, beta=40.0, loss="hardness", tau=1.0, step_scale="variance"),
+            model=ddpm,
+            classifier=clf,
+            discriminator=disc,
+            shard=0,
+            out=str(continued),
+            device="cpu",
+            branch_from=str(source),
+        )
         whole, continued = np.load(whole), np.load(continued)
         for key in ("images", "labels", "seeds", "indices"):
             np.testing.assert_array_equal(continued[key], whole[key])
         assert not np.array_equal(whole["images"], kept["images"][:n])  # β moved the samples in the steps continued
     with pytest.raises(ValueError, match="other alpha"):
-        sample_guided_shard(SAMPLING, 2.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0, str(tmp_path / "x.npz"), "cpu", "variance",
-                            branch_from=str(source))
+        sample_guided_shard(
+            params=SAMPLING,
+            cell=GuidedCell(alpha=2.0, beta=40.0, loss="hardness", tau=1.0, step_scale="variance"),
+            model=ddpm,
+            classifier=clf,
+            discriminator=disc,
+            shard=0,
+            out=str(tmp_path / "x.npz"),
+            device="cpu",
+            branch_from=str(source),
+        )
     with pytest.raises(ValueError, match="consulted below t = 50"):
-        sample_guided_shard(SAMPLING, 1.0, 40.0, 1.0, "hardness", ddpm, clf, discriminator_below(trained, 50), 0,
-                            str(tmp_path / "x.npz"), "cpu", "variance", branch_from=str(source))
+        sample_guided_shard(
+            params=SAMPLING,
+            cell=GuidedCell(alpha=1.0, beta=40.0, loss="hardness", tau=1.0, step_scale="variance"),
+            model=ddpm,
+            classifier=clf,
+            discriminator=discriminator_below(trained, 50),
+            shard=0,
+            out=str(tmp_path / "x.npz"),
+            device="cpu",
+            branch_from=str(source),
+        )
     with pytest.raises(ValueError, match="no state for samples"):
-        sample_guided_shard({**SAMPLING, "num_samples": 24}, 1.0, 40.0, 1.0, "hardness", ddpm, clf, disc, 0,
-                            str(tmp_path / "x.npz"), "cpu", "variance", branch_from=str(source))
+        sample_guided_shard(
+            params={**SAMPLING, "num_samples": 24},
+            cell=GuidedCell(alpha=1.0, beta=40.0, loss="hardness", tau=1.0, step_scale="variance"),
+            model=ddpm,
+            classifier=clf,
+            discriminator=disc,
+            shard=0,
+            out=str(tmp_path / "x.npz"),
+            device="cpu",
+            branch_from=str(source),
+        )
 
 
 def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):
@@ -221,10 +304,28 @@ def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):
     the same images as when they are given; a non-zero weight without its guide names what is missing."""
     paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
     without = tmp_path / "without.npz"
-    sample_guided_shard(SAMPLING, 1.0, 0.0, 1.0, "hardness", str(trained / "ddpm.pt"), paths, None, 0, str(without), "cpu")
+    sample_guided_shard(
+        params=SAMPLING,
+        cell=GuidedCell(alpha=1.0, beta=0.0, loss="hardness", tau=1.0),
+        model=str(trained / "ddpm.pt"),
+        classifier=paths,
+        discriminator=None,
+        shard=0,
+        out=str(without),
+        device="cpu",
+    )
     np.testing.assert_array_equal(np.load(without)["images"], guided(trained, "with", 1.0, 0.0)["images"])
     with pytest.raises(ValueError, match="β = 0.5 needs the discriminator's model and Gaussians"):
-        sample_guided_shard(SAMPLING, 1.0, 0.5, 1.0, "hardness", str(trained / "ddpm.pt"), paths, None, 0, str(without), "cpu")
+        sample_guided_shard(
+            params=SAMPLING,
+            cell=GuidedCell(alpha=1.0, beta=0.5, loss="hardness", tau=1.0),
+            model=str(trained / "ddpm.pt"),
+            classifier=paths,
+            discriminator=None,
+            shard=0,
+            out=str(without),
+            device="cpu",
+        )
 
 
 def test_positive_alpha_raises_mean_hardness(trained):

@@ -6,23 +6,23 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
+from lowdensity.core.noise import NoiseSource
 from lowdensity.data import DataMissingError
-from lowdensity.ddpm import load_ddpm, training_diffusion
-from lowdensity.minority import (
+from lowdensity.guidance.minority import (
     LPIPS,
+    guided_timesteps,
     l2_distance,
     make_distance,
     minority_classes,
     minority_scores,
     rarity_scores,
-    sample_with,
-    self_guided_loss,
     self_guided_cond_fn,
-    guided_timesteps,
+    self_guided_loss,
 )
-from lowdensity.noise import NoiseSource
-from lowdensity.sampler_comparison import frechet_distance
-from lowdensity.sampling import sample_shard
+from lowdensity.networks.ddpm import load_ddpm, training_diffusion
+from lowdensity.stages.sampler_comparison import frechet_distance
+from lowdensity.stages.samplers import sample_with
+from lowdensity.stages.sampling import sample_shard
 
 SAMPLING = {"num_samples": 16, "shards": 1, "batch_size": 8, "steps": 20, "method": "ddpm", "eta": 0.0, "seed": 11}
 DISTANCE = {"kind": "classifier", "lpips": {"alexnet": None, "linear": None}}
@@ -31,7 +31,16 @@ DISTANCE = {"kind": "classifier", "lpips": {"alexnet": None, "linear": None}}
 def successor(root, name, sampler, strength, **own):
     params = {"sampling": SAMPLING, "samplers": {sampler: own, "distance": DISTANCE}}
     guides = {"classifier_model": str(root / "clf.pt"), "minority_model": str(root / "clf.pt")}  # any noisy classifier
-    sample_with(params, sampler, strength, str(root / "ddpm.pt"), guides, 0, str(root / f"{name}.npz"), "cpu")
+    sample_with(
+        params=params,
+        sampler=sampler,
+        strength=strength,
+        model=str(root / "ddpm.pt"),
+        guides=guides,
+        shard=0,
+        out=str(root / f"{name}.npz"),
+        device="cpu",
+    )
     return dict(np.load(root / f"{name}.npz"))
 
 
@@ -41,24 +50,29 @@ def baseline(trained):
     return dict(np.load(trained / "sweep_base.npz"))
 
 
-@pytest.mark.parametrize("sampler, zero, moved, own", [
-    ("boost_and_skip", 1.0, 2.5, {"skip": 0}),
-    ("self_guided", 0.0, 4.0, {"renoise_fraction": 0.8, "every": 2}),
-    ("minority_guidance", 0.0, 20.0, {}),
-])
+@pytest.mark.parametrize(
+    "sampler, zero, moved, own",
+    [
+        ("boost_and_skip", 1.0, 2.5, {"skip": 0}),
+        ("self_guided", 0.0, 4.0, {"renoise_fraction": 0.8, "every": 2}),
+        ("minority_guidance", 0.0, 20.0, {}),
+    ],
+)
 def test_zero_strength_equals_the_baseline_bit_for_bit(trained, baseline, sampler, zero, moved, own):
     same = successor(trained, f"{sampler}_zero", sampler, zero, **own)
     np.testing.assert_array_equal(same["images"], baseline["images"])
     np.testing.assert_array_equal(same["seeds"], baseline["seeds"])
     np.testing.assert_array_equal(same["labels"], baseline["labels"])
-    assert not np.array_equal(successor(trained, f"{sampler}_moved", sampler, moved, **own)["images"], baseline["images"])
+    assert not np.array_equal(
+        successor(trained, f"{sampler}_moved", sampler, moved, **own)["images"], baseline["images"]
+    )
 
 
 def test_skipped_steps_keep_the_later_steps_noise(trained):
     """Boost-and-Skip with Δt skipped steps and γ = 1 equals the standard chain whose first Δt
     steps leave x_T untouched: every later step draws the same z."""
     model, meta = load_ddpm(str(trained / "ddpm.pt"), torch.device("cpu"))
-    from lowdensity.ddpm import sampling_diffusion
+    from lowdensity.networks.ddpm import sampling_diffusion
 
     diffusion = sampling_diffusion(meta["diffusion"], 20)
     y = torch.tensor([0, 1, 2])
@@ -95,7 +109,9 @@ def test_minority_classes_are_the_configured_quantiles():
     for g in (0, 1):
         assert np.bincount(within[groups == g]).tolist() == [100] * 5
         np.testing.assert_allclose(group_edges[g], np.quantile(scores[groups == g], [0.2, 0.4, 0.6, 0.8]))
-    val, _ = minority_classes(np.array([0.0, 1e9]), 5, np.array([0, 1]), group_edges)  # other images: the training edges
+    val, _ = minority_classes(
+        np.array([0.0, 1e9]), 5, np.array([0, 1]), group_edges
+    )  # other images: the training edges
     assert val.tolist() == [0, 4]
 
 
@@ -109,9 +125,9 @@ def test_minority_scores_average_the_distance_of_tweedie_estimates(trained):
     generator = torch.Generator().manual_seed(4)
     expected = []
     for start in (0, 4):
-        x0 = torch.from_numpy(images[start:start + 4]).float() / 127.5 - 1
+        x0 = torch.from_numpy(images[start : start + 4]).float() / 127.5 - 1
         t = torch.full((len(x0),), 60)
-        y = torch.from_numpy(labels[start:start + 4])
+        y = torch.from_numpy(labels[start : start + 4])
         total = 0
         for _ in range(3):
             noise = torch.randn(x0.shape, generator=generator)
@@ -184,7 +200,7 @@ def test_frechet_distance_closed_forms():
     x = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5))
     assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
     shift = np.array([1.0, -2.0, 0.0, 0.5, 3.0])
-    assert frechet_distance(x, x + shift) == pytest.approx((shift ** 2).sum(), rel=1e-6)
+    assert frechet_distance(x, x + shift) == pytest.approx((shift**2).sum(), rel=1e-6)
 
 
 def test_lpips_from_local_files_equals_its_definition(tmp_path):
@@ -201,8 +217,12 @@ def test_lpips_from_local_files_equals_its_definition(tmp_path):
     ours = lpips(a, b)
 
     def taps(x):  # by hand: scaling layer, AlexNet's ReLU outputs, unit-normalised channels
-        x = torch.nn.functional.interpolate(x.expand(-1, 3, -1, -1), size=(64, 64), mode="bilinear", align_corners=False)
-        x = (x - torch.tensor([-0.030, -0.088, -0.188]).reshape(1, 3, 1, 1)) / torch.tensor([0.458, 0.448, 0.450]).reshape(1, 3, 1, 1)
+        x = torch.nn.functional.interpolate(
+            x.expand(-1, 3, -1, -1), size=(64, 64), mode="bilinear", align_corners=False
+        )
+        x = (x - torch.tensor([-0.030, -0.088, -0.188]).reshape(1, 3, 1, 1)) / torch.tensor(
+            [0.458, 0.448, 0.450]
+        ).reshape(1, 3, 1, 1)
         out = []
         for i, layer in enumerate(net.features):
             x = layer(x)
@@ -211,8 +231,10 @@ def test_lpips_from_local_files_equals_its_definition(tmp_path):
         return out
 
     with torch.no_grad():
-        expected = sum(((fa - fb) ** 2 * linear[f"lin{i}.model.1.weight"]).sum(1).mean((1, 2))
-                       for i, (fa, fb) in enumerate(zip(taps(a), taps(b))))
+        expected = sum(
+            ((fa - fb) ** 2 * linear[f"lin{i}.model.1.weight"]).sum(1).mean((1, 2))
+            for i, (fa, fb) in enumerate(zip(taps(a), taps(b)))
+        )
     torch.testing.assert_close(ours, expected)
     assert torch.allclose(lpips(a, a), torch.zeros(3))
 

@@ -2,13 +2,25 @@ import numpy as np
 import pytest
 import torch
 
+from lowdensity.guidance.sampling import balanced_labels
 from lowdensity.io import atomic_torch_save
 from lowdensity.layout import shard_indices, shards_holding_first
-from lowdensity.sampling import balanced_labels, gather_shards, sample_shard, samples_grid
-from lowdensity.unet import UNet, count_parameters
+from lowdensity.networks.unet import UNet, count_parameters
+from lowdensity.stages.sampling import gather_shards, sample_shard, samples_grid
 
-ARCH = dict(image_size=8, in_channels=1, model_channels=16, out_channels=1, num_res_blocks=1,
-            attention_resolutions=(4,), channel_mult=(1, 2), dropout=0.0, num_classes=3, num_heads=1, scale_shift=True)
+ARCH = dict(
+    image_size=8,
+    in_channels=1,
+    model_channels=16,
+    out_channels=1,
+    num_res_blocks=1,
+    attention_resolutions=(4,),
+    channel_mult=(1, 2),
+    dropout=0.0,
+    num_classes=3,
+    num_heads=1,
+    scale_shift=True,
+)
 DIFFUSION = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
 
 
@@ -20,8 +32,17 @@ def model_file(tmp_path_factory):
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    atomic_torch_save({"state_dict": model.state_dict(), "arch": ARCH, "diffusion": DIFFUSION, "steps": 0,
-                       "parameters": count_parameters(model), "class_names": ["a", "b", "c"]}, path)
+    atomic_torch_save(
+        {
+            "state_dict": model.state_dict(),
+            "arch": ARCH,
+            "diffusion": DIFFUSION,
+            "steps": 0,
+            "parameters": count_parameters(model),
+            "class_names": ["a", "b", "c"],
+        },
+        path,
+    )
     return str(path)
 
 
@@ -86,7 +107,9 @@ def test_gather_rejects_missing_or_duplicate_shards(tmp_path, model_file):
     with pytest.raises(ValueError, match="exactly once"):
         gather_shards([str(tmp_path / "s0.npz"), str(tmp_path / "s2.npz")], str(tmp_path / "out.npz"))
     with pytest.raises(ValueError, match="exactly once"):
-        gather_shards([str(tmp_path / "s0.npz"), str(tmp_path / "s0.npz"), str(tmp_path / "s1.npz")], str(tmp_path / "out.npz"))
+        gather_shards(
+            [str(tmp_path / "s0.npz"), str(tmp_path / "s0.npz"), str(tmp_path / "s1.npz")], str(tmp_path / "out.npz")
+        )
 
 
 def test_grid_png(tmp_path, model_file):

@@ -10,14 +10,38 @@ from pathlib import Path
 import pytest
 
 JOBS = os.environ.get("LOWDENSITY_SLURM_JOBS")
-pytestmark = [pytest.mark.skipif(not JOBS, reason="run by make slurm-test on a SLURM cluster"), pytest.mark.reads_tiny_run]
+pytestmark = [
+    pytest.mark.skipif(not JOBS, reason="run by make slurm-test on a SLURM cluster"),
+    pytest.mark.reads_tiny_run,
+]
 
 # rules whose stage in config.yaml's `resources` has gpu: 1 (train_*, sample*, features, metrics, fit_gaussians)
-GPU_RULES = {"train_ddpm", "sample_baseline", "train_gan", "sample_gan", "train_classifier", "train_discriminator",
-             "fit_classifier_gaussians", "fit_discriminator_gaussians", "sample_guided", "sample_cell",
-             "score_sample_sets", "sample_ddim_baseline", "sample_ddim_guided", "nll", "extract_features",
-             "reference_neighbours", "density_metrics", "memorization", "fidelity", "figA7", "fig4b_fidelity",
-             "train_minority_classifier", "sample_sweep_point", "samplers_table"}
+GPU_RULES = {
+    "train_ddpm",
+    "sample_baseline",
+    "train_gan",
+    "sample_gan",
+    "train_classifier",
+    "train_discriminator",
+    "fit_classifier_gaussians",
+    "fit_discriminator_gaussians",
+    "sample_guided",
+    "sample_cell",
+    "score_sample_sets",
+    "sample_ddim_baseline",
+    "sample_ddim_guided",
+    "nll",
+    "extract_features",
+    "reference_neighbours",
+    "density_metrics",
+    "memorization",
+    "fidelity",
+    "figA7",
+    "fig4b_fidelity",
+    "train_minority_classifier",
+    "sample_sweep_point",
+    "samplers_table",
+}
 
 
 def _jobs() -> dict[str, list[dict]]:

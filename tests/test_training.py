@@ -5,19 +5,39 @@ import pandas as pd
 import pytest
 import torch
 
+from lowdensity.core.training import NonFiniteLossError, learning_rate, train, trajectory_config
 from lowdensity.data import Split, save_split
-from lowdensity.ddpm import ddpm_losses, load_ddpm, train_ddpm, training_diffusion
-from lowdensity.training import NonFiniteLossError, learning_rate, train, trajectory_config
-from lowdensity.unet import UNet
+from lowdensity.networks.ddpm import ddpm_losses, load_ddpm, training_diffusion
+from lowdensity.networks.unet import UNet
+from lowdensity.stages.ddpm import train_ddpm
 
 DIFFUSION = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
-MODEL = {"channels": 16, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [4], "dropout": 0.1,
-         "num_heads": 1, "scale_shift": True, "class_conditional": True}
+MODEL = {
+    "channels": 16,
+    "channel_mult": [1, 2],
+    "num_res_blocks": 1,
+    "attention_resolutions": [4],
+    "dropout": 0.1,
+    "num_heads": 1,
+    "scale_shift": True,
+    "class_conditional": True,
+}
 
 
 def train_cfg(**kw):
-    cfg = {"steps": 12, "batch_size": 8, "lr": 2e-3, "weight_decay": 0.0, "warmup_steps": 2, "ema_decay": 0.9,
-           "grad_clip": 1.0, "random_flip": True, "checkpoint_every": 5, "log_every": 2, "seed": 3}
+    cfg = {
+        "steps": 12,
+        "batch_size": 8,
+        "lr": 2e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 2,
+        "ema_decay": 0.9,
+        "grad_clip": 1.0,
+        "random_flip": True,
+        "checkpoint_every": 5,
+        "log_every": 2,
+        "seed": 3,
+    }
     cfg.update(kw)
     return cfg
 
@@ -27,21 +47,35 @@ def handful_of_images(n=8, size=8):
     base = np.zeros((n, 1, size, size), dtype=np.uint8)
     for i in range(n):  # bright squares at different places: an easy distribution
         r, c = rng.integers(0, size - 3, 2)
-        base[i, 0, r:r + 3, c:c + 3] = 255
+        base[i, 0, r : r + 3, c : c + 3] = 255
     return Split(base, np.arange(n) % 2, ("a", "b"))
 
 
 def make_model_and_losses(split):
     torch.manual_seed(0)
     model = UNet(8, 1, 16, 1, 1, (4,), (1, 2), dropout=0.1, num_classes=2)
-    compute = ddpm_losses(training_diffusion(DIFFUSION), torch.from_numpy(split.images), torch.from_numpy(split.labels), 8, torch.device("cpu"), True)
+    compute = ddpm_losses(
+        training_diffusion(DIFFUSION),
+        torch.from_numpy(split.images),
+        torch.from_numpy(split.labels),
+        8,
+        torch.device("cpu"),
+        True,
+    )
     return model, compute
 
 
 def test_loss_falls_on_a_handful_of_images(tmp_path):
     split = handful_of_images()
     model, compute = make_model_and_losses(split)
-    _, history = train(model, compute, train_cfg(steps=150, log_every=10, checkpoint_every=1000), tmp_path / "ck.pt", "x", torch.device("cpu"))
+    _, history = train(
+        model,
+        compute,
+        train_cfg(steps=150, log_every=10, checkpoint_every=1000),
+        tmp_path / "ck.pt",
+        "x",
+        torch.device("cpu"),
+    )
     losses = [row["loss"] for row in history]
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:2])
 
@@ -51,7 +85,9 @@ def weights_after(tmp_path, name, runs, **cfg):
     split = handful_of_images()
     for steps in runs:
         model, compute = make_model_and_losses(split)
-        ema, history = train(model, compute, train_cfg(steps=steps, **cfg), tmp_path / f"{name}.pt", "run", torch.device("cpu"))
+        ema, history = train(
+            model, compute, train_cfg(steps=steps, **cfg), tmp_path / f"{name}.pt", "run", torch.device("cpu")
+        )
     state = torch.load(tmp_path / f"{name}.pt", weights_only=True)
     return state["model"], ema.state_dict(), history
 
@@ -67,6 +103,7 @@ def test_resume_continues_exactly_as_uninterrupted(tmp_path):
     resumed_model, resumed_ema, resumed_hist = weights_after(tmp_path, "resumed", [7, 12])
     assert_same_state(full_model, resumed_model)
     assert_same_state(full_ema, resumed_ema)
+
     # the first, shorter run also logged its own last step (7), so row 8 averages one step
     # instead of two; every other row agrees
     def rows(history):
@@ -88,7 +125,9 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, schedule):
         return compute(m, g)
 
     with pytest.raises(KeyboardInterrupt):
-        train(model, dies_at_step_8, train_cfg(lr_schedule=schedule), tmp_path / "killed.pt", "run", torch.device("cpu"))
+        train(
+            model, dies_at_step_8, train_cfg(lr_schedule=schedule), tmp_path / "killed.pt", "run", torch.device("cpu")
+        )
     assert torch.load(tmp_path / "killed.pt", weights_only=True)["step"] == 5
     model, compute = make_model_and_losses(split)
     train(model, compute, train_cfg(lr_schedule=schedule), tmp_path / "killed.pt", "run", torch.device("cpu"))
@@ -100,12 +139,15 @@ def test_learning_rate_schedules_follow_their_closed_forms():
     base, warmup, steps = 2e-3, 10, 110  # 100 steps after the warm-up
     for schedule in ("constant", "linear", "cosine"):
         assert [learning_rate(base, s, steps, warmup, schedule) for s in range(warmup)] == pytest.approx(
-            [base * (s + 1) / warmup for s in range(warmup)])
+            [base * (s + 1) / warmup for s in range(warmup)]
+        )
     assert {learning_rate(base, s, steps, warmup, "constant") for s in range(warmup - 1, steps)} == {base}
     for step in range(warmup, steps):
         u = (step - warmup) / (steps - warmup)
         assert learning_rate(base, step, steps, warmup, "linear") == pytest.approx(base * (1 - u))
-        assert learning_rate(base, step, steps, warmup, "cosine") == pytest.approx(base * (1 + math.cos(math.pi * u)) / 2)
+        assert learning_rate(base, step, steps, warmup, "cosine") == pytest.approx(
+            base * (1 + math.cos(math.pi * u)) / 2
+        )
     # the first step after the warm-up trains at the full rate, the last one at a small positive rate
     assert learning_rate(base, warmup, steps, warmup, "linear") == base
     assert learning_rate(base, steps - 1, steps, warmup, "linear") == pytest.approx(base / 100)
@@ -128,7 +170,9 @@ def test_a_decaying_rate_makes_the_length_part_of_the_runs_identity():
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_a_decaying_run_logs_the_rates_of_its_schedule(tmp_path, schedule):
     model, compute = make_model_and_losses(handful_of_images())
-    _, history = train(model, compute, train_cfg(lr_schedule=schedule, log_every=1), tmp_path / "ck.pt", "run", torch.device("cpu"))
+    _, history = train(
+        model, compute, train_cfg(lr_schedule=schedule, log_every=1), tmp_path / "ck.pt", "run", torch.device("cpu")
+    )
     assert [row["lr"] for row in history] == pytest.approx([learning_rate(2e-3, s, 12, 2, schedule) for s in range(12)])
 
 
@@ -160,7 +204,14 @@ def test_nan_loss_stops_with_the_step_number(tmp_path):
 def test_train_ddpm_writes_model_and_loss_log(tmp_path):
     save_split(handful_of_images(), tmp_path / "train.npz")
     params = {"ddpm": {"model": MODEL, "train": train_cfg(steps=4)}, "diffusion": DIFFUSION}
-    train_ddpm(params, str(tmp_path / "train.npz"), str(tmp_path / "model.pt"), str(tmp_path / "loss.csv"), str(tmp_path / "ck.pt"), "cpu")
+    train_ddpm(
+        params=params,
+        data=str(tmp_path / "train.npz"),
+        model=str(tmp_path / "model.pt"),
+        loss_csv=str(tmp_path / "loss.csv"),
+        checkpoint=str(tmp_path / "ck.pt"),
+        device="cpu",
+    )
     model, meta = load_ddpm(str(tmp_path / "model.pt"), torch.device("cpu"))
     assert meta["steps"] == 4 and meta["class_names"] == ["a", "b"] and meta["diffusion"] == DIFFUSION
     assert not model.training
@@ -178,14 +229,43 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     import sys
 
     save_split(handful_of_images(16), str(tmp_path / "train.npz"))
-    params = {"ddpm": {"model": {**MODEL, "dropout": 0.0}, "train": train_cfg(steps=6, batch_size=8)}, "diffusion": DIFFUSION}
+    params = {
+        "ddpm": {"model": {**MODEL, "dropout": 0.0}, "train": train_cfg(steps=6, batch_size=8)},
+        "diffusion": DIFFUSION,
+    }
     one, two = tmp_path / "one", tmp_path / "two"
-    train_ddpm(params, str(tmp_path / "train.npz"), str(one / "model.pt"), str(one / "loss.csv"), str(one / "ck.pt"), "cpu")
+    train_ddpm(
+        params=params,
+        data=str(tmp_path / "train.npz"),
+        model=str(one / "model.pt"),
+        loss_csv=str(one / "loss.csv"),
+        checkpoint=str(one / "ck.pt"),
+        device="cpu",
+    )
     # what the rule runs when resources.train_ddpm.gpu = 2: the command re-executes itself under torchrun
-    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--gpus", "2", "--params", json.dumps(params),
-           "--data", str(tmp_path / "train.npz"), "--model", str(two / "model.pt"), "--loss-csv", str(two / "loss.csv"),
-           "--checkpoint", str(two / "ck.pt"), "--device", "cpu"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "lowdensity.cli",
+        "--gpus",
+        "2",
+        "train-ddpm",
+        "--params",
+        json.dumps(params),
+        "--data",
+        str(tmp_path / "train.npz"),
+        "--model",
+        str(two / "model.pt"),
+        "--loss_csv",
+        str(two / "loss.csv"),
+        "--checkpoint",
+        str(two / "ck.pt"),
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (one, two))
     assert a.keys() == b.keys()
@@ -202,18 +282,35 @@ def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_pat
     first checkpoint), the job is run again with the same command, and the final weights equal
     those of a run that was never interrupted."""
     import json
-    import os
     import signal
     import subprocess
     import sys
     import time
 
     save_split(handful_of_images(16), str(tmp_path / "train.npz"))
-    params = {"ddpm": {"model": MODEL, "train": train_cfg(steps=200, checkpoint_every=20, log_every=20)}, "diffusion": DIFFUSION}
+    params = {
+        "ddpm": {"model": MODEL, "train": train_cfg(steps=200, checkpoint_every=20, log_every=20)},
+        "diffusion": DIFFUSION,
+    }
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params), "--data", str(tmp_path / "train.npz"),
-           "--model", str(killed / "model.pt"), "--loss-csv", str(killed / "loss.csv"), "--checkpoint", str(killed / "ck.pt"),
-           "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lowdensity.cli",
+        "train-ddpm",
+        "--params",
+        json.dumps(params),
+        "--data",
+        str(tmp_path / "train.npz"),
+        "--model",
+        str(killed / "model.pt"),
+        "--loss_csv",
+        str(killed / "loss.csv"),
+        "--checkpoint",
+        str(killed / "ck.pt"),
+        "--device",
+        "cpu",
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (killed / "ck.pt").exists() and time.time() < deadline:
@@ -225,9 +322,18 @@ def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_pat
     assert 0 < step < 200 and not (killed / "model.pt").exists()
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)  # the retry resumes from the checkpoint
     whole = tmp_path / "whole"
-    train_ddpm(params, str(tmp_path / "train.npz"), str(whole / "model.pt"), str(whole / "loss.csv"), str(whole / "ck.pt"), "cpu")
-    assert_same_state(torch.load(killed / "model.pt", weights_only=True)["state_dict"],
-                      torch.load(whole / "model.pt", weights_only=True)["state_dict"])
+    train_ddpm(
+        params=params,
+        data=str(tmp_path / "train.npz"),
+        model=str(whole / "model.pt"),
+        loss_csv=str(whole / "loss.csv"),
+        checkpoint=str(whole / "ck.pt"),
+        device="cpu",
+    )
+    assert_same_state(
+        torch.load(killed / "model.pt", weights_only=True)["state_dict"],
+        torch.load(whole / "model.pt", weights_only=True)["state_dict"],
+    )
 
 
 def test_a_shorter_run_does_not_return_the_longer_runs_weights(tmp_path, caplog):
@@ -268,8 +374,14 @@ def test_bf16_and_channels_last_training_follow_fp32(tmp_path):
 
     def run(name, **kw):
         model, compute = make_model_and_losses(split)
-        ema, history = train(model, compute, train_cfg(steps=160, log_every=40, checkpoint_every=1000, **kw),
-                             tmp_path / f"{name}.pt", "run", torch.device("cpu"))
+        ema, history = train(
+            model,
+            compute,
+            train_cfg(steps=160, log_every=40, checkpoint_every=1000, **kw),
+            tmp_path / f"{name}.pt",
+            "run",
+            torch.device("cpu"),
+        )
         return ema.state_dict(), np.array([row["loss"] for row in history])
 
     fp32_state, fp32 = run("fp32")

@@ -9,14 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 # the rules call the `lowdensity` entry point installed beside this interpreter
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def snakemake(exe, repo, workdir, *args, configs=("configs/tiny.yaml",)):
-    cmd = [exe, "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", "2", *args,  # targets before the
-           "--configfile", *[str(repo / c) if not str(c).startswith("/") else str(c) for c in configs]]  # --configfile list
+    cmd = [
+        exe,
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,  # targets before the
+        "--configfile",
+        *[str(repo / c) if not str(c).startswith("/") else str(c) for c in configs],
+    ]  # --configfile list
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ENV)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -51,9 +60,15 @@ def test_tiny_dag_produces_gathered_baseline_samples(tiny_run):
     assert gan["images"].shape == (20, 1, 8, 8) and gan["images"].std() > 5
     np.testing.assert_array_equal(gan["labels"], samples["labels"])  # the baseline's labels and seeds
     np.testing.assert_array_equal(gan["seeds"], samples["seeds"])
-    for path in ["results/samples/baseline_grid.png", "results/samples/gan_grid.png", "results/gan/loss.csv",
-                 "results/data/train_grid.png", "results/ddpm/loss.csv",
-                 "results/ddpm/checkpoint.pt", "results/data/val.npz"]:
+    for path in [
+        "results/samples/baseline_grid.png",
+        "results/samples/gan_grid.png",
+        "results/gan/loss.csv",
+        "results/data/train_grid.png",
+        "results/ddpm/loss.csv",
+        "results/ddpm/checkpoint.pt",
+        "results/data/val.npz",
+    ]:
         assert (tiny_run / path).exists(), path
 
 
@@ -74,22 +89,68 @@ def test_rerun_does_nothing(tiny_run, snakemake_exe, repo):
 
 FIGURES = {"fig3": 1, "fig4": 1, "fig5": 1, "fig6": 1, "fig10": 1, "figA5": 1}
 # the metrics of one set in both spaces, and what reads them (figure 11 reads only the real set's)
-EVALUATION = {"density_metrics": 2, "collect_metrics": 2, "memorization": 1, "fig1": 1, "fig7": 1, "fig8": 1, "fig9": 1,
-              "fig17": 1, "table1": 1, "fidelity": 1}
+EVALUATION = {
+    "density_metrics": 2,
+    "collect_metrics": 2,
+    "memorization": 1,
+    "fig1": 1,
+    "fig7": 1,
+    "fig8": 1,
+    "fig9": 1,
+    "fig17": 1,
+    "table1": 1,
+    "fidelity": 1,
+}
 # the guided set in two spaces, the guided DDIM sets of figure A.7 in the first
-GUIDED_DOWNSTREAM = {"sample_guided": 2, "gather_samples": 1, "samples_grid": 1, "score_sample_sets": 1, **FIGURES,
-                     "sample_ddim_guided": 2, "extract_features": 2 + 2, **EVALUATION, "figA7": 1, "all": 1}
+GUIDED_DOWNSTREAM = {
+    "sample_guided": 2,
+    "gather_samples": 1,
+    "samples_grid": 1,
+    "score_sample_sets": 1,
+    **FIGURES,
+    "sample_ddim_guided": 2,
+    "extract_features": 2 + 2,
+    **EVALUATION,
+    "figA7": 1,
+    "all": 1,
+}
 # new diffusion samples: baseline and guided sets in two spaces, DDIM sets of figure A.7 in the first, figure 4b's
 # cells in two spaces
-DIFFUSION_DOWNSTREAM = {"sample_baseline": 2, "train_discriminator": 1, "fit_discriminator_gaussians": 1, **GUIDED_DOWNSTREAM,
-                        "gather_samples": 2, "samples_grid": 2, "sample_ddim_baseline": 2, "extract_features": 4 + 4 + 4,
-                        "density_metrics": 4, "fig4b_fidelity": 1}
+DIFFUSION_DOWNSTREAM = {
+    "sample_baseline": 2,
+    "train_discriminator": 1,
+    "fit_discriminator_gaussians": 1,
+    **GUIDED_DOWNSTREAM,
+    "gather_samples": 2,
+    "samples_grid": 2,
+    "sample_ddim_baseline": 2,
+    "extract_features": 4 + 4 + 4,
+    "density_metrics": 4,
+    "fig4b_fidelity": 1,
+}
 # the sampling section also sets the GAN's seeds and shards
-SAMPLING_DOWNSTREAM = {**DIFFUSION_DOWNSTREAM, "sample_gan": 2, "gather_samples": 3, "samples_grid": 3, "extract_features": 6 + 4 + 4,
-                       "density_metrics": 6}
+SAMPLING_DOWNSTREAM = {
+    **DIFFUSION_DOWNSTREAM,
+    "sample_gan": 2,
+    "gather_samples": 3,
+    "samples_grid": 3,
+    "extract_features": 6 + 4 + 4,
+    "density_metrics": 6,
+}
 # a GAN set in two spaces and what reads its metrics (not table 1: it compares the diffusion samplers)
-GAN_DOWNSTREAM = {"sample_gan": 2, "gather_samples": 1, "samples_grid": 1, "extract_features": 2, "density_metrics": 2,
-                  "collect_metrics": 2, "fig1": 1, "fig7": 1, "fig17": 1, "fidelity": 1, "all": 1}
+GAN_DOWNSTREAM = {
+    "sample_gan": 2,
+    "gather_samples": 1,
+    "samples_grid": 1,
+    "extract_features": 2,
+    "density_metrics": 2,
+    "collect_metrics": 2,
+    "fig1": 1,
+    "fig7": 1,
+    "fig17": 1,
+    "fidelity": 1,
+    "all": 1,
+}
 TINY_CELLS = {"hardness_a0_b0", "hardness_a0_b1", "hardness_a1_b0", "hardness_a1_b1", "softmax_a1_b0"}
 # α = β = 0 is the baseline's prefix (cell_from_set); guidance's (0.5, 0.5) is not a tiny cell
 CELL_JOBS = {"sample_cell": len(TINY_CELLS) - 1, "cell_from_set": 1}
@@ -120,7 +181,9 @@ def test_editing_the_gan_truncation_resamples_the_gan_only(tiny_run, snakemake_e
 
 def test_more_gpus_for_training_is_not_a_reason_to_retrain(tiny_run, snakemake_exe, repo, tmp_path):
     """The GPU count is a resource (data-parallel processes), not a parameter of the science."""
-    output = dry_run_with(tiny_run, snakemake_exe, repo, tmp_path, "resources:\n  train_ddpm: {gpu: 2}\n  train_encoder: {gpu: 4}\n")
+    output = dry_run_with(
+        tiny_run, snakemake_exe, repo, tmp_path, "resources:\n  train_ddpm: {gpu: 2}\n  train_encoder: {gpu: 4}\n"
+    )
     assert planned_jobs(output) == {}
 
 
@@ -142,7 +205,9 @@ def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_ex
     score_figures = {f: 1 for f in ("fig3", "fig4", "fig10", "figA5")}
     assert planned_jobs(output) == {"sample_cell": 3, "score_sample_sets": 1, **score_figures, "all": 1}
     for alpha in ("2", "0.1234567", "1e-05"):  # %g would sample 0.1234567 at 0.123457
-        assert f"results/samples/cells/hardness_a{alpha}_b0.npz" in output and f"--alpha {alpha} --beta 0" in output, alpha
+        assert f"results/samples/cells/hardness_a{alpha}_b0.npz" in output and f"--alpha {alpha} --beta 0" in output, (
+            alpha
+        )
 
 
 def test_zero_weight_cell_is_the_baseline_prefix_described_as_a_cell(tiny_run):
@@ -179,7 +244,9 @@ def test_tiny_dag_produces_the_guidance_figures_and_tables(tiny_run):
     fidelity = pd.read_csv(tiny_run / "results/guidance/fig4b_fidelity.csv")
     assert len(fidelity) == 2 * 2 * 3  # spaces × β × (improved precision, PRD F1/8, PRD F8)
     assert set(fidelity["space"]) == {"classifier", "efficientnet_lite0"} and set(fidelity["beta"]) == {0.0, 1.0}
-    assert (fidelity["low"] <= fidelity["value"] + 1e-12).all() and (fidelity["value"] <= fidelity["high"] + 1e-12).all()
+    assert (fidelity["low"] <= fidelity["value"] + 1e-12).all() and (
+        fidelity["value"] <= fidelity["high"] + 1e-12
+    ).all()
     panel_b = pd.read_csv(tiny_run / "results/fig4.csv").query("panel == 'b'")
     assert {"improved_precision", "prd_f1/8"} <= set(panel_b["statistic"])
 
@@ -191,18 +258,32 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
 
     jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation"))
     if jobs:  # (a SLURM run may have made it already)
-        assert jobs == {"train_discriminator_variant": 2, "sample_discriminator_pool": 2, "gather_samples": 1,
-                        "discriminator_ablation": 1}
+        assert jobs == {
+            "train_discriminator_variant": 2,
+            "sample_discriminator_pool": 2,
+            "gather_samples": 1,
+            "discriminator_ablation": 1,
+        }
     override = tmp_path / "variants.yaml"
-    override.write_text("discriminator_ablation:\n  variants:\n    - {name: from_classifier, overrides: {init: classifier}}\n"
-                        "    - {name: wide, overrides: {timesteps: {max: 200}}}\n    - {name: flat, overrides: {timesteps: {max: null}}}\n")
-    output = snakemake(snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation", configs=("configs/tiny.yaml", str(override)))
-    assert "results/discriminator/ablation/wide/accuracy.csv" in output and "results/discriminator/ablation/more_data" not in output
+    override.write_text(
+        "discriminator_ablation:\n  variants:\n    - {name: from_classifier, overrides: {init: classifier}}\n"
+        "    - {name: wide, overrides: {timesteps: {max: 200}}}\n "
+        "   - {name: flat, overrides: {timesteps: {max: null}}}\n"
+    )
+    output = snakemake(
+        snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation", configs=("configs/tiny.yaml", str(override))
+    )
+    assert (
+        "results/discriminator/ablation/wide/accuracy.csv" in output
+        and "results/discriminator/ablation/more_data" not in output
+    )
     snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
     table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
     assert sorted(set(table["variant"])) == ["default", "from_classifier", "more_data"]
     assert len(table.query("variant != 'default'")) == 2 * 3 * 2  # variants × conditions × timesteps
-    assert table["accuracy"].between(0, 1).all() and (table["n"] == 2 * 5).all()  # holdout 0.25 of 20 baseline samples, each side
+    assert (
+        table["accuracy"].between(0, 1).all() and (table["n"] == 2 * 5).all()
+    )  # holdout 0.25 of 20 baseline samples, each side
     assert (tiny_run / "paper_figures/figD1.pdf").read_bytes()[:4] == b"%PDF"
     pool = np.load(tiny_run / "results/samples/discriminator_pool.npz")
     assert pool["seeds"].tolist() == [1_000_020 + i for i in range(10)]  # the baseline's seed stream continued
@@ -219,8 +300,15 @@ def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_e
     snakemake(snakemake_exe, repo, tiny_run, "samplers")
     table = pd.read_csv(tiny_run / "results/samplers.csv")
     points = {(r.sampler, r.strength) for r in table.itertuples()}
-    assert points == {("baseline", 0), ("paper", 1), ("boost_and_skip", 1.5), ("boost_and_skip", 2.5), ("self_guided", 0.4),
-                      ("self_guided", 2), ("minority_guidance", 3.5)}
+    assert points == {
+        ("baseline", 0),
+        ("paper", 1),
+        ("boost_and_skip", 1.5),
+        ("boost_and_skip", 2.5),
+        ("self_guided", 0.4),
+        ("self_guided", 2),
+        ("minority_guidance", 3.5),
+    }
     assert sorted(set(table["space"])) == ["classifier", "efficientnet_lite0"] and (table["n"] == 12).all()
     assert table["outside_every_ball"].between(0, 1).all() and (table["seconds_per_image"] > 0).all()
     costs = pd.read_csv(tiny_run / "results/table1_samplers.csv")
@@ -234,7 +322,9 @@ def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_e
     np.testing.assert_array_equal(baseline_point["labels"], baseline_set["labels"][:12])
     override = tmp_path / "strengths.yaml"
     override.write_text("samplers:\n  boost_and_skip: {strengths: [1.5, 2.5, 4.0], default: 2.5}\n")
-    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "samplers", configs=("configs/tiny.yaml", str(override))))
+    jobs = planned_jobs(
+        snakemake(snakemake_exe, repo, tiny_run, "-n", "samplers", configs=("configs/tiny.yaml", str(override)))
+    )
     assert jobs["sample_sweep_point"] == 1  # boost_and_skip_4 only
     assert jobs["extract_features"] == 2 and jobs["density_metrics"] == 2 and "train_minority_classifier" not in jobs
 
@@ -264,13 +354,18 @@ def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo,
     assert "from the run of configuration `config.yaml + configs/tiny.yaml`" in page
     fig4 = pd.read_csv(tiny_run / "results/fig4.csv").query("panel == 'a' and statistic == 'median_hardness'")
     medians = markdown_rows(page, "(a) `results/fig4.csv`")
-    assert {float(a): float(v[0]) for a, v in medians.items()} == pytest.approx(dict(zip(fig4["alpha"], fig4["value"])), rel=1e-5)
+    assert {float(a): float(v[0]) for a, v in medians.items()} == pytest.approx(
+        dict(zip(fig4["alpha"], fig4["value"])), rel=1e-5
+    )
     sets = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")
     shown = markdown_rows(page, "## Figure 7")
     for name, row in sets.iterrows():
         median_hardness, median_avgknn, median_lof, precision, recall, n = map(float, shown[name][:6])
         assert (median_hardness, median_avgknn, median_lof, precision, recall) == pytest.approx(
-            (row["median_hardness"], row["median_avgknn"], row["median_lof"], row["precision"], row["recall"]), rel=1e-4, abs=1e-4)
+            (row["median_hardness"], row["median_avgknn"], row["median_lof"], row["precision"], row["recall"]),
+            rel=1e-4,
+            abs=1e-4,
+        )
         assert n == row["n"]
     memorization = pd.read_csv(tiny_run / "results/memorization.csv").set_index("set")
     shown = markdown_rows(page, "## Memorization")
@@ -283,8 +378,14 @@ def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo,
     shutil.copytree(repo / "docs", site / "docs")
     shutil.copy(repo / "mkdocs.yml", site)
     shutil.copytree(generated, site / "docs/generated", dirs_exist_ok=True)
-    build = subprocess.run([str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                           cwd=site, capture_output=True, text=True, env=ENV, timeout=300)
+    build = subprocess.run(
+        [str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     assert (tmp_path / "site/generated/results/index.html").exists()
 
@@ -297,23 +398,45 @@ def test_torch_uses_the_threads_of_its_rule(tiny_run, snakemake_exe, repo, tmp_p
 
     work = tmp_path / "run"
     shutil.copytree(tiny_run / "results", work / "results")
-    snakemake(snakemake_exe, repo, work, "results/nll.csv", "--forcerun", "nll", "--set-threads", f"nll={threads}",
-              "--max-threads", "2")  # (the workflow profile gives every job one thread on a machine with < 4 cores)
+    snakemake(
+        snakemake_exe,
+        repo,
+        work,
+        "results/nll.csv",
+        "--forcerun",
+        "nll",
+        "--set-threads",
+        f"nll={threads}",
+        "--max-threads",
+        "2",
+    )  # (the workflow profile gives every job one thread on a machine with < 4 cores)
     assert f"device cpu, torch threads {threads}" in (work / "logs/nll.log").read_text()
 
 
-@pytest.mark.parametrize("yaml_text, key", [
-    ("sampling:\n  shards: many\n", "sampling.shards"),                    # the schema
-    ("diffusion:\n  num_steps: 30\n", "classifier.eval_timesteps"),        # keys that must agree
-    ("sampling:\n  steps: ddim600\n", "sampling.steps"),
-    ("figA7:\n  steps: [600]\n", "figA7.steps"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, key",
+    [
+        ("sampling:\n  shards: many\n", "sampling.shards"),  # the schema
+        ("diffusion:\n  num_steps: 30\n", "classifier.eval_timesteps"),  # keys that must agree
+        ("sampling:\n  steps: ddim600\n", "sampling.steps"),
+        ("figA7:\n  steps: [600]\n", "figA7.steps"),
+    ],
+)
 def test_invalid_config_fails_the_dry_run_naming_the_key(snakemake_exe, repo, tmp_path, yaml_text, key):
     """Before any job runs: a dry run in an empty folder fails and names the key."""
     override = tmp_path / "bad.yaml"
     override.write_text(yaml_text)
-    cmd = [snakemake_exe, "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "work"), "-n",
-           "--configfile", str(repo / "configs/tiny.yaml"), str(override)]
+    cmd = [
+        snakemake_exe,
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(tmp_path / "work"),
+        "-n",
+        "--configfile",
+        str(repo / "configs/tiny.yaml"),
+        str(override),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode != 0
     assert f"config key '{key}'" in result.stdout + result.stderr
@@ -325,13 +448,25 @@ def test_a_failed_job_shows_its_log_in_the_terminal(repo, tmp_path):
     clear line from our CLI rather than a traceback."""
     override = tmp_path / "nodata.yaml"
     override.write_text(f"data:\n  root: {tmp_path / 'no-such-folder'}\n")
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "work"),
-           "results/data/val.npz", "--configfile", str(repo / "configs/tiny.yaml"), str(override)]
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(tmp_path / "work"),
+        "results/data/val.npz",
+        "--configfile",
+        str(repo / "configs/tiny.yaml"),
+        str(override),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Logfile logs/prepare_data/val.log:" in output
-    assert f"lowdensity prepare-data: error: Fashion-MNIST files not found: {tmp_path / 'no-such-folder'}/t10k-images" in output
+    assert (
+        f"lowdensity prepare-data: error: Fashion-MNIST files not found: {tmp_path / 'no-such-folder'}/t10k-images"
+        in output
+    )
     assert "Traceback" not in (tmp_path / "work/logs/prepare_data/val.log").read_text()
 
 
@@ -345,7 +480,11 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
         assert set(metrics["metric"]) == {"hardness", "avgknn", "lof"}
         counts = metrics.groupby(["set", "metric"]).size()
         # the guided set is the baseline's first guidance.num_samples = 12 seeds (configs/tiny.yaml), the baseline 20
-        assert counts[("real", "lof")] == 100 and counts[("baseline", "avgknn")] == 20 and counts[("guided", "hardness")] == 12
+        assert (
+            counts[("real", "lof")] == 100
+            and counts[("baseline", "avgknn")] == 20
+            and counts[("guided", "hardness")] == 12
+        )
         assert counts[("gan", "lof")] == 20
         assert metrics["value"].notna().all()
         features = np.load(tiny_run / f"results/features/{extractor}/reference.npy", mmap_mode="r")
@@ -360,15 +499,29 @@ def test_tiny_dag_produces_the_evaluation(tiny_run):
     correlation = pd.read_csv(tiny_run / "results/nll_correlation.csv")
     assert len(correlation) == 6 and correlation["spearman"].between(-1, 1).all()
     table = pd.read_csv(tiny_run / "results/table1.csv")
-    assert len(table) == 6 and set(table["sampler"]) == {"baseline", "guided"} and (table["seconds_per_image"] > 0).all()
+    assert (
+        len(table) == 6 and set(table["sampler"]) == {"baseline", "guided"} and (table["seconds_per_image"] > 0).all()
+    )
     assert "guided" in (tiny_run / "results/table1.md").read_text()
     via_torch_fidelity = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_fidelity.csv")
-    assert list(via_torch_fidelity["set"]) == ["baseline", "guided", "gan"] and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
-    ours = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")  # the same features, our code
+    assert (
+        list(via_torch_fidelity["set"]) == ["baseline", "guided", "gan"]
+        and (via_torch_fidelity["fid_efficientnet_lite0"] > 0).all()
+    )
+    ours = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index(
+        "set"
+    )  # the same features, our code
     for row in via_torch_fidelity.itertuples():
-        assert (row.precision, row.recall) == pytest.approx((ours.loc[row.set, "precision"], ours.loc[row.set, "recall"]), abs=1e-6)
+        assert (row.precision, row.recall) == pytest.approx(
+            (ours.loc[row.set, "precision"], ours.loc[row.set, "recall"]), abs=1e-6
+        )
     fidelity = pd.read_csv(tiny_run / "results/figA7_fidelity.csv")
-    assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [("baseline", 10), ("baseline", 50), ("guided", 10), ("guided", 50)]
+    assert sorted(zip(fidelity["sampler"], fidelity["steps"])) == [
+        ("baseline", 10),
+        ("baseline", 50),
+        ("guided", 10),
+        ("guided", 50),
+    ]
 
 
 def with_paper_scale_weights(workdir: Path) -> Path:
@@ -394,8 +547,13 @@ def test_report_gathers_the_figures_and_tables_with_captions(tiny_run, snakemake
     report = tmp_path / "report.html"
     snakemake(snakemake_exe, repo, tiny_run, "--report", str(report))
     html = report.read_text()
-    for caption in ("Figure 7. Distributions of hardness", "Table 1. Cost of collecting", "Memorization (Section 5)",
-                    "Figure A.7.", "not Inception FIDs"):
+    for caption in (
+        "Figure 7. Distributions of hardness",
+        "Table 1. Cost of collecting",
+        "Memorization (Section 5)",
+        "Figure A.7.",
+        "not Inception FIDs",
+    ):
         assert caption in html, caption
     for name in ("fig1.pdf", "fig7.pdf", "fig17.pdf", "table1.csv", "gan_grid.png"):
         assert name in html, name
@@ -409,8 +567,21 @@ def test_the_workflow_parses_without_torch(repo, tmp_path):
     """Every Snakemake invocation (a dry run, each job of a cluster run) parses the Snakefile; its
     helpers (lowdensity.layout, lowdensity.config) leave out torch, which takes seconds to import."""
     blocked = "import sys; sys.modules['torch'] = None; from snakemake.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", blocked, "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "-n",
-           "results/data/val.npz", "--configfile", str(repo / "configs/tiny.yaml")]
+    cmd = [
+        sys.executable,
+        "-c",
+        blocked,
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "-n",
+        "results/data/val.npz",
+        "--configfile",
+        str(repo / "configs/tiny.yaml"),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0 and "prepare_data" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -435,7 +606,13 @@ def _rule_resources(output: str) -> list[tuple[str, str, str]]:
     for rule, body in jobs:
         threads = re.search(r"threads: (\d+)", body)
         resources = re.search(r"resources: ([^\n]*)", body)
-        rows.append((rule, threads.group(1) if threads else "1", ", ".join(sorted(resources.group(1).split(", "))) if resources else ""))
+        rows.append(
+            (
+                rule,
+                threads.group(1) if threads else "1",
+                ", ".join(sorted(resources.group(1).split(", "))) if resources else "",
+            )
+        )
     return sorted(rows)
 
 
@@ -458,7 +635,9 @@ def test_the_workflow_profile_leaves_the_slurm_profile_as_it_was(repo, snakemake
     assert keys == {"cores", "max-threads", "show-failed-logs"}, keys
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) >= 4, reason="the one-thread layout is for machines with fewer than 4 cores")
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) >= 4, reason="the one-thread layout is for machines with fewer than 4 cores"
+)
 def test_a_small_machine_runs_every_job_on_one_thread(repo, snakemake_exe, tmp_path):
     """On fewer than 4 cores the workflow profile caps every local job at one thread (two jobs side
     by side); without the profile the stages' cpus_per_task (2) apply."""
@@ -475,8 +654,17 @@ def test_a_small_machine_runs_every_job_on_one_thread(repo, snakemake_exe, tmp_p
 def test_commands_work_as_typed_without_cores(tiny_run, repo):
     """`snakemake results/table1.csv` (no --cores) in a finished run: the workflow profile gives the
     cores, and there is nothing to do."""
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(repo / "Snakefile"), "-d", str(tiny_run),
-           "results/table1.csv", "paper_figures/fig7.pdf", "--configfile", str(repo / "configs/tiny.yaml")]
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(tiny_run),
+        "results/table1.csv",
+        "paper_figures/fig7.pdf",
+        "--configfile",
+        str(repo / "configs/tiny.yaml"),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=tiny_run)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -494,17 +682,34 @@ def test_each_target_plans_only_what_it_reads(snakemake_exe, repo, tmp_path):
 
 def test_a_cell_waits_only_for_the_guides_its_weights_use(snakemake_exe, repo, tmp_path):
     """β = 0: no discriminator in the cell's plan (it runs beside H′'s training); α = 0: no classifier."""
-    plan = {cell: planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", f"results/samples/cells/hardness_{cell}.npz"))
-            for cell in ("a1_b0", "a0_b1", "a1_b1", "a0_b0")}
-    assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan["a1_b0"]) and "train_discriminator" not in plan["a1_b0"]
+    plan = {
+        cell: planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", f"results/samples/cells/hardness_{cell}.npz"))
+        for cell in ("a1_b0", "a0_b1", "a1_b1", "a0_b0")
+    }
+    assert {"train_classifier", "fit_classifier_gaussians"} <= set(plan["a1_b0"]) and "train_discriminator" not in plan[
+        "a1_b0"
+    ]
     assert "train_discriminator" in plan["a0_b1"] and "train_classifier" not in plan["a0_b1"]
     assert "train_discriminator" in plan["a1_b1"] and "train_classifier" in plan["a1_b1"]
-    assert plan["a0_b0"] == {"prepare_data": 2, "train_ddpm": 1, "sample_baseline": 1, "cell_from_set": 1}  # shard 0 holds it
+    assert plan["a0_b0"] == {
+        "prepare_data": 2,
+        "train_ddpm": 1,
+        "sample_baseline": 1,
+        "cell_from_set": 1,
+    }  # shard 0 holds it
     # the paper's sampler in the sweep likewise: with β = 0 its points do not wait for H′
     override = tmp_path / "beta0.yaml"
     override.write_text("samplers:\n  paper: {beta: 0.0}\n")
-    point = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/sweep/paper_1.npz",
-                                   configs=("configs/tiny.yaml", str(override))))
+    point = planned_jobs(
+        snakemake(
+            snakemake_exe,
+            repo,
+            tmp_path,
+            "-n",
+            "results/samples/sweep/paper_1.npz",
+            configs=("configs/tiny.yaml", str(override)),
+        )
+    )
     assert "train_classifier" in point and "train_discriminator" not in point
 
 
@@ -516,9 +721,19 @@ def test_a_cell_is_copied_from_the_guided_set_only_if_the_set_holds_it(snakemake
     for size in (12, 8):
         override = tmp_path / f"guided_{size}.yaml"
         override.write_text(f"guidance: {{alpha: 1.0, beta: 1.0, num_samples: {size}}}\n")
-        plans[size] = planned_jobs(snakemake(snakemake_exe, repo, tmp_path, "-n", "results/samples/cells/hardness_a1_b1.npz",
-                                             configs=("configs/tiny.yaml", str(override))))
-    assert plans[12].get("cell_from_set") == 1 and plans[12].get("sample_guided") == 2 and "sample_cell" not in plans[12]
+        plans[size] = planned_jobs(
+            snakemake(
+                snakemake_exe,
+                repo,
+                tmp_path,
+                "-n",
+                "results/samples/cells/hardness_a1_b1.npz",
+                configs=("configs/tiny.yaml", str(override)),
+            )
+        )
+    assert (
+        plans[12].get("cell_from_set") == 1 and plans[12].get("sample_guided") == 2 and "sample_cell" not in plans[12]
+    )
     assert plans[8].get("sample_cell") == 2 and "cell_from_set" not in plans[8] and "sample_guided" not in plans[8]
 
 
@@ -533,8 +748,11 @@ def test_figure_numbers_reads_what_the_rules_wrote(tiny_run, repo):
     spec.loader.exec_module(module)
     numbers = module.figure_numbers(tiny_run / "results")
     sets = pd.read_csv(tiny_run / "results/metrics/efficientnet_lite0_sets.csv").set_index("set")
-    assert numbers["baseline: precision / recall, FID (n)"].startswith(f"{sets.precision['baseline']:.3f} / {sets.recall['baseline']:.3f}")
+    assert numbers["baseline: precision / recall, FID (n)"].startswith(
+        f"{sets.precision['baseline']:.3f} / {sets.recall['baseline']:.3f}"
+    )
     assert numbers["guided: precision / recall, FID (n)"].endswith("(12)")  # guidance.num_samples of configs/tiny.yaml
     assert numbers["fig7 median AvgkNN: real / baseline / guided / gan"] == " / ".join(
-        f"{sets.median_avgknn[s]:.2f}" for s in ("real", "baseline", "guided", "gan"))
+        f"{sets.median_avgknn[s]:.2f}" for s in ("real", "baseline", "guided", "gan")
+    )
     assert "fig4a median hardness at α = 0 / 1" in numbers and all(numbers.values())

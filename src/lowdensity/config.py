@@ -11,10 +11,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .respacing import space_timesteps
+from lowdensity.core.respacing import space_timesteps
 
 DEFAULT_SCHEMA = Path(__file__).with_name("config.schema.yaml")  # workflow/schemas/ links here
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it: the same objects, faster
+YAML_LOADER = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)  # libyaml's parser where PyYAML has it: the same objects, faster
 
 
 class ConfigError(ValueError):
@@ -48,8 +50,11 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA, chec
             else:
                 lines.append(f"config key {_key(err.absolute_path)!r}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    non_finite = [f"config key {_key(path)!r}: {value} is not a finite number" for path, value in _numbers(config)
-                  if not math.isfinite(value)]
+    non_finite = [
+        f"config key {_key(path)!r}: {value} is not a finite number"
+        for path, value in _numbers(config)
+        if not math.isfinite(value)
+    ]
     if non_finite:  # NaN passes every bound of the schema (each comparison is false), ±inf every one-sided bound
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(non_finite))
     if "diffusion" in config:  # a whole pipeline configuration (not a section checked on its own)
@@ -85,8 +90,11 @@ def related_key_problems(config: dict) -> list[str]:
 
     for section in ("classifier", "discriminator", "discriminator_ablation"):
         outside = [t for t in config.get(section, {}).get("eval_timesteps", []) if t >= T]
-        check(not outside, f"{section}.eval_timesteps",
-              f"timesteps {outside} are outside the chain of diffusion.num_steps = {T} (0 … {T - 1})")
+        check(
+            not outside,
+            f"{section}.eval_timesteps",
+            f"timesteps {outside} are outside the chain of diffusion.num_steps = {T} (0 … {T - 1})",
+        )
     t_max = config.get("discriminator", {}).get("timesteps", {}).get("max")
     check(t_max is None or t_max <= T, "discriminator.timesteps.max", f"{t_max} exceeds diffusion.num_steps = {T}")
 
@@ -107,45 +115,80 @@ def related_key_problems(config: dict) -> list[str]:
     nll_steps = config.get("nll", {}).get("steps")
     check(nll_steps is None or nll_steps <= T, "nll.steps", f"{nll_steps} exceeds diffusion.num_steps = {T}")
     nll_terms = config.get("nll", {}).get("terms")
-    check(nll_terms is None or nll_terms <= (nll_steps or T), "nll.terms",
-          f"{nll_terms} exceeds the {nll_steps or T} terms of the chain (nll.steps, or diffusion.num_steps)")
+    check(
+        nll_terms is None or nll_terms <= (nll_steps or T),
+        "nll.terms",
+        f"{nll_terms} exceeds the {nll_steps or T} terms of the chain (nll.steps, or diffusion.num_steps)",
+    )
 
     num_samples = sampling.get("num_samples", 0)
-    check(sampling.get("shards", 1) <= num_samples, "sampling.shards",
-          f"{sampling.get('shards')} shards for sampling.num_samples = {num_samples}: every shard needs a sample")
+    check(
+        sampling.get("shards", 1) <= num_samples,
+        "sampling.shards",
+        f"{sampling.get('shards')} shards for sampling.num_samples = {num_samples}: every shard needs a sample",
+    )
     guidance = config.get("guidance", {})
     cell_samples = guidance.get("cell_samples", 0)
-    check(cell_samples <= num_samples, "guidance.cell_samples", f"{cell_samples} exceeds sampling.num_samples = {num_samples} "
-          "(cells use the baseline's first seeds)")
+    check(
+        cell_samples <= num_samples,
+        "guidance.cell_samples",
+        f"{cell_samples} exceeds sampling.num_samples = {num_samples} (cells use the baseline's first seeds)",
+    )
     guided_samples = guidance.get("num_samples")
     if guided_samples is not None:
-        check(sampling.get("shards", 1) <= guided_samples, "guidance.num_samples",
-              f"{guided_samples} samples for the guided set's sampling.shards = {sampling.get('shards')}: every shard needs a sample")
+        check(
+            sampling.get("shards", 1) <= guided_samples,
+            "guidance.num_samples",
+            f"{guided_samples} samples for the guided set's sampling.shards "
+            f"= {sampling.get('shards')}: every shard needs a sample",
+        )
     paired = min(num_samples, num_samples if guided_samples is None else guided_samples)
-    check(guidance.get("pairs", 0) <= paired, "guidance.pairs",
-          f"{guidance.get('pairs')} baseline/guided pairs, but the two sets share only their first {paired} seeds "
-          "(sampling.num_samples, guidance.num_samples)")
+    check(
+        guidance.get("pairs", 0) <= paired,
+        "guidance.pairs",
+        f"{guidance.get('pairs')} baseline/guided pairs, but the two sets share only their first {paired} seeds "
+        "(sampling.num_samples, guidance.num_samples)",
+    )
 
     evaluation = config.get("evaluation", {})
     reference = evaluation.get("num_reference")
     for key in ("knn_k", "lof_k", "precision_k"):
         k = evaluation.get(key)
         if k is not None and reference is not None:
-            check(k < reference, f"evaluation.{key}", f"{k} neighbours need more than evaluation.num_reference = {reference} references")
+            check(
+                k < reference,
+                f"evaluation.{key}",
+                f"{k} neighbours need more than evaluation.num_reference = {reference} references",
+            )
     k = evaluation.get("precision_k")
-    sets = {"sampling.num_samples": num_samples, "guidance.num_samples": guided_samples,
-            "figA7.num_samples": config.get("figA7", {}).get("num_samples"), "guidance.cell_samples": cell_samples}
+    sets = {
+        "sampling.num_samples": num_samples,
+        "guidance.num_samples": guided_samples,
+        "figA7.num_samples": config.get("figA7", {}).get("num_samples"),
+        "guidance.cell_samples": cell_samples,
+    }
     for name, size in sets.items():
         if k is not None and size is not None:
-            check(k < size, "evaluation.precision_k", f"{k} exceeds the {size} samples of {name} (recall needs k < set size)")
+            check(
+                k < size,
+                "evaluation.precision_k",
+                f"{k} exceeds the {size} samples of {name} (recall needs k < set size)",
+            )
     precision = guidance.get("precision", {})
     if precision:
-        check(precision["k"] < min(precision["num_real"], cell_samples or precision["num_real"]), "guidance.precision.k",
-              f"{precision['k']} must be below guidance.precision.num_real and guidance.cell_samples")
+        check(
+            precision["k"] < min(precision["num_real"], cell_samples or precision["num_real"]),
+            "guidance.precision.k",
+            f"{precision['k']} must be below guidance.precision.num_real and guidance.cell_samples",
+        )
     if precision and evaluation:
         searched = max(evaluation["lof_k"], evaluation["precision_k"])
-        check(precision["k"] <= searched, "guidance.precision.k", f"{precision['k']} exceeds the {searched} neighbours the "
-              "reference search keeps (max of evaluation.lof_k and evaluation.precision_k), which figure 4b's balls use")
+        check(
+            precision["k"] <= searched,
+            "guidance.precision.k",
+            f"{precision['k']} exceeds the {searched} neighbours the "
+            "reference search keeps (max of evaluation.lof_k and evaluation.precision_k), which figure 4b's balls use",
+        )
     space = config.get("table1", {}).get("space")
     spaces = [e["name"] for e in evaluation.get("extractors", [])] + ["classifier"]
     check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
@@ -160,13 +203,17 @@ def missing_local_files(config: dict) -> list[str]:
     problems = []
     for i, spec in enumerate(config.get("evaluation", {}).get("extractors", [])):
         if spec.get("weights") and not Path(spec["weights"]).is_file():
-            problems.append(f"config key 'evaluation.extractors[{i}].weights': {spec['weights']} not found: download the "
-                            f"ImageNet-pretrained timm weights of {spec.get('timm_name')!r} (a state dict saved with "
-                            "torch.save) on a machine with internet and put them there")
+            problems.append(
+                f"config key 'evaluation.extractors[{i}].weights': {spec['weights']} not found: download the "
+                f"ImageNet-pretrained timm weights of {spec.get('timm_name')!r} (a state dict saved with "
+                "torch.save) on a machine with internet and put them there"
+            )
     pretrained = config.get("gan", {}).get("pretrained", {}).get("path")
     if config.get("gan", {}).get("enabled") and pretrained and not Path(pretrained).is_dir():
-        problems.append(f"config key 'gan.pretrained.path': {pretrained} not found: a folder with BigGAN-deep's "
-                        "pytorch_model.bin and config.json (pytorch-pretrained-biggan) is expected there")
+        problems.append(
+            f"config key 'gan.pretrained.path': {pretrained} not found: a folder with BigGAN-deep's "
+            "pytorch_model.bin and config.json (pytorch-pretrained-biggan) is expected there"
+        )
     return problems
 
 
@@ -181,17 +228,26 @@ def sampler_key_problems(config: dict, sampling_steps: int | None) -> list[str]:
     for name in ("paper", "boost_and_skip", "self_guided", "minority_guidance"):
         sweep = samplers[name]
         if sweep["default"] not in sweep["strengths"]:
-            problems.append(f"config key 'samplers.{name}.default': {sweep['default']} is not one of "
-                            f"samplers.{name}.strengths {sweep['strengths']} (Table 1 reads the default's point)")
+            problems.append(
+                f"config key 'samplers.{name}.default': {sweep['default']} is not one of "
+                f"samplers.{name}.strengths {sweep['strengths']} (Table 1 reads the default's point)"
+            )
     if sampling_steps is not None and samplers["boost_and_skip"]["skip"] >= sampling_steps:
-        problems.append(f"config key 'samplers.boost_and_skip.skip': {samplers['boost_and_skip']['skip']} skips every one of "
-                        f"the {sampling_steps} steps of sampling.steps")
+        problems.append(
+            f"config key 'samplers.boost_and_skip.skip': {samplers['boost_and_skip']['skip']} skips every one of "
+            f"the {sampling_steps} steps of sampling.steps"
+        )
     if samplers["rarity_k"] >= samplers["num_samples"]:
-        problems.append(f"config key 'samplers.rarity_k': {samplers['rarity_k']} does not fit samplers.num_samples = {samplers['num_samples']}")
+        problems.append(
+            f"config key 'samplers.rarity_k': {samplers['rarity_k']} does "
+            f"not fit samplers.num_samples = {samplers['num_samples']}"
+        )
     reference = config.get("evaluation", {}).get("num_reference")
     if reference is not None and samplers["rarity_k"] >= reference:
-        problems.append(f"config key 'samplers.rarity_k': {samplers['rarity_k']} neighbours need more than "
-                        f"evaluation.num_reference = {reference} references")
+        problems.append(
+            f"config key 'samplers.rarity_k': {samplers['rarity_k']} neighbours need more than "
+            f"evaluation.num_reference = {reference} references"
+        )
     return problems
 
 

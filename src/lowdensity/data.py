@@ -19,10 +19,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import ArtifactError, atomic_savez, mmap_npz_member, read_npz, rebuild_hint
+from lowdensity.io import ArtifactError, atomic_savez, mmap_npz_member, read_npz, rebuild_hint
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST_FILES = {
@@ -122,8 +131,12 @@ def load_image_folder(root: str, split: str, resolution: int) -> Split:
     classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     if not classes:
         raise DataMissingError(f"{split_dir} has no class subfolders")
-    files = [(label, file) for label, name in enumerate(classes) for file in sorted((split_dir / name).iterdir())
-             if file.suffix.lower() in IMG_EXTENSIONS]
+    files = [
+        (label, file)
+        for label, name in enumerate(classes)
+        for file in sorted((split_dir / name).iterdir())
+        if file.suffix.lower() in IMG_EXTENSIONS
+    ]
     if not files:
         raise DataMissingError(f"{split_dir} holds no images with extensions {IMG_EXTENSIONS}")
     images = np.empty((len(files), 3, resolution, resolution), dtype=np.uint8)  # filled in place: one copy in memory
@@ -131,7 +144,9 @@ def load_image_folder(root: str, split: str, resolution: int) -> Split:
         with Image.open(file) as im:
             im = im.convert("RGB")
             scale = resolution / min(im.size)
-            im = im.resize((max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))), Image.BICUBIC)
+            im = im.resize(
+                (max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))), Image.BICUBIC
+            )
             left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
             images[i] = np.asarray(im.crop((left, top, left + resolution, top + resolution))).transpose(2, 0, 1)
     return Split(images, np.asarray([label for label, _ in files], dtype=np.int64), tuple(classes))
@@ -147,7 +162,9 @@ def resize_uint8(images: np.ndarray, resolution: int) -> np.ndarray:
     x = torch.from_numpy(images).float()
     out = []
     for chunk in x.split(4096):
-        out.append(F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False))
+        out.append(
+            F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+        )
     return torch.cat(out).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -174,18 +191,6 @@ def load_raw(cfg: dict, split: str) -> Split:
     raise ValueError(f"data.dataset: unknown dataset {name!r}")
 
 
-def prepare_split(cfg: dict, split: str, out_path: str) -> Split:
-    """Load one split, resize it to data.resolution, optionally subsample, and write it."""
-    data = load_raw(cfg, split)
-    per_class = cfg.get("max_train_per_class") if split == "train" else cfg.get("max_val_per_class")
-    keep = stratified_subset(data.labels, per_class, cfg.get("seed", 0))
-    kept = data.images if per_class is None else data.images[keep]  # all images: no copy
-    images = resize_uint8(kept, cfg["resolution"])
-    out = Split(images, data.labels[keep], data.class_names)
-    save_split(out, out_path, dataset=cfg["dataset"])
-    return out
-
-
 def save_split(split: Split, path: str, dataset: str = "") -> None:
     atomic_savez(
         path,
@@ -201,7 +206,9 @@ def save_split(split: Split, path: str, dataset: str = "") -> None:
 def load_split(path: str | os.PathLike, mmap: bool = False) -> Split:
     """A prepared split; with `mmap`, its images memory-mapped read-only in the .npz (rows are read
     from disk when used: a subset or a slice of a split larger than memory)."""
-    data = read_npz(path, ("labels", "class_names") if mmap else ("images", "labels", "class_names"), made_by="prepare_data")
+    data = read_npz(
+        path, ("labels", "class_names") if mmap else ("images", "labels", "class_names"), made_by="prepare_data"
+    )
     if mmap:
         data["images"] = mmap_npz_member(path, "images", made_by="prepare_data")
     check_images(path, data, ("labels",), made_by="prepare_data")
@@ -223,15 +230,20 @@ def image_shape(split_path: str | os.PathLike) -> tuple[int, int, int]:
 SAMPLE_KEYS = ("labels", "seeds", "indices")
 
 
-def check_images(path, arrays: dict, keys: tuple[str, ...], shape: tuple[int, int, int] | None = None,
-                 made_by: str | None = None) -> None:
+def check_images(
+    path, arrays: dict, keys: tuple[str, ...], shape: tuple[int, int, int] | None = None, made_by: str | None = None
+) -> None:
     """An image set as the pipeline writes it: `images` uint8 (N, C, H, W) with (C, H, W) =
     `shape` when given, and each of `keys` a vector of length N; else an ArtifactError naming
     the file, what was found and what was expected."""
     if "images" not in arrays:
-        raise ArtifactError(f"{path} has no 'images' array (it holds {', '.join(arrays) or 'none'}): {rebuild_hint(path, made_by)}")
+        raise ArtifactError(
+            f"{path} has no 'images' array (it holds {', '.join(arrays) or 'none'}): {rebuild_hint(path, made_by)}"
+        )
     images = arrays["images"]
-    expected = f"uint8 images of shape (N, {', '.join(map(str, shape))})" if shape else "uint8 images of shape (N, C, H, W)"
+    expected = (
+        f"uint8 images of shape (N, {', '.join(map(str, shape))})" if shape else "uint8 images of shape (N, C, H, W)"
+    )
     problems = []
     if images.dtype != np.uint8:
         problems.append(f"images are {images.dtype}")
@@ -245,13 +257,18 @@ def check_images(path, arrays: dict, keys: tuple[str, ...], shape: tuple[int, in
         elif arrays[key].shape != (len(images),):
             problems.append(f"'{key}' has shape {arrays[key].shape} for {len(images)} images")
     if problems:
-        raise ArtifactError(f"{path}: {'; '.join(problems)}; expected {expected}"
-                            f"{' with ' + ', '.join(keys) + ' of length N' if keys else ''} (the prepared data's channels and "
-                            f"resolution): {rebuild_hint(path, made_by)}")
+        raise ArtifactError(
+            f"{path}: {'; '.join(problems)}; expected {expected}"
+            f"{' with ' + ', '.join(keys) + ' of length N' if keys else ''} (the prepared data's channels and "
+            f"resolution): {rebuild_hint(path, made_by)}"
+        )
 
 
-def read_sample_set(path: str | os.PathLike, shape: tuple[int, int, int] | None,
-                    keys: tuple[str, ...] | None = ("images", "labels", "seeds", "class_names")) -> dict[str, np.ndarray]:
+def read_sample_set(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int] | None,
+    keys: tuple[str, ...] | None = ("images", "labels", "seeds", "class_names"),
+) -> dict[str, np.ndarray]:
     """The arrays `keys` (all when None) of a sample file (a shard or a gathered set), checked:
     uint8 images of the prepared data's (C, H, W) = `shape`, with labels, seeds and indices of the
     same length."""
@@ -275,7 +292,9 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     finite = torch.isfinite(x).flatten(1).all(dim=1) if x.dim() > 1 else torch.isfinite(x)
     if not finite.all():
         bad = (~finite).nonzero().flatten().tolist()
-        raise NonFiniteSampleError(f"{len(bad)} of {len(finite)} images of the batch hold NaN or infinite values (first: "
-                                   f"image {bad[0]} of the batch); nothing was written. The network or the guidance "
-                                   "produced them: check the weights and Gaussians this rule reads, and rebuild them")
+        raise NonFiniteSampleError(
+            f"{len(bad)} of {len(finite)} images of the batch hold NaN or infinite values (first: "
+            f"image {bad[0]} of the batch); nothing was written. The network or the guidance "
+            "produced them: check the weights and Gaussians this rule reads, and rebuild them"
+        )
     return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()

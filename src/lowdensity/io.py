@@ -66,16 +66,21 @@ def rebuild_hint(path: str | os.PathLike, rule: str | None = None) -> str:
     return f"rebuild it with: snakemake --force {path}"
 
 
-def read_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None, optional: tuple[str, ...] = (),
-             made_by: str | None = None) -> dict[str, np.ndarray]:
+def read_npz(
+    path: str | os.PathLike,
+    keys: tuple[str, ...] | None = None,
+    optional: tuple[str, ...] = (),
+    made_by: str | None = None,
+) -> dict[str, np.ndarray]:
     """The arrays `keys` (all when None) of an .npz file and those of `optional` it holds, or an
     ArtifactError naming the file, what is wrong and how to rebuild it (`made_by`: the rule that
     makes it, when its path does not tell)."""
     with reading(path, made_by) as hint, np.load(path, allow_pickle=False) as f:
         missing = [k for k in keys or () if k not in f.files]
         if missing:
-            raise ArtifactError(f"{path} has no array {', '.join(map(repr, missing))} (it holds {', '.join(f.files) or 'none'}): "
-                                f"{hint}")
+            raise ArtifactError(
+                f"{path} has no array {', '.join(map(repr, missing))} (it holds {', '.join(f.files) or 'none'}): {hint}"
+            )
         wanted = f.files if keys is None else [*keys, *(k for k in optional if k in f.files)]
         return {k: f[k] for k in wanted}
 
@@ -94,8 +99,10 @@ def reading(path: str | os.PathLike, made_by: str | None = None):
     except ArtifactError:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
-        raise ArtifactError(f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
-                            f"is damaged or truncated; {hint}") from None
+        raise ArtifactError(
+            f"{path} cannot be read ({Path(path).stat().st_size} bytes; {type(err).__name__}: {err}): the file "
+            f"is damaged or truncated; {hint}"
+        ) from None
 
 
 @contextmanager
@@ -145,9 +152,16 @@ def mmap_npz_member(path: str | os.PathLike, key: str, made_by: str | None = Non
             local = f.read(30)  # the local file header: name and extra-field lengths at bytes 26–29
             if local[:4] != b"PK\x03\x04":
                 raise ValueError("bad local header")
-            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+            f.seek(
+                info.header_offset
+                + 30
+                + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little")
+            )
             version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, fortran, dtype = read_header(f)
             offset = f.tell()
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
@@ -197,8 +211,12 @@ def load_weights(path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # PyTorch's own message advises weights_only=False, which would run whatever the file holds: never that
-        raise ArtifactError(f"weights file {path} cannot be read: it is not a weights file written by this pipeline (it is "
-                            f"damaged, or holds objects other than tensors, which are never unpickled): {rebuild_hint(path)}") from None
+        raise ArtifactError(
+            f"weights file {path} cannot be read: it is not a weights file written by this pipeline (it is "
+            f"damaged, or holds objects other than tensors, which are never unpickled): {rebuild_hint(path)}"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ArtifactError(f"weights file {path} cannot be read ({type(err).__name__}: {reason}): {rebuild_hint(path)}") from None
+        raise ArtifactError(
+            f"weights file {path} cannot be read ({type(err).__name__}: {reason}): {rebuild_hint(path)}"
+        ) from None

@@ -4,9 +4,15 @@ import re
 import sys
 
 from lowdensity.config import ConfigError, deep_merge, missing_local_files, validate_config
-from lowdensity.layout import (WEIGHT_PATTERN, cell_name, cell_weights, guided_num_samples, point_name,
-                               shards_holding_first, weight_text)
-
+from lowdensity.layout import (
+    WEIGHT_PATTERN,
+    cell_name,
+    cell_weights,
+    guided_num_samples,
+    point_name,
+    shards_holding_first,
+    weight_text,
+)
 
 validate_config(config, check_files=False)
 
@@ -66,7 +72,9 @@ def counted_cells():
 def guidance_cells():
     """Every (loss, α, β) cell any figure needs, once each: the counted cells and figure 3's grid."""
     g = config["guidance"]
-    return sorted(counted_cells() | {cell_name("hardness", a, b) for a in g["fig3"]["alphas"] for b in g["fig3"]["betas"]})
+    return sorted(
+        counted_cells() | {cell_name("hardness", a, b) for a in g["fig3"]["alphas"] for b in g["fig3"]["betas"]}
+    )
 
 
 def cell_sizes():
@@ -153,9 +161,9 @@ def wildcard_cell(wildcards):
 def cell_branching(wildcards, input):
     """The sampler's options for continuing and keeping branch states (`branch_source`, `keeps_branch_states`)."""
     cell = wildcard_cell(wildcards)
-    options = [f"--branch-from {input.branch}"] if "branch" in input.keys() else []
+    options = [f"--branch_from {input.branch}"] if "branch" in input.keys() else []
     if keeps_branch_states(cell):
-        options.append(f"--keep-state-below {H_PRIME_BELOW}")
+        options.append(f"--keep_state_below {H_PRIME_BELOW}")
     return " ".join(options)
 
 
@@ -178,7 +186,9 @@ def ablation_variants():
     study = config["discriminator_ablation"]
     variants = {}
     for variant in study["variants"]:
-        merged = deep_merge(config["discriminator"], {**variant["overrides"], "eval_timesteps": study["eval_timesteps"]})
+        merged = deep_merge(
+            config["discriminator"], {**variant["overrides"], "eval_timesteps": study["eval_timesteps"]}
+        )
         try:
             validate_config({**config, "discriminator": merged}, check_files=False)
         except ConfigError as err:
@@ -196,8 +206,11 @@ POOL_SIZE = max([config["discriminator"]["extra_samples"]] + [v["extra_samples"]
 def discriminator_inputs(disc_cfg):
     """What training a discriminator of this configuration reads: the data, the baseline set
     (and the extra pool), and the classifier when it starts from it."""
-    inputs = {"train": "results/data/train.npz",
-              "samples": ["results/samples/baseline.npz"] + (["results/samples/discriminator_pool.npz"] if disc_cfg["extra_samples"] else [])}
+    inputs = {
+        "train": "results/data/train.npz",
+        "samples": ["results/samples/baseline.npz"]
+        + (["results/samples/discriminator_pool.npz"] if disc_cfg["extra_samples"] else []),
+    }
     if disc_cfg["init"] == "classifier":
         inputs["classifier"] = "results/classifier/model.pt"
     return inputs
@@ -217,17 +230,21 @@ IMAGE_SETS = {
     **{g: f"results/samples/{g}.npz" for g in GENERATORS},
 }
 EVALUATED_SETS = ["real"] + GENERATORS
-DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz"
-             for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]}
+DDIM_RUNS = [(sampler, steps) for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]]
+DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz" for sampler, steps in DDIM_RUNS}
 IMAGE_SETS.update(DDIM_SETS)
-FIG4B_CELLS = {b: cell_name("hardness", config["guidance"]["fig4b"]["alpha"], b) for b in config["guidance"]["fig4b"]["betas"]}
+FIG4B_CELLS = {
+    b: cell_name("hardness", config["guidance"]["fig4b"]["alpha"], b) for b in config["guidance"]["fig4b"]["betas"]
+}
 IMAGE_SETS.update({f"cell_{c}": f"results/samples/cells/{c}.npz" for c in FIG4B_CELLS.values()})
 FIG4B_SPACES = ["classifier", DEFAULT_EXTRACTOR]
 
 # ---- the low-density samplers side by side (workflow/rules/samplers.smk)
 
 SWEPT = ("paper", "boost_and_skip", "self_guided", "minority_guidance")
-SWEEP_POINTS = [point_name("baseline", 0)] + [point_name(s, v) for s in SWEPT for v in config["samplers"][s]["strengths"]]
+SWEEP_POINTS = [point_name("baseline", 0)] + [
+    point_name(s, v) for s in SWEPT for v in config["samplers"][s]["strengths"]
+]
 DEFAULT_POINTS = [point_name("baseline", 0)] + [point_name(s, config["samplers"][s]["default"]) for s in SWEPT]
 SWEEP_SETS = {f"sweep_{p}": f"results/samples/sweep/{p}.npz" for p in SWEEP_POINTS}
 IMAGE_SETS.update(SWEEP_SETS)
@@ -235,10 +252,14 @@ SAMPLER_SPACES = [DEFAULT_EXTRACTOR, "classifier"]
 
 
 GUIDES = {
-    "classifier": {"classifier_model": "results/classifier/model.pt",
-                   "classifier_gaussians": "results/classifier/gaussians.pt"},
-    "discriminator": {"discriminator_model": "results/discriminator/model.pt",
-                      "discriminator_gaussians": "results/discriminator/gaussians.pt"},
+    "classifier": {
+        "classifier_model": "results/classifier/model.pt",
+        "classifier_gaussians": "results/classifier/gaussians.pt",
+    },
+    "discriminator": {
+        "discriminator_model": "results/discriminator/model.pt",
+        "discriminator_gaussians": "results/discriminator/gaussians.pt",
+    },
 }
 
 
@@ -254,9 +275,12 @@ def guided_inputs(alpha, beta):
 
 
 def guide_arguments(wildcards, input):
-    """`--classifier MODEL GAUSSIANS` and `--discriminator ...` for the guides among the inputs."""
-    return " ".join(f"--{guide} {input[f'{guide}_model']} {input[f'{guide}_gaussians']}"
-                    for guide in GUIDES if f"{guide}_model" in input.keys())
+    """`--classifier '["MODEL", "GAUSSIANS"]'` and `--discriminator ...` for the guides among the inputs."""
+    return " ".join(
+        f"--{guide} '{json.dumps([input[f'{guide}_model'], input[f'{guide}_gaussians']])}'"
+        for guide in GUIDES
+        if f"{guide}_model" in input.keys()
+    )
 
 
 def sweep_params(wildcards):
@@ -265,8 +289,10 @@ def sweep_params(wildcards):
     distance for the two successors and the guidance settings for the paper's sampler."""
     sampler = wildcards.sampler
     own = {k: v for k, v in config["samplers"].get(sampler, {}).items() if k not in ("strengths", "default")}
-    params = {"sampling": {**config["sampling"], "num_samples": config["samplers"]["num_samples"], "shards": 1},
-              "samplers": {sampler: own}}
+    params = {
+        "sampling": {**config["sampling"], "num_samples": config["samplers"]["num_samples"], "shards": 1},
+        "samplers": {sampler: own},
+    }
     if sampler in ("self_guided", "minority_guidance"):
         params["samplers"]["distance"] = config["samplers"]["distance"]
     if sampler == "paper":
@@ -287,8 +313,8 @@ def sweep_inputs(wildcards):
 
 
 def guide_options(wildcards, input):
-    """`NAME=PATH` for every guide of the point (the CLI's --guides)."""
-    return " ".join(f"{k}={v}" for k, v in input.items() if k != "ddpm")
+    """Every guide of the point as a JSON object name → path (the stage's `guides`)."""
+    return json.dumps({k: v for k, v in input.items() if k != "ddpm"})
 
 
 def feature_inputs(wildcards):
@@ -303,9 +329,15 @@ def evaluation_keys(*keys):
     return json.dumps({k: config["evaluation"][k] for k in keys}, sort_keys=True)
 
 
-def named_inputs(names, key):
-    """A params function: `NAME=PATH ...` for the input list `key`, one name per path (the CLI's NAME=FILE arguments)."""
-    return lambda wildcards, input: " ".join(f"{name}={path}" for name, path in zip(names, input[key]))
+def as_json(key, names=None):
+    """A params function: the input list `key` as a JSON list or, with `names` (one per path), as a
+    JSON object name → path: a stage's list and dict arguments (pass them as `{params.x:q}`)."""
+
+    def value(wildcards, input):
+        paths = [input[key]] if isinstance(input[key], str) else list(input[key])
+        return json.dumps(paths if names is None else dict(zip(names, paths)))
+
+    return value
 
 
 def features(extractor, set_name):
@@ -319,8 +351,17 @@ def set_metrics(extractor, set_name, kind=""):
 
 def ddim_sampling(wildcards):
     """The sampling section for a DDIM set of figure A.7: η = 0, `steps` evenly strided steps."""
-    return json.dumps({**config["sampling"], "method": "ddim", "eta": 0.0, "steps": f"ddim{wildcards.steps}",
-                       "num_samples": config["figA7"]["num_samples"], "shards": 1}, sort_keys=True)
+    return json.dumps(
+        {
+            **config["sampling"],
+            "method": "ddim",
+            "eta": 0.0,
+            "steps": f"ddim{wildcards.steps}",
+            "num_samples": config["figA7"]["num_samples"],
+            "shards": 1,
+        },
+        sort_keys=True,
+    )
 
 
 def gan_keys(*keys):

@@ -2,19 +2,19 @@ rule prepare_data:
     """One split of the dataset, resized to data.resolution, as uint8 .npz."""
     output:
         "results/data/{split}.npz",
-    params:
-        cfg=section("data"),
-    wildcard_constraints:
-        split="train|val",
     log:
         "logs/prepare_data/{split}.log",
     benchmark:
-        "results/benchmarks/prepare_data/{split}.tsv",
+        "results/benchmarks/prepare_data/{split}.tsv"
+    wildcard_constraints:
+        split="train|val",
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["prepare_data"]["cpus_per_task"]
     resources:
         **stage_resources("prepare_data"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=section("data"),
     shell:
         "lowdensity prepare-data --params {params.cfg:q} --split {wildcards.split} --out {output} 2> {log}"
 
@@ -25,15 +25,15 @@ rule real_grid:
         "results/data/train.npz",
     output:
         report("results/data/train_grid.png", caption="../report/real_grid.rst", category="Samples", subcategory="real"),
-    params:
-        per_class=config["grid"]["per_class"],
     log:
         "logs/real_grid.log",
     benchmark:
-        "results/benchmarks/real_grid/real_grid.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/real_grid/real_grid.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        per_class=config["grid"]["per_class"],
     shell:
-        "lowdensity grid --samples {input} --data {input} --out {output} --per-class {params.per_class} --title 'real training images' 2> {log}"
+        "lowdensity grid --samples {input} --data {input} --out {output} --per_class {params.per_class} --title 'real training images' 2> {log}"

@@ -6,23 +6,23 @@ rule train_ddpm:
     output:
         model="results/ddpm/model.pt",
         loss="results/ddpm/loss.csv",
+    log:
+        "logs/train_ddpm.log",
+    benchmark:
+        "results/benchmarks/train_ddpm/train_ddpm.tsv"
+    priority: 50  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["train_ddpm"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_ddpm"),
     params:
         cfg=section("ddpm", "diffusion"),
         checkpoint="results/ddpm/checkpoint.pt",
         device=config["device"],
-    log:
-        "logs/train_ddpm.log",
-    benchmark:
-        "results/benchmarks/train_ddpm/train_ddpm.tsv",
-    priority: 50  # on the critical path (data → DDPM → baseline → H′ → guided): started first
-    threads: config["resources"]["train_ddpm"]["cpus_per_task"]
-    resources:
-        **stage_resources("train_ddpm"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity train-ddpm --gpus {resources.gpu} --params {params.cfg:q} --data {input} --model {output.model}"
-        " --loss-csv {output.loss} --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
+        "lowdensity --gpus {resources.gpu} train-ddpm --params {params.cfg:q} --data {input} --model {output.model}"
+        " --loss_csv {output.loss} --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
 
 
 rule sample_baseline:
@@ -31,21 +31,21 @@ rule sample_baseline:
         "results/ddpm/model.pt",
     output:
         "results/samples/baseline/shard_{shard}.npz",
-    params:
-        cfg=section("sampling"),
-        device=config["device"],
-    wildcard_constraints:
-        shard=r"\d+",
     log:
         "logs/sample_baseline/{shard}.log",
     benchmark:
-        "results/benchmarks/sample_baseline/{shard}.tsv",
+        "results/benchmarks/sample_baseline/{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
     priority: 40  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=section("sampling"),
+        device=config["device"],
     shell:
         "lowdensity sample --params {params.cfg:q} --model {input} --shard {wildcards.shard}"
         " --out {output} --device {params.device} 2> {log}"
@@ -58,19 +58,21 @@ rule gather_samples:
         data=SHAPE_OF_DATA,
     output:
         "results/samples/{generator}.npz",
-    wildcard_constraints:
-        generator="|".join(GENERATORS + ["discriminator_pool"]),
     log:
         "logs/gather_samples/{generator}.log",
     benchmark:
-        "results/benchmarks/gather_samples/{generator}.tsv",
+        "results/benchmarks/gather_samples/{generator}.tsv"
+    wildcard_constraints:
+        generator="|".join(GENERATORS + ["discriminator_pool"]),
     priority: 40  # the baseline set gates the discriminator (critical path); cheap for the others
-    resources:
-        **stage_resources("light"),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        shards=as_json("shards"),
     shell:
-        "lowdensity gather --data {input.data} --out {output} {input.shards} 2> {log}"
+        "lowdensity gather --data {input.data} --out {output} --shards {params.shards:q} 2> {log}"
 
 
 rule samples_grid:
@@ -79,19 +81,23 @@ rule samples_grid:
         samples="results/samples/{generator}.npz",
         data=SHAPE_OF_DATA,
     output:
-        report("results/samples/{generator}_grid.png", caption="../report/samples_grid.rst", category="Samples",
-               subcategory="{generator}"),
-    params:
-        per_class=config["grid"]["per_class"],
-    wildcard_constraints:
-        generator="|".join(GENERATORS),
+        report(
+            "results/samples/{generator}_grid.png",
+            caption="../report/samples_grid.rst",
+            category="Samples",
+            subcategory="{generator}",
+        ),
     log:
         "logs/samples_grid/{generator}.log",
     benchmark:
-        "results/benchmarks/samples_grid/{generator}.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/samples_grid/{generator}.tsv"
+    wildcard_constraints:
+        generator="|".join(GENERATORS),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        per_class=config["grid"]["per_class"],
     shell:
-        "lowdensity grid --samples {input.samples} --data {input.data} --out {output} --per-class {params.per_class} --title '{wildcards.generator} samples' 2> {log}"
+        "lowdensity grid --samples {input.samples} --data {input.data} --out {output} --per_class {params.per_class} --title '{wildcards.generator} samples' 2> {log}"

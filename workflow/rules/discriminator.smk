@@ -1,8 +1,8 @@
 # The real-vs-synthetic discriminator H' (Eq. 6), its Gaussians, the extra synthetic pool, and
 # the study of how to train it (`snakemake discriminator_ablation`).
 TRAIN_DISCRIMINATOR = (
-    "lowdensity train-discriminator --gpus {resources.gpu} --params {params.cfg:q} --data {input.train}"
-    " --samples {input.samples} {params.classifier} --model {output.model} --accuracy {output.accuracy}"
+    "lowdensity --gpus {resources.gpu} train-discriminator --params {params.cfg:q} --data {input.train}"
+    " --samples {params.samples:q} {params.classifier} --model {output.model} --accuracy {output.accuracy}"
     " --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
 )
 
@@ -14,21 +14,22 @@ rule train_discriminator:
     output:
         model="results/discriminator/model.pt",
         accuracy="results/discriminator/accuracy.csv",
+    log:
+        "logs/train_discriminator.log",
+    benchmark:
+        "results/benchmarks/train_discriminator/train_discriminator.tsv"
+    priority: 30  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
     params:
+        samples=as_json("samples"),
         cfg=section("discriminator", "diffusion"),
         classifier=classifier_option,
         checkpoint="results/discriminator/checkpoint.pt",
         device=config["device"],
-    log:
-        "logs/train_discriminator.log",
-    benchmark:
-        "results/benchmarks/train_discriminator/train_discriminator.tsv",
-    priority: 30  # on the critical path (data → DDPM → baseline → H′ → guided): started first
-    threads: config["resources"]["train_encoder"]["cpus_per_task"]
-    resources:
-        **stage_resources("train_encoder"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
         TRAIN_DISCRIMINATOR
 
@@ -36,27 +37,28 @@ rule train_discriminator:
 rule fit_discriminator_gaussians:
     """Real and synthetic Gaussians of the discriminator's embeddings (H' of Eq. 6)."""
     input:
-        model="results/discriminator/model.pt",
         **discriminator_inputs(config["discriminator"]),
+        model="results/discriminator/model.pt",
     output:
         gaussians="results/discriminator/gaussians.pt",
         summary="results/discriminator/gaussians.csv",
-    params:
-        cfg=section("gaussians", "diffusion", "discriminator"),
-        device=config["device"],
     log:
         "logs/fit_discriminator_gaussians.log",
     benchmark:
-        "results/benchmarks/fit_discriminator_gaussians/fit_discriminator_gaussians.tsv",
+        "results/benchmarks/fit_discriminator_gaussians/fit_discriminator_gaussians.tsv"
     priority: 20  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        samples=as_json("samples"),
+        cfg=section("gaussians", "diffusion", "discriminator"),
+        device=config["device"],
     shell:
         "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.train}"
-        " --samples {input.samples} --out {output.gaussians} --summary {output.summary}"
+        " --samples {params.samples:q} --out {output.gaussians} --summary {output.summary}"
         " --device {params.device} 2> {log}"
 
 
@@ -68,21 +70,27 @@ rule sample_discriminator_pool:
         "results/ddpm/model.pt",
     output:
         "results/samples/discriminator_pool/shard_{shard}.npz",
-    params:
-        cfg=json.dumps({**config["sampling"], "num_samples": POOL_SIZE,
-                        "seed": config["sampling"]["seed"] + config["sampling"]["num_samples"]}, sort_keys=True),
-        device=config["device"],
-    wildcard_constraints:
-        shard=r"\d+",
     log:
         "logs/sample_discriminator_pool/{shard}.log",
     benchmark:
-        "results/benchmarks/sample_discriminator_pool/{shard}.tsv",
+        "results/benchmarks/sample_discriminator_pool/{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=json.dumps(
+            {
+                **config["sampling"],
+                "num_samples": POOL_SIZE,
+                "seed": config["sampling"]["seed"] + config["sampling"]["num_samples"],
+            },
+            sort_keys=True,
+        ),
+        device=config["device"],
     shell:
         "lowdensity sample --params {params.cfg:q} --model {input} --shard {wildcards.shard}"
         " --out {output} --device {params.device} 2> {log}"
@@ -95,22 +103,25 @@ rule train_discriminator_variant:
     output:
         model="results/discriminator/ablation/{variant}/model.pt",
         accuracy="results/discriminator/ablation/{variant}/accuracy.csv",
-    params:
-        cfg=lambda wildcards: json.dumps({"discriminator": ABLATION[wildcards.variant], "diffusion": config["diffusion"]}, sort_keys=True),
-        classifier=classifier_option,
-        checkpoint="results/discriminator/ablation/{variant}/checkpoint.pt",
-        device=config["device"],
-    wildcard_constraints:
-        variant="|".join(ABLATION) or "(?!)",  # no variants: matches nothing
     log:
         "logs/train_discriminator_variant/{variant}.log",
     benchmark:
-        "results/benchmarks/train_discriminator_variant/{variant}.tsv",
+        "results/benchmarks/train_discriminator_variant/{variant}.tsv"
+    wildcard_constraints:
+        variant="|".join(ABLATION) or "(?!)",  # no variants: matches nothing
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        samples=as_json("samples"),
+        cfg=lambda wildcards: json.dumps(
+            {"discriminator": ABLATION[wildcards.variant], "diffusion": config["diffusion"]}, sort_keys=True
+        ),
+        classifier=classifier_option,
+        checkpoint="results/discriminator/ablation/{variant}/checkpoint.pt",
+        device=config["device"],
     shell:
         TRAIN_DISCRIMINATOR
 
@@ -124,17 +135,19 @@ rule discriminator_ablation:
     output:
         csv="results/discriminator/ablation.csv",
         pdf=report("paper_figures/figD1.pdf", caption="../report/figD1.rst", category="Guided sampling"),
-    params:
-        named=named_inputs(["default"] + list(ABLATION), "accuracy"),
-        overrides=json.dumps({v["name"]: v["overrides"] for v in config["discriminator_ablation"]["variants"]}, sort_keys=True),
     log:
         "logs/discriminator_ablation.log",
     benchmark:
-        "results/benchmarks/discriminator_ablation/discriminator_ablation.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/discriminator_ablation/discriminator_ablation.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        named=as_json("accuracy", ["default"] + list(ABLATION)),
+        overrides=json.dumps(
+            {v["name"]: v["overrides"] for v in config["discriminator_ablation"]["variants"]}, sort_keys=True
+        ),
     shell:
-        "lowdensity discriminator-ablation --overrides {params.overrides:q} --out {output.csv} --figure {output.pdf}"
-        " {params.named} 2> {log}"
+        "lowdensity figD1 --accuracy {params.named:q} --overrides {params.overrides:q} --out {output.pdf}"
+        " --csv {output.csv} 2> {log}"

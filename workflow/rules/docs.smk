@@ -31,16 +31,17 @@ rule docs_static:
         "docs/generated/performance.md",
         "docs/generated/gpu_hours.md",
         "docs/generated/img/runs.png",
-    params:
-        repo=REPO,
     log:
         "logs/docs/static.log",
-    resources:
-        **stage_resources("light"),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        repo=REPO,
     shell:
-        "lowdensity render-docs configuration performance gpu_hours --repo {params.repo:q} --out docs/generated > {log} 2>&1"
+        "lowdensity render-docs --pages '[configuration, performance, gpu_hours]' --repo {params.repo:q} --out docs/generated"
+        " > {log} 2>&1"
 
 
 rule docs_results:
@@ -50,20 +51,20 @@ rule docs_results:
     output:
         page="docs/generated/results.md",
         images=directory("docs/generated/img/figures"),  # not img/results: .gitignore ignores every results/
-    params:
-        repo=REPO,
-        extractors=EXTRACTORS,
-        config_label=CONFIG_LABEL,
-        readme=README_OPTION,
     log:
         "logs/docs/results.log",
-    resources:
-        **stage_resources("light"),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        repo=REPO,
+        extractors=json.dumps(EXTRACTORS),
+        config_label=CONFIG_LABEL,
+        readme=README_OPTION,
     shell:
-        "lowdensity render-docs results --repo {params.repo:q} --out docs/generated --extractors {params.extractors} "
-        "--config-label {params.config_label:q} {params.readme} > {log} 2>&1"
+        "lowdensity render-docs --pages '[results]' --repo {params.repo:q} --out docs/generated"
+        " --extractors {params.extractors:q} --config_label {params.config_label:q} {params.readme} > {log} 2>&1"
 
 
 rule docs_samplers:
@@ -73,19 +74,19 @@ rule docs_samplers:
     output:
         page="docs/generated/samplers.md",
         images=directory("docs/generated/img/samplers"),
-    params:
-        repo=REPO,
-        extractors=EXTRACTORS,
-        config_label=CONFIG_LABEL,
     log:
         "logs/docs/samplers.log",
-    resources:
-        **stage_resources("light"),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        repo=REPO,
+        extractors=json.dumps(EXTRACTORS),
+        config_label=CONFIG_LABEL,
     shell:
-        "lowdensity render-docs samplers --repo {params.repo:q} --out docs/generated --extractors {params.extractors} "
-        "--config-label {params.config_label:q} > {log} 2>&1"
+        "lowdensity render-docs --pages '[samplers]' --repo {params.repo:q} --out docs/generated"
+        " --extractors {params.extractors:q} --config_label {params.config_label:q} > {log} 2>&1"
 
 
 rule docs:

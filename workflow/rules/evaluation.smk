@@ -5,24 +5,24 @@ rule extract_features:
     output:
         features="results/features/{extractor}/{set}.npy",
         labels="results/features/{extractor}/{set}.labels.npy",
+    log:
+        "logs/extract_features/{extractor}_{set}.log",
+    benchmark:
+        "results/benchmarks/extract_features/{extractor}_{set}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+        set="|".join(map(re.escape, IMAGE_SETS)),
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["features"]["cpus_per_task"]
+    resources:
+        **stage_resources("features"),
     params:
         cfg=evaluation_keys("extractors", "num_reference"),
         classifier=lambda wildcards, input: f"--classifier {input.classifier}" if "classifier" in input.keys() else "",
         device=config["device"],
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS),
-        set="|".join(map(re.escape, IMAGE_SETS)),
-    log:
-        "logs/extract_features/{extractor}_{set}.log",
-    benchmark:
-        "results/benchmarks/extract_features/{extractor}_{set}.tsv",
-    threads: config["resources"]["features"]["cpus_per_task"]
-    resources:
-        **stage_resources("features"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity extract-features --params {params.cfg:q} --extractor {wildcards.extractor} --set {wildcards.set}"
+        "lowdensity extract-features --params {params.cfg:q} --extractor {wildcards.extractor} --set_name {wildcards.set}"
         " --images {input.images} --data {input.data} {params.classifier} --out {output.features} --device {params.device} 2> {log}"
 
 
@@ -33,20 +33,20 @@ rule reference_neighbours:
         features("{extractor}", "reference"),
     output:
         "results/metrics/{extractor}/reference_neighbours.npz",
-    params:
-        cfg=evaluation_keys("lof_k", "precision_k"),
-        device=config["device"],
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS),
     log:
         "logs/reference_neighbours/{extractor}.log",
     benchmark:
-        "results/benchmarks/reference_neighbours/{extractor}.tsv",
+        "results/benchmarks/reference_neighbours/{extractor}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=evaluation_keys("lof_k", "precision_k"),
+        device=config["device"],
     shell:
         "lowdensity reference-neighbours --params {params.cfg:q} --reference {input} --out {output} --device {params.device} 2> {log}"
 
@@ -61,25 +61,25 @@ rule density_metrics:
     output:
         metrics="results/metrics/{extractor}/{set}.csv",
         summary="results/metrics/{extractor}/{set}_summary.csv",
-    params:
-        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
-        device=config["device"],
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS),
-        set="|".join(map(re.escape, EVALUATED_SETS + list(SWEEP_SETS))),
     log:
         "logs/density_metrics/{extractor}_{set}.log",
     benchmark:
-        "results/benchmarks/density_metrics/{extractor}_{set}.tsv",
+        "results/benchmarks/density_metrics/{extractor}_{set}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
+        set="|".join(map(re.escape, EVALUATED_SETS + list(SWEEP_SETS))),
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
+        device=config["device"],
     shell:
         "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
-        " --neighbours {input.neighbours} --set {wildcards.set} --features {input.features} --metrics-csv {output.metrics}"
-        " --summary-csv {output.summary} --device {params.device} 2> {log}"
+        " --neighbours {input.neighbours} --set_name {wildcards.set} --features {input.features} --metrics_csv {output.metrics}"
+        " --summary_csv {output.summary} --device {params.device} 2> {log}"
 
 
 rule collect_metrics:
@@ -89,21 +89,28 @@ rule collect_metrics:
         summaries=[set_metrics("{extractor}", s, "_summary") for s in EVALUATED_SETS],
     output:
         metrics="results/metrics/{extractor}.csv",
-        sets=report("results/metrics/{extractor}_sets.csv", caption="../report/density_sets.rst", category="Density evaluation",
-                    subcategory="{extractor}"),
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS),
+        sets=report(
+            "results/metrics/{extractor}_sets.csv",
+            caption="../report/density_sets.rst",
+            category="Density evaluation",
+            subcategory="{extractor}",
+        ),
     log:
         "logs/collect_metrics/{extractor}.log",
     benchmark:
-        "results/benchmarks/collect_metrics/{extractor}.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/collect_metrics/{extractor}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS),
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        metrics=as_json("metrics"),
+        summaries=as_json("summaries"),
     shell:
-        "lowdensity collect-metrics --metrics {input.metrics} --summaries {input.summaries}"
-        " --metrics-csv {output.metrics} --sets-csv {output.sets} 2> {log}"
+        "lowdensity collect-metrics --metrics {params.metrics:q} --summaries {params.summaries:q}"
+        " --metrics_csv {output.metrics} --sets_csv {output.sets} 2> {log}"
 
 
 rule memorization:
@@ -116,18 +123,18 @@ rule memorization:
         summary=report("results/memorization.csv", caption="../report/memorization.rst", category="Memorization"),
         pairs="results/memorization_pairs.csv",
         neighbours="results/memorization_neighbours.csv",
-    params:
-        cfg=evaluation_keys("memorization"),
-        device=config["device"],
     log:
         "logs/memorization.log",
     benchmark:
-        "results/benchmarks/memorization/memorization.tsv",
+        "results/benchmarks/memorization/memorization.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=evaluation_keys("memorization"),
+        device=config["device"],
     shell:
         "lowdensity memorization --params {params.cfg:q} --reference {input.reference} --guided {input.guided}"
         " --real {input.real} --summary {output.summary} --pairs {output.pairs} --neighbours {output.neighbours}"
@@ -137,43 +144,45 @@ rule memorization:
 rule fig7:
     """Hardness, AvgkNN and LOF distributions of real, baseline, guided (and GAN) images (first extractor)."""
     input:
-        f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
+        metrics=f"results/metrics/{DEFAULT_EXTRACTOR}.csv",
     output:
         pdf=report("paper_figures/fig7.pdf", caption="../report/fig7.rst", category="Density evaluation"),
         csv="results/fig7.csv",
-    params:
-        cfg="{}",
     log:
         "logs/figures/fig7.log",
     benchmark:
-        "results/benchmarks/fig7/fig7.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig7/fig7.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        metrics=as_json("metrics"),
+        title="Figure 7: neighbourhood density",
     shell:
-        "lowdensity eval-figure fig7 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input} 2> {log}"
+        "lowdensity fig7 --metrics {params.metrics:q} --title {params.title:q} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig17:
     """Figure 7 in every feature space: the configured extractors and the classifier embedding."""
     input:
-        expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
+        metrics=expand("results/metrics/{extractor}.csv", extractor=EXTRACTORS),
     output:
         pdf=report("paper_figures/fig17.pdf", caption="../report/fig17.rst", category="Density evaluation"),
         csv="results/fig17.csv",
-    params:
-        cfg="{}",
     log:
         "logs/figures/fig17.log",
     benchmark:
-        "results/benchmarks/fig17/fig17.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig17/fig17.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        metrics=as_json("metrics"),
+        title="Figure 17: density in every feature space",
     shell:
-        "lowdensity eval-figure fig17 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input} 2> {log}"
+        "lowdensity fig7 --metrics {params.metrics:q} --title {params.title:q} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig8:
@@ -185,19 +194,20 @@ rule fig8:
     output:
         pdf=report("paper_figures/fig8.pdf", caption="../report/fig8.rst", category="Memorization"),
         csv="results/fig8.csv",
-    params:
-        cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig8.log",
     benchmark:
-        "results/benchmarks/fig8/fig8.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig8/fig8.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        num_reference=json.dumps(config["evaluation"]["num_reference"]),
+        show=config["evaluation"]["memorization"]["show"],
     shell:
-        "lowdensity eval-figure fig8 --params {params.cfg:q} --train {input.train} --out {output.pdf} --csv {output.csv}"
-        " {input.pairs} {input.guided} 2> {log}"
+        "lowdensity fig8 --pairs {input.pairs} --guided {input.guided} --train {input.train}"
+        " --num_reference {params.num_reference} --show {params.show} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig9:
@@ -209,19 +219,20 @@ rule fig9:
     output:
         pdf=report("paper_figures/fig9.pdf", caption="../report/fig9.rst", category="Memorization"),
         csv="results/fig9.csv",
-    params:
-        cfg=evaluation_keys("memorization", "num_reference"),
     log:
         "logs/figures/fig9.log",
     benchmark:
-        "results/benchmarks/fig9/fig9.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig9/fig9.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        num_reference=json.dumps(config["evaluation"]["num_reference"]),
+        show=config["evaluation"]["memorization"]["show"],
     shell:
-        "lowdensity eval-figure fig9 --params {params.cfg:q} --train {input.train} --out {output.pdf} --csv {output.csv}"
-        " {input.neighbours} {input.guided} 2> {log}"
+        "lowdensity fig9 --neighbours {input.neighbours} --guided {input.guided} --train {input.train}"
+        " --num_reference {params.num_reference} --show {params.show} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule table1:
@@ -233,19 +244,21 @@ rule table1:
     output:
         csv=report("results/table1.csv", caption="../report/table1.rst", category="Sampling cost"),
         markdown="results/table1.md",
-    params:
-        cfg=section("table1"),
     log:
         "logs/table1.log",
     benchmark:
-        "results/benchmarks/table1/table1.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/table1/table1.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        metrics=as_json("metrics"),
+        samples=lambda wildcards, input: json.dumps({"baseline": input.baseline, "guided": input.guided}),
+        cfg=section("table1"),
     shell:
-        "lowdensity table1 --params {params.cfg:q} --metrics {input.metrics} --baseline {input.baseline}"
-        " --guided {input.guided} --out {output.csv} --markdown {output.markdown} 2> {log}"
+        "lowdensity table1 --params {params.cfg:q} --metrics {params.metrics:q} --samples {params.samples:q}"
+        " --out {output.csv} --markdown {output.markdown} 2> {log}"
 
 
 rule fig1:
@@ -257,20 +270,20 @@ rule fig1:
     output:
         pdf=report("paper_figures/fig1.pdf", caption="../report/fig1.rst", category="Density evaluation"),
         csv="results/fig1.csv",
-    params:
-        cfg=evaluation_keys("fig1_per_panel"),
-        named=named_inputs(GENERATORS, "samples"),
     log:
         "logs/figures/fig1.log",
     benchmark:
-        "results/benchmarks/fig1/fig1.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig1/fig1.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        per_panel=config["evaluation"]["fig1_per_panel"],
+        named=as_json("samples", GENERATORS),
     shell:
-        "lowdensity eval-figure fig1 --params {params.cfg:q} --out {output.pdf} --csv {output.csv}"
-        " {input.metrics} {input.real} {params.named} 2> {log}"
+        "lowdensity fig1 --metrics {input.metrics} --real {input.real} --samples {params.named:q}"
+        " --per_panel {params.per_panel} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule nll:
@@ -280,18 +293,18 @@ rule nll:
         val="results/data/val.npz",
     output:
         "results/nll.csv",
-    params:
-        cfg=section("nll"),
-        device=config["device"],
     log:
         "logs/nll.log",
     benchmark:
-        "results/benchmarks/nll/nll.tsv",
+        "results/benchmarks/nll/nll.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=section("nll"),
+        device=config["device"],
     shell:
         "lowdensity nll --params {params.cfg:q} --model {input.model} --val {input.val} --out {output} --device {params.device} 2> {log}"
 
@@ -302,20 +315,24 @@ rule fig11:
         nll="results/nll.csv",
         metrics=[set_metrics(extractor, "real") for extractor in EXTRACTORS],
     output:
-        correlation=report("results/nll_correlation.csv", caption="../report/nll_correlation.rst", category="Density evaluation"),
+        correlation=report(
+            "results/nll_correlation.csv", caption="../report/nll_correlation.rst", category="Density evaluation"
+        ),
         pdf=report("paper_figures/fig11.pdf", caption="../report/fig11.rst", category="Density evaluation"),
         csv="results/fig11.csv",
     log:
         "logs/figures/fig11.log",
     benchmark:
-        "results/benchmarks/fig11/fig11.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig11/fig11.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        metrics=as_json("metrics"),
     shell:
-        "lowdensity nll-correlation --nll {input.nll} --out {output.correlation} --figure {output.pdf}"
-        " --figure-csv {output.csv} {input.metrics} 2> {log}"
+        "lowdensity fig11 --nll {input.nll} --metrics {params.metrics:q} --correlation {output.correlation}"
+        " --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule sample_ddim_baseline:
@@ -324,20 +341,20 @@ rule sample_ddim_baseline:
         "results/ddpm/model.pt",
     output:
         "results/samples/ddim/baseline_{steps}.npz",
-    params:
-        sampling=ddim_sampling,
-        device=config["device"],
-    wildcard_constraints:
-        steps=r"\d+",
     log:
         "logs/sample_ddim/baseline_{steps}.log",
     benchmark:
-        "results/benchmarks/sample_ddim_baseline/baseline_{steps}.tsv",
+        "results/benchmarks/sample_ddim_baseline/baseline_{steps}.tsv"
+    wildcard_constraints:
+        steps=r"\d+",
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["sample"]["cpus_per_task"]
     resources:
         **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        sampling=ddim_sampling,
+        device=config["device"],
     shell:
         "lowdensity sample --params {params.sampling:q} --model {input} --shard 0 --out {output} --device {params.device} 2> {log}"
 
@@ -348,6 +365,17 @@ rule sample_ddim_guided:
         **guided_inputs(config["guidance"]["alpha"], config["guidance"]["beta"]),
     output:
         "results/samples/ddim/guided_{steps}.npz",
+    log:
+        "logs/sample_ddim/guided_{steps}.log",
+    benchmark:
+        "results/benchmarks/sample_ddim_guided/guided_{steps}.tsv"
+    wildcard_constraints:
+        steps=r"\d+",
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
     params:
         sampling=ddim_sampling,
         alpha=config["guidance"]["alpha"],
@@ -358,17 +386,6 @@ rule sample_ddim_guided:
         guides=guide_arguments,
         shard=0,
         device=config["device"],
-    wildcard_constraints:
-        steps=r"\d+",
-    log:
-        "logs/sample_ddim/guided_{steps}.log",
-    benchmark:
-        "results/benchmarks/sample_ddim_guided/guided_{steps}.tsv",
-    threads: config["resources"]["sample"]["cpus_per_task"]
-    resources:
-        **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
         SAMPLE_GUIDED
 
@@ -383,22 +400,28 @@ rule figA7:
         fidelity="results/figA7_fidelity.csv",
         pdf=report("paper_figures/figA7.pdf", caption="../report/figA7.rst", category="Density evaluation"),
         csv="results/figA7.csv",
-    params:
-        cfg=evaluation_keys("precision_k"),
-        named=named_inputs([s[len("ddim_"):] for s in DDIM_SETS], "sets"),
-        device=config["device"],
     log:
         "logs/figures/figA7.log",
     benchmark:
-        "results/benchmarks/figA7/figA7.tsv",
+        "results/benchmarks/figA7/figA7.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=evaluation_keys("precision_k"),
+        sets=lambda wildcards, input: json.dumps(
+            {
+                sampler: {steps: path for (s, steps), path in zip(DDIM_RUNS, input.sets) if s == sampler}
+                for sampler in dict.fromkeys(s for s, _ in DDIM_RUNS)
+            }
+        ),
+        device=config["device"],
     shell:
-        "lowdensity fidelity-steps --params {params.cfg:q} --reference {input.reference} --neighbours {input.neighbours}"
-        " --out {output.fidelity} --figure {output.pdf} --figure-csv {output.csv} --device {params.device} {params.named} 2> {log}"
+        "lowdensity figA7 --params {params.cfg:q} --reference {input.reference} --neighbours {input.neighbours}"
+        " --sets {params.sets:q} --fidelity {output.fidelity} --out {output.pdf} --csv {output.csv}"
+        " --device {params.device} 2> {log}"
 
 
 rule fidelity:
@@ -408,23 +431,27 @@ rule fidelity:
         reference="results/features/{extractor}/reference.npy",
         sets=expand("results/features/{{extractor}}/{set}.npy", set=GENERATORS),
     output:
-        report("results/metrics/{extractor}_fidelity.csv", caption="../report/fidelity.rst", category="Density evaluation",
-               subcategory="{extractor}"),
-    params:
-        cfg=evaluation_keys("precision_k"),
-        named=named_inputs(GENERATORS, "sets"),
-        device=config["device"],
-    wildcard_constraints:
-        extractor="|".join(EXTRACTORS[:-1]),
+        report(
+            "results/metrics/{extractor}_fidelity.csv",
+            caption="../report/fidelity.rst",
+            category="Density evaluation",
+            subcategory="{extractor}",
+        ),
     log:
         "logs/fidelity/{extractor}.log",
     benchmark:
-        "results/benchmarks/fidelity/{extractor}.tsv",
+        "results/benchmarks/fidelity/{extractor}.tsv"
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS[:-1]),
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=evaluation_keys("precision_k"),
+        named=as_json("sets", GENERATORS),
+        device=config["device"],
     shell:
         "lowdensity fidelity --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
-        " --out {output} --device {params.device} {params.named} 2> {log}"
+        " --sets {params.named:q} --out {output} --device {params.device} 2> {log}"

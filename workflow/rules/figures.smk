@@ -11,18 +11,22 @@ rule fig3:
     output:
         pdf=report("paper_figures/fig3.pdf", caption="../report/fig3.rst", category="Guided sampling"),
         csv="results/fig3.csv",
-    params:
-        cfg=json.dumps(G["fig3"]),
     log:
         "logs/figures/fig3.log",
     benchmark:
-        "results/benchmarks/fig3/fig3.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig3/fig3.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        cells=as_json("cells"),
+        alphas=json.dumps(G["fig3"]["alphas"]),
+        betas=json.dumps(G["fig3"]["betas"]),
+        classes=json.dumps(G["fig3"]["classes"]),
     shell:
-        "lowdensity figure fig3 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+        "lowdensity fig3 --cells {params.cells:q} --scores {input.scores} --data {input.data} --alphas {params.alphas:q}"
+        " --betas {params.betas:q} --classes {params.classes:q} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig4b_fidelity:
@@ -34,24 +38,35 @@ rule fig4b_fidelity:
         cells=[features(space, f"cell_{cell}") for space in FIG4B_SPACES for cell in FIG4B_CELLS.values()],
     output:
         "results/guidance/fig4b_fidelity.csv",
-    params:
-        cfg=json.dumps({**{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")}, "precision_k": G["precision"]["k"]}, sort_keys=True),
-        reference=named_inputs(FIG4B_SPACES, "reference"),
-        neighbours=named_inputs(FIG4B_SPACES, "neighbours"),
-        cells=named_inputs([f"{space}:{weight_text(b)}" for space in FIG4B_SPACES for b in FIG4B_CELLS], "cells"),
-        device=config["device"],
     log:
         "logs/fig4b_fidelity.log",
     benchmark:
-        "results/benchmarks/fig4b_fidelity/fig4b_fidelity.tsv",
+        "results/benchmarks/fig4b_fidelity/fig4b_fidelity.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),  # the ball tests search the whole reference
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=json.dumps(
+            {
+                **{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")},
+                "precision_k": G["precision"]["k"],
+            },
+            sort_keys=True,
+        ),
+        reference=as_json("reference", FIG4B_SPACES),
+        neighbours=as_json("neighbours", FIG4B_SPACES),
+        cells=lambda wildcards, input: json.dumps(
+            {
+                space: {weight_text(b): path for b, path in zip(FIG4B_CELLS, input.cells[i * len(FIG4B_CELLS) :])}
+                for i, space in enumerate(FIG4B_SPACES)
+            }
+        ),
+        device=config["device"],
     shell:
-        "lowdensity fig4b-fidelity --params {params.cfg:q} --reference {params.reference} --neighbours {params.neighbours}"
-        " --out {output} --device {params.device} {params.cells} 2> {log}"
+        "lowdensity fig4b-fidelity --params {params.cfg:q} --references {params.reference:q}"
+        " --neighbours {params.neighbours:q} --cells {params.cells:q} --out {output} --device {params.device} 2> {log}"
 
 
 rule fig4:
@@ -62,18 +77,21 @@ rule fig4:
     output:
         pdf=report("paper_figures/fig4.pdf", caption="../report/fig4.rst", category="Guided sampling"),
         csv="results/fig4.csv",
-    params:
-        cfg=json.dumps({"fig4a_alphas": G["fig4a_alphas"], "fig4b": {k: G["fig4b"][k] for k in ("alpha", "betas")}}),
     log:
         "logs/figures/fig4.log",
     benchmark:
-        "results/benchmarks/fig4/fig4.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig4/fig4.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        alphas=json.dumps(G["fig4a_alphas"]),
+        fig4b_alpha=G["fig4b"]["alpha"],
+        betas=json.dumps(G["fig4b"]["betas"]),
     shell:
-        "lowdensity figure fig4 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.scores} {input.precision} 2> {log}"
+        "lowdensity fig4 --scores {input.scores} --precision {input.precision} --alphas {params.alphas:q}"
+        " --fig4b_alpha {params.fig4b_alpha} --betas {params.betas:q} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig5:
@@ -85,18 +103,19 @@ rule fig5:
     output:
         pdf=report("paper_figures/fig5.pdf", caption="../report/fig5.rst", category="Guided sampling"),
         csv="results/fig5.csv",
-    params:
-        cfg=json.dumps({"pairs": G["pairs"]}),
     log:
         "logs/figures/fig5.log",
     benchmark:
-        "results/benchmarks/fig5/fig5.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig5/fig5.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        pairs=G["pairs"],
     shell:
-        "lowdensity figure fig5 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+        "lowdensity fig5 --baseline {input.baseline} --guided {input.guided} --data {input.data} --pairs {params.pairs}"
+        " --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig6:
@@ -108,18 +127,20 @@ rule fig6:
     output:
         pdf=report("paper_figures/fig6.pdf", caption="../report/fig6.rst", category="Guided sampling"),
         csv="results/fig6.csv",
-    params:
-        cfg=json.dumps({"fig6_classes": G["fig6_classes"], "per_class": 16}),
     log:
         "logs/figures/fig6.log",
     benchmark:
-        "results/benchmarks/fig6/fig6.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig6/fig6.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        classes=json.dumps(G["fig6_classes"]),
+        per_class=16,
     shell:
-        "lowdensity figure fig6 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.baseline} {input.guided} 2> {log}"
+        "lowdensity fig6 --baseline {input.baseline} --guided {input.guided} --data {input.data} --classes {params.classes:q}"
+        " --per_class {params.per_class} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule fig10:
@@ -131,18 +152,22 @@ rule fig10:
     output:
         pdf=report("paper_figures/fig10.pdf", caption="../report/fig10.rst", category="Guided sampling"),
         csv="results/fig10.csv",
-    params:
-        cfg=json.dumps(G["fig10"]),
     log:
         "logs/figures/fig10.log",
     benchmark:
-        "results/benchmarks/fig10/fig10.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/fig10/fig10.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        cells=as_json("cells"),
+        alphas=json.dumps(G["fig10"]["alphas"]),
+        beta=G["fig10"]["beta"],
+        seeds=G["fig10"]["seeds"],
     shell:
-        "lowdensity figure fig10 --params {params.cfg:q} --data {input.data} --out {output.pdf} --csv {output.csv} {input.cells} {input.scores} 2> {log}"
+        "lowdensity fig10 --cells {params.cells:q} --scores {input.scores} --data {input.data} --alphas {params.alphas:q}"
+        " --beta {params.beta} --seeds {params.seeds} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule figA5:
@@ -152,15 +177,17 @@ rule figA5:
     output:
         pdf=report("paper_figures/figA5.pdf", caption="../report/figA5.rst", category="Guided sampling"),
         csv="results/figA5.csv",
-    params:
-        cfg=json.dumps(G["figA5"]),
     log:
         "logs/figures/figA5.log",
     benchmark:
-        "results/benchmarks/figA5/figA5.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/figA5/figA5.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        alphas=json.dumps(G["figA5"]["alphas"]),
+        beta=G["figA5"]["beta"],
     shell:
-        "lowdensity figure figA5 --params {params.cfg:q} --out {output.pdf} --csv {output.csv} {input.scores} 2> {log}"
+        "lowdensity figA5 --scores {input.scores} --alphas {params.alphas:q} --beta {params.beta}"
+        " --out {output.pdf} --csv {output.csv} 2> {log}"

@@ -1,8 +1,8 @@
 # One shell command for every guided sampling rule: the main set, the grid cells (with their
 # branching options), the DDIM sets.
 GUIDED_COMMAND = (
-    "lowdensity sample-guided --params {params.sampling:q} --alpha {params.alpha} --beta {params.beta}"
-    " --tau {params.tau} --loss {params.loss} --step-scale {params.step_scale} --model {input.ddpm}"
+    "lowdensity sample-guided --params {params.sampling:q} --cell.alpha {params.alpha} --cell.beta {params.beta}"
+    " --cell.tau {params.tau} --cell.loss {params.loss} --cell.step_scale {params.step_scale} --model {input.ddpm}"
     " {params.guides} --shard {params.shard} --out {output} --device {params.device}"
 )
 SAMPLE_GUIDED = f"{GUIDED_COMMAND} 2> {{log}}"
@@ -17,21 +17,21 @@ rule train_classifier:
     output:
         model="results/classifier/model.pt",
         accuracy="results/classifier/accuracy.csv",
+    log:
+        "logs/train_classifier.log",
+    benchmark:
+        "results/benchmarks/train_classifier/train_classifier.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["train_encoder"]["cpus_per_task"]
+    resources:
+        **stage_resources("train_encoder"),
     params:
         cfg=section("classifier", "diffusion"),
         checkpoint="results/classifier/checkpoint.pt",
         device=config["device"],
-    log:
-        "logs/train_classifier.log",
-    benchmark:
-        "results/benchmarks/train_classifier/train_classifier.tsv",
-    threads: config["resources"]["train_encoder"]["cpus_per_task"]
-    resources:
-        **stage_resources("train_encoder"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
-        "lowdensity train-classifier --gpus {resources.gpu} --params {params.cfg:q} --data {input.train} --val {input.val}"
+        "lowdensity --gpus {resources.gpu} train-classifier --params {params.cfg:q} --data {input.train} --val {input.val}"
         " --model {output.model} --accuracy {output.accuracy} --checkpoint {params.checkpoint}"
         " --device {params.device} 2> {log}"
 
@@ -44,18 +44,18 @@ rule fit_classifier_gaussians:
     output:
         gaussians="results/classifier/gaussians.pt",
         summary="results/classifier/gaussians.csv",
-    params:
-        cfg=section("gaussians", "diffusion"),
-        device=config["device"],
     log:
         "logs/fit_classifier_gaussians.log",
     benchmark:
-        "results/benchmarks/fit_classifier_gaussians/fit_classifier_gaussians.tsv",
+        "results/benchmarks/fit_classifier_gaussians/fit_classifier_gaussians.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=section("gaussians", "diffusion"),
+        device=config["device"],
     shell:
         "lowdensity fit-gaussians --params {params.cfg:q} --model {input.model} --data {input.data}"
         " --out {output.gaussians} --summary {output.summary} --device {params.device} 2> {log}"
@@ -68,6 +68,18 @@ rule sample_guided:
         **guided_inputs(config["guidance"]["alpha"], config["guidance"]["beta"]),
     output:
         "results/samples/guided/shard_{shard}.npz",
+    log:
+        "logs/sample_guided/{shard}.log",
+    benchmark:
+        "results/benchmarks/sample_guided/{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
     params:
         sampling=json.dumps({**config["sampling"], "num_samples": SET_SIZES["guided"]}, sort_keys=True),
         alpha=config["guidance"]["alpha"],
@@ -78,19 +90,9 @@ rule sample_guided:
         guides=guide_arguments,
         shard=lambda wildcards: wildcards.shard,
         device=config["device"],
-        branching=f"--keep-state-below {H_PRIME_BELOW}" if H_PRIME_BELOW is not None and config["guidance"]["alpha"] else "",
-    wildcard_constraints:
-        shard=r"\d+",
-    log:
-        "logs/sample_guided/{shard}.log",
-    benchmark:
-        "results/benchmarks/sample_guided/{shard}.tsv",
-    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
-    threads: config["resources"]["sample"]["cpus_per_task"]
-    resources:
-        **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
+        branching=(
+            f"--keep_state_below {H_PRIME_BELOW}" if H_PRIME_BELOW is not None and config["guidance"]["alpha"] else ""
+        ),
     shell:
         SAMPLE_GUIDED_BRANCHING
 
@@ -104,10 +106,24 @@ rule sample_cell:
         unpack(cell_inputs),
     output:
         "results/samples/cells/{loss}_a{alpha}_b{beta}.npz",
+    log:
+        "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
+    benchmark:
+        "results/benchmarks/sample_cell/{loss}_a{alpha}_b{beta}.tsv"
+    wildcard_constraints:
+        loss="hardness|softmax",
+        alpha=WEIGHT_PATTERN,
+        beta=WEIGHT_PATTERN,
+    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
     params:
-        sampling=lambda wildcards: json.dumps({**config["sampling"], "shards": 1,
-                                               "num_samples": CELL_SIZES[wildcard_cell(wildcards)]},
-                                              sort_keys=True),
+        sampling=lambda wildcards: json.dumps(
+            {**config["sampling"], "shards": 1, "num_samples": CELL_SIZES[wildcard_cell(wildcards)]}, sort_keys=True
+        ),
         alpha=lambda wildcards: wildcards.alpha,
         beta=lambda wildcards: wildcards.beta,
         tau=config["guidance"]["tau"],
@@ -117,20 +133,6 @@ rule sample_cell:
         shard=0,
         device=config["device"],
         branching=cell_branching,
-    wildcard_constraints:
-        loss="hardness|softmax",
-        alpha=WEIGHT_PATTERN,
-        beta=WEIGHT_PATTERN,
-    log:
-        "logs/sample_cell/{loss}_a{alpha}_b{beta}.log",
-    benchmark:
-        "results/benchmarks/sample_cell/{loss}_a{alpha}_b{beta}.tsv",
-    priority: 10  # on the critical path (data → DDPM → baseline → H′ → guided): started first
-    threads: config["resources"]["sample"]["cpus_per_task"]
-    resources:
-        **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
         SAMPLE_GUIDED_BRANCHING
 
@@ -147,22 +149,23 @@ if PREFIX_CELLS:
             data=SHAPE_OF_DATA,
         output:
             "results/samples/cells/{cell}.npz",
-        params:
-            first=lambda wildcards: CELL_SIZES[wildcards.cell],
-            metadata=prefix_cell_metadata,
-        wildcard_constraints:
-            cell="|".join(re.escape(c) for c in PREFIX_CELLS),
         log:
             "logs/cell_from_set/{cell}.log",
         benchmark:
-            "results/benchmarks/cell_from_set/{cell}.tsv",
-        resources:
-            **stage_resources("light"),
+            "results/benchmarks/cell_from_set/{cell}.tsv"
+        wildcard_constraints:
+            cell="|".join(re.escape(c) for c in PREFIX_CELLS),
         conda:
             "../../envs/lowdensity.yaml"
+        resources:
+            **stage_resources("light"),
+        params:
+            shards=as_json("shards"),
+            first=lambda wildcards: CELL_SIZES[wildcards.cell],
+            metadata=prefix_cell_metadata,
         shell:
             "lowdensity gather --data {input.data} --out {output} --first {params.first} --metadata {params.metadata:q}"
-            " {input.shards} 2> {log}"
+            " --shards {params.shards:q} 2> {log}"
 
 
 rule score_sample_sets:
@@ -176,19 +179,20 @@ rule score_sample_sets:
     output:
         hardness="results/guidance/hardness.csv",
         precision="results/guidance/precision.csv",
-    params:
-        cfg=json.dumps({"precision": config["guidance"]["precision"]}),
-        device=config["device"],
     log:
         "logs/score_sample_sets.log",
     benchmark:
-        "results/benchmarks/score_sample_sets/score_sample_sets.tsv",
+        "results/benchmarks/score_sample_sets/score_sample_sets.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["fit_gaussians"]["cpus_per_task"]
     resources:
         **stage_resources("fit_gaussians"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        sets=as_json("sets"),
+        cfg=json.dumps({"precision": config["guidance"]["precision"]}),
+        device=config["device"],
     shell:
         "lowdensity score-sets --params {params.cfg:q} --classifier {input.classifier} --gaussians {input.gaussians}"
-        " --train {input.train} --val {input.val} --hardness-csv {output.hardness}"
-        " --precision-csv {output.precision} --device {params.device} {input.sets} 2> {log}"
+        " --train {input.train} --val {input.val} --hardness_csv {output.hardness}"
+        " --precision_csv {output.precision} --sets {params.sets:q} --device {params.device} 2> {log}"

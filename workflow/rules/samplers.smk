@@ -15,21 +15,28 @@ rule train_minority_classifier:
         model="results/samplers/minority/model.pt",
         scores="results/samplers/minority/scores.csv",
         accuracy="results/samplers/minority/accuracy.csv",
-    params:
-        cfg=json.dumps({"samplers": {"minority_guidance": config["samplers"]["minority_guidance"],
-                                     "distance": config["samplers"]["distance"]},
-                        "diffusion": config["diffusion"]}, sort_keys=True),
-        checkpoint="results/samplers/minority/checkpoint.pt",
-        device=config["device"],
     log:
         "logs/train_minority_classifier.log",
     benchmark:
-        "results/benchmarks/train_minority_classifier/train_minority_classifier.tsv",
+        "results/benchmarks/train_minority_classifier/train_minority_classifier.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["train_encoder"]["cpus_per_task"]
     resources:
         **stage_resources("train_encoder"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        cfg=json.dumps(
+            {
+                "samplers": {
+                    "minority_guidance": config["samplers"]["minority_guidance"],
+                    "distance": config["samplers"]["distance"],
+                },
+                "diffusion": config["diffusion"],
+            },
+            sort_keys=True,
+        ),
+        checkpoint="results/samplers/minority/checkpoint.pt",
+        device=config["device"],
     shell:
         "lowdensity train-minority-classifier --params {params.cfg:q} --ddpm {input.ddpm} --classifier {input.classifier}"
         " --data {input.train} --val {input.val} --model {output.model} --scores {output.scores}"
@@ -42,25 +49,25 @@ rule sample_sweep_point:
         unpack(sweep_inputs),
     output:
         "results/samples/sweep/{sampler}_{strength}.npz",
+    log:
+        "logs/sample_sweep_point/{sampler}_{strength}.log",
+    benchmark:
+        "results/benchmarks/sample_sweep_point/{sampler}_{strength}.tsv"
+    wildcard_constraints:
+        sampler="baseline|" + "|".join(SWEPT),
+        strength=WEIGHT_PATTERN,
+    conda:
+        "../../envs/lowdensity.yaml"
+    threads: config["resources"]["sample"]["cpus_per_task"]
+    resources:
+        **stage_resources("sample"),
     params:
         cfg=sweep_params,
         guides=guide_options,
         device=config["device"],
-    wildcard_constraints:
-        sampler="baseline|" + "|".join(SWEPT),
-        strength=WEIGHT_PATTERN,
-    log:
-        "logs/sample_sweep_point/{sampler}_{strength}.log",
-    benchmark:
-        "results/benchmarks/sample_sweep_point/{sampler}_{strength}.tsv",
-    threads: config["resources"]["sample"]["cpus_per_task"]
-    resources:
-        **stage_resources("sample"),
-    conda:
-        "../../envs/lowdensity.yaml"
     shell:
         "lowdensity sample-sweep-point --params {params.cfg:q} --sampler {wildcards.sampler} --strength {wildcards.strength}"
-        " --model {input.ddpm} --guides {params.guides} --out {output} --device {params.device} 2> {log}"
+        " --model {input.ddpm} --guides {params.guides:q} --out {output} --device {params.device} 2> {log}"
 
 
 rule samplers_table:
@@ -75,26 +82,34 @@ rule samplers_table:
     output:
         csv=report("results/samplers.csv", caption="../report/samplers.rst", category="Beyond the paper"),
         markdown="results/samplers.md",
-    params:
-        rarity_k=config["samplers"]["rarity_k"],
-        points=named_inputs(SWEEP_POINTS, "points"),
-        spaces=lambda wildcards, input: " ".join(
-            f"{s}={r},{n}" for s, r, n in zip(SAMPLER_SPACES, input.references, input.neighbours)),
-        sets=lambda wildcards, input: " ".join(
-            f"{s}/{p}={f},{m}" for (s, p), f, m in zip([(s, p) for s in SAMPLER_SPACES for p in SWEEP_POINTS],
-                                                        input.features, input.summaries)),
     log:
         "logs/samplers_table.log",
     benchmark:
-        "results/benchmarks/samplers_table/samplers_table.tsv",
+        "results/benchmarks/samplers_table/samplers_table.tsv"
+    conda:
+        "../../envs/lowdensity.yaml"
     threads: config["resources"]["metrics"]["cpus_per_task"]
     resources:
         **stage_resources("metrics"),
-    conda:
-        "../../envs/lowdensity.yaml"
+    params:
+        rarity_k=config["samplers"]["rarity_k"],
+        points=as_json("points", SWEEP_POINTS),
+        spaces=lambda wildcards, input: json.dumps(
+            {
+                space: {
+                    "reference": input.references[i],
+                    "neighbours": input.neighbours[i],
+                    "sets": {
+                        point: [input.features[j], input.summaries[j]]
+                        for j, point in enumerate(SWEEP_POINTS, start=i * len(SWEEP_POINTS))
+                    },
+                }
+                for i, space in enumerate(SAMPLER_SPACES)
+            }
+        ),
     shell:
-        "lowdensity samplers-table --rarity-k {params.rarity_k} --points {params.points} --spaces {params.spaces}"
-        " --sets {params.sets} --out {output.csv} --markdown {output.markdown} 2> {log}"
+        "lowdensity samplers-table --rarity_k {params.rarity_k} --points {params.points:q} --spaces {params.spaces:q}"
+        " --out {output.csv} --markdown {output.markdown} 2> {log}"
 
 
 rule figS1:
@@ -104,18 +119,18 @@ rule figS1:
     output:
         pdf=report("paper_figures/figS1.pdf", caption="../report/figS1.rst", category="Beyond the paper"),
         csv="results/figS1.csv",
-    params:
-        hardness_space=config["table1"]["space"],
     log:
         "logs/figures/figS1.log",
     benchmark:
-        "results/benchmarks/figS1/figS1.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/figS1/figS1.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        hardness_space=config["table1"]["space"],
     shell:
-        "lowdensity figS1 --table {input} --hardness-space {params.hardness_space} --out {output.pdf} --csv {output.csv} 2> {log}"
+        "lowdensity figS1 --table {input} --hardness_space {params.hardness_space} --out {output.pdf} --csv {output.csv} 2> {log}"
 
 
 rule table1_samplers:
@@ -126,20 +141,21 @@ rule table1_samplers:
     output:
         csv=report("results/table1_samplers.csv", caption="../report/table1_samplers.rst", category="Beyond the paper"),
         markdown="results/table1_samplers.md",
-    params:
-        cfg=section("table1"),
-        named=named_inputs(DEFAULT_POINTS, "points"),
     log:
         "logs/table1_samplers.log",
     benchmark:
-        "results/benchmarks/table1_samplers/table1_samplers.tsv",
-    resources:
-        **stage_resources("light"),
+        "results/benchmarks/table1_samplers/table1_samplers.tsv"
     conda:
         "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        cfg=section("table1"),
+        named=as_json("points", DEFAULT_POINTS),
+        metrics=as_json("metrics"),
     shell:
-        "lowdensity table1-samplers --params {params.cfg:q} --metrics {input.metrics} --out {output.csv}"
-        " --markdown {output.markdown} {params.named} 2> {log}"
+        "lowdensity table1-samplers --params {params.cfg:q} --metrics {params.metrics:q} --points {params.named:q}"
+        " --out {output.csv} --markdown {output.markdown} 2> {log}"
 
 
 rule samplers:

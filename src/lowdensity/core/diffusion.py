@@ -23,9 +23,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import torch
 
-from .noise import NoiseSource
-from .respacing import space_timesteps
-
+from lowdensity.core.noise import NoiseSource
+from lowdensity.core.respacing import space_timesteps
 
 # ----------------------------------------------------------------------------- schedules
 
@@ -34,7 +33,9 @@ def linear_beta_schedule(num_steps: int) -> np.ndarray:
     """Ho et al.'s linear schedule from 1e-4 to 0.02, rescaled so any T spans the same range."""
     scale = 1000 / num_steps
     if scale * 0.02 >= 1:
-        raise ValueError(f"the linear schedule needs more than 50 steps (β_T = {scale * 0.02:.2f} ≥ 1 for T = {num_steps})")
+        raise ValueError(
+            f"the linear schedule needs more than 50 steps (β_T = {scale * 0.02:.2f} ≥ 1 for T = {num_steps})"
+        )
     return np.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=np.float64)
 
 
@@ -187,9 +188,9 @@ class GaussianDiffusion:
         )
 
     def predict_eps_from_xstart(self, x_t, t, pred_xstart):
-        return (
-            _extract(self.sqrt_recip_alphas_cumprod, t, x_t.shape) * x_t - pred_xstart
-        ) / _extract(self.sqrt_recipm1_alphas_cumprod, t, x_t.shape)
+        return (_extract(self.sqrt_recip_alphas_cumprod, t, x_t.shape) * x_t - pred_xstart) / _extract(
+            self.sqrt_recipm1_alphas_cumprod, t, x_t.shape
+        )
 
     # -- reverse process ----------------------------------------------------------------
 
@@ -240,7 +241,9 @@ class GaussianDiffusion:
         sample = mean + nonzero * torch.exp(0.5 * out.log_variance) * noise
         return sample, out
 
-    def ddim_sample(self, model, x, t, noise: torch.Tensor, eta: float = 0.0, model_kwargs=None, cond_fn: Optional[CondFn] = None):
+    def ddim_sample(
+        self, model, x, t, noise: torch.Tensor, eta: float = 0.0, model_kwargs=None, cond_fn: Optional[CondFn] = None
+    ):
         """One DDIM step (Song et al. 2021, Eq. 12); η = 0 is deterministic.
 
         A guidance shift g is applied to the score, as in Dhariwal & Nichol's Algorithm 2:
@@ -362,15 +365,23 @@ class GaussianDiffusion:
         return mean_flat(kl) / math.log(2.0)
 
     @torch.no_grad()
-    def calc_bpd_loop(self, model, x_start, model_kwargs=None, generator: Optional[torch.Generator] = None,
-                      terms: Optional[tuple[np.ndarray, np.ndarray]] = None) -> dict:
+    def calc_bpd_loop(
+        self,
+        model,
+        x_start,
+        model_kwargs=None,
+        generator: Optional[torch.Generator] = None,
+        terms: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    ) -> dict:
         """Negative log-likelihood bound in bits/dim for each image (improved-diffusion's
         `calc_bpd_loop`): the prior term, the KL terms of every step and the decoder term,
         each with one draw of x_t ~ q(x_t | x_0). `terms` = (timesteps, weights) evaluates only
         those steps, each term multiplied by its weight (`stratified_terms`: an unbiased
         estimate of the same bound); None: every step, weight 1. Returns per-image 'total_bpd',
         'prior_bpd', 'vb' and 'xstart_mse' (batch × evaluated steps, in increasing t)."""
-        timesteps, weights = terms if terms is not None else (np.arange(self.num_timesteps), np.ones(self.num_timesteps))
+        timesteps, weights = (
+            terms if terms is not None else (np.arange(self.num_timesteps), np.ones(self.num_timesteps))
+        )
         batch = x_start.shape[0]
         vb, xstart_mse = [], []
         for i in sorted((int(t) for t in timesteps), reverse=True):

@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .io import atomic_torch_save
+from lowdensity.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +129,26 @@ def resume_state(checkpoint_path: Path, run_fingerprint: str, steps: int, device
             os.replace(checkpoint_path, aside)
         except FileNotFoundError:  # another data-parallel rank moved it first
             pass
-        log.warning("%s: the checkpoint %s cannot be read (%s: %s); moved it to %s and training from the start",
-                    desc, checkpoint_path, type(err).__name__, err, aside)
+        log.warning(
+            "%s: the checkpoint %s cannot be read (%s: %s); moved it to %s and training from the start",
+            desc,
+            checkpoint_path,
+            type(err).__name__,
+            err,
+            aside,
+        )
         return None
     if fingerprint_ != run_fingerprint:
         log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
         return None
     if step > steps:
-        log.warning("%s: ignoring %s: it is at step %d, past the configured %d steps; training from the start",
-                    desc, checkpoint_path, step, steps)
+        log.warning(
+            "%s: ignoring %s: it is at step %d, past the configured %d steps; training from the start",
+            desc,
+            checkpoint_path,
+            step,
+            steps,
+        )
         return None
     log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, step)
     return state
@@ -175,7 +186,7 @@ def local_part(*batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
     n = len(batch[0])
     if n % size:
         raise ValueError(f"batch_size {n} must be divisible by the {size} data-parallel ranks")
-    return tuple(x[rank * n // size:(rank + 1) * n // size] for x in batch)
+    return tuple(x[rank * n // size : (rank + 1) * n // size] for x in batch)
 
 
 def train(
@@ -200,10 +211,14 @@ def train(
     rank, ranks = world()
     net = model
     if ranks > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
         if rank == 0:
             log.warning("%s: data-parallel over %d ranks (%s)", desc, ranks, dist.get_backend())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0)
+    )
     start, history, pending = 0, [], {}
 
     checkpoint_path = Path(checkpoint_path)
@@ -218,8 +233,15 @@ def train(
         if rank:
             return
         atomic_torch_save(
-            {"fingerprint": run_fingerprint, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-             "optimizer": optimizer.state_dict(), "history": history, "pending": pending},
+            {
+                "fingerprint": run_fingerprint,
+                "step": step,
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                "pending": pending,
+            },
             checkpoint_path,
         )
 
@@ -241,7 +263,9 @@ def train(
             losses = compute_losses(net, generator)
         loss = losses["loss"]
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
+            raise NonFiniteLossError(
+                f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))

@@ -13,8 +13,12 @@ from pathlib import Path
 def git_commit(repo: str | Path = ".") -> str:
     """The checked-out commit (short hash, `-dirty` when tracked files differ from it), or `unknown` outside git."""
     try:
-        out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=7"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=7"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
@@ -36,8 +40,9 @@ def gpu_models() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
@@ -61,5 +66,7 @@ def machine_description() -> str:
 def stamp(config_label: str, commit: str, machine: str, date: str | None = None) -> str:
     """The line at the top of a run's page: configuration, commit, machine and the date of the rendering."""
     date = date or datetime.date.today().isoformat()
-    return (f'!!! info "Provenance"\n    Rendered on {date} from the run of configuration `{config_label}` '
-            f"at commit `{commit}` on {machine}.\n")
+    return (
+        f'!!! info "Provenance"\n    Rendered on {date} from the run of configuration `{config_label}` '
+        f"at commit `{commit}` on {machine}.\n"
+    )

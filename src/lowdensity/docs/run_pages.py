@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
-from .static_pages import GENERATED_NOTE, markdown_table
+from lowdensity.docs.static_pages import GENERATED_NOTE, markdown_table
+from lowdensity.io import atomic_path
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -96,10 +96,15 @@ class RunPages:
     def density_verdict(self, sets: pd.DataFrame) -> Verdict:
         metrics = ["median_hardness", "median_avgknn", "median_lof"]
         lower_density = all(sets.loc["guided", m] > sets.loc["baseline", m] for m in metrics)
-        like_real = all(abs(sets.loc["baseline", m] - sets.loc["real", m]) < abs(sets.loc["guided", m] - sets.loc["real", m])
-                        for m in metrics)
-        text = "; ".join(f"median {m.removeprefix('median_')}: real {number(sets.loc['real', m])}, "
-                         f"baseline {number(sets.loc['baseline', m])}, guided {number(sets.loc['guided', m])}" for m in metrics)
+        like_real = all(
+            abs(sets.loc["baseline", m] - sets.loc["real", m]) < abs(sets.loc["guided", m] - sets.loc["real", m])
+            for m in metrics
+        )
+        text = "; ".join(
+            f"median {m.removeprefix('median_')}: real {number(sets.loc['real', m])}, "
+            f"baseline {number(sets.loc['baseline', m])}, guided {number(sets.loc['guided', m])}"
+            for m in metrics
+        )
         return Verdict(lower_density and like_real, text)
 
     def fig4a(self) -> tuple[pd.DataFrame, Verdict]:
@@ -115,16 +120,28 @@ class RunPages:
         rows = []
         for (space, metric), group in table.groupby(["space", "metric"], sort=False):
             group = group.sort_values("beta")
-            rows.append({"space": space, "metric": metric,
-                         **{f"β = {b:g}": interval(v, lo, hi) for b, v, lo, hi in
-                            zip(group["beta"], group["value"], group["low"], group["high"])}})
+            rows.append(
+                {
+                    "space": space,
+                    "metric": metric,
+                    **{
+                        f"β = {b:g}": interval(v, lo, hi)
+                        for b, v, lo, hi in zip(group["beta"], group["value"], group["low"], group["high"])
+                    },
+                }
+            )
         wide = pd.DataFrame(rows)
-        precision = table[(table["metric"] == "improved_precision") & (table["space"] == self.first)].sort_values("beta")
+        precision = table[(table["metric"] == "improved_precision") & (table["space"] == self.first)].sort_values(
+            "beta"
+        )
         first, last = precision.iloc[0], precision.iloc[-1]
         separated = last["low"] > first["high"]
-        because = (f"improved precision in the {self.first} space at β = {last['beta']:g}: "
-                   f"{interval(last['value'], last['low'], last['high'])} against {interval(first['value'], first['low'], first['high'])} "
-                   f"at β = {first['beta']:g}" + ("" if separated else "; the intervals overlap"))
+        because = (
+            f"improved precision in the {self.first} space at β = {last['beta']:g}: "
+            f"{interval(last['value'], last['low'], last['high'])} against "
+            f"{interval(first['value'], first['low'], first['high'])} "
+            f"at β = {first['beta']:g}" + ("" if separated else "; the intervals overlap")
+        )
         return wide, Verdict(bool(separated), because)
 
     def table1(self) -> tuple[pd.DataFrame, Verdict]:
@@ -150,8 +167,10 @@ class RunPages:
     def memorization(self) -> tuple[pd.DataFrame, Verdict]:
         table = self.csv("memorization.csv").set_index("set")
         holds = bool(table.loc["guided", "mean_nn_distance"] > table.loc["real", "mean_nn_distance"])
-        because = (f"mean nearest-neighbour distance {number(table.loc['guided', 'mean_nn_distance'])} for guided samples, "
-                   f"{number(table.loc['real', 'mean_nn_distance'])} for held-out real images")
+        because = (
+            f"mean nearest-neighbour distance {number(table.loc['guided', 'mean_nn_distance'])} for guided samples, "
+            f"{number(table.loc['real', 'mean_nn_distance'])} for held-out real images"
+        )
         return table.reset_index(), Verdict(holds, because)
 
     def nll(self) -> tuple[pd.DataFrame, Verdict]:
@@ -160,15 +179,19 @@ class RunPages:
         strongest = first.loc[first["spearman"].abs().idxmax()]
         weak = bool((first["spearman"].abs() < 0.3).all())
         mean_bpd = self.csv("nll.csv")["bpd"].mean()
-        because = (f"in the {self.first} space the largest |Spearman ρ| is {number(strongest['spearman'], 2)} "
-                   f"(with {strongest['metric']}); mean bound {number(mean_bpd, 4)} bits/dim over {int(strongest['n'])} images")
+        because = (
+            f"in the {self.first} space the largest |Spearman ρ| is {number(strongest['spearman'], 2)} "
+            f"(with {strongest['metric']}); mean bound {number(mean_bpd, 4)} bits/dim over {int(strongest['n'])} images"
+        )
         return table[["extractor", "metric", "n", "spearman", "pearson"]].round(3), Verdict(weak, because)
 
     def figA7(self) -> tuple[pd.DataFrame, Verdict]:
         table = self.csv("figA7_fidelity.csv")
         wide = table.pivot_table(index="steps", columns="sampler", values="precision").reset_index()
         improving = bool((wide[["baseline", "guided"]].iloc[-1] > wide[["baseline", "guided"]].iloc[0]).all())
-        because = "precision at " + "; ".join(f"{s}: " + ", ".join(number(p, 2) for p in wide[s]) for s in ("baseline", "guided"))
+        because = "precision at " + "; ".join(
+            f"{s}: " + ", ".join(number(p, 2) for p in wide[s]) for s in ("baseline", "guided")
+        )
         because += f" for {', '.join(str(s) for s in wide['steps'])} steps"
         return wide.round(3), Verdict(improving, because)
 
@@ -177,132 +200,315 @@ class RunPages:
         for network in ("classifier", "discriminator"):
             table = self.csv(f"{network}/accuracy.csv")
             frames.append(table[table["condition"] == "as is"][["network", "timestep", "accuracy", "n"]])
-        return pd.concat(frames).pivot_table(index="timestep", columns="network", values="accuracy").reset_index().round(3)
+        return (
+            pd.concat(frames).pivot_table(index="timestep", columns="network", values="accuracy").reset_index().round(3)
+        )
 
     # ---- the pages
 
     def summary_table(self) -> str:
-        """The README's short table: the first space's medians, precision and recall per set, and Table 1's speed-ups."""
+        """The README's short table: the first space's medians, precision and recall per set, and
+        Table 1's speed-ups."""
         sets = self.set_summary(self.first)
-        rows = [{"set": name, "median hardness": number(r["median_hardness"], 4), "median AvgkNN": number(r["median_avgknn"], 4),
-                 "median LOF": number(r["median_lof"], 4), "precision": number(r["precision"], 3),
-                 "recall": number(r["recall"], 3), "n": int(r["n"])} for name, r in sets.iterrows()]
+        rows = [
+            {
+                "set": name,
+                "median hardness": number(r["median_hardness"], 4),
+                "median AvgkNN": number(r["median_avgknn"], 4),
+                "median LOF": number(r["median_lof"], 4),
+                "precision": number(r["precision"], 3),
+                "recall": number(r["recall"], 3),
+                "n": int(r["n"]),
+            }
+            for name, r in sets.iterrows()
+        ]
         _, verdict = self.table1()
-        return "\n".join([markdown_table(pd.DataFrame(rows)), "",
-                          f"Density metrics in the {self.first} feature space. Table 1 (guided against rejection sampling): "
-                          f"{verdict.because}."])
+        return "\n".join(
+            [
+                markdown_table(pd.DataFrame(rows)),
+                "",
+                f"Density metrics in the {self.first} feature space. Table 1 (guided against rejection sampling): "
+                f"{verdict.because}.",
+            ]
+        )
 
     def results_page(self, stamp: str) -> str:
         sets = self.set_summary(self.first)
-        lines = [GENERATED_NOTE.format(source="src/lowdensity/docs/run_pages.py, or rerun `snakemake docs`"),
-                 "# Results", "", stamp, "",
-                 "Every number on this page is read from the run's CSVs (named in each section); each figure is the "
-                 "PDF the pipeline drew. *The paper* quotes its claim; *in this run* says whether the run's numbers "
-                 "bear it out, by the test written beside it.", ""]
+        lines = [
+            GENERATED_NOTE.format(source="src/lowdensity/docs/run_pages.py, or rerun `snakemake docs`"),
+            "# Results",
+            "",
+            stamp,
+            "",
+            "Every number on this page is read from the run's CSVs (named in each section); each figure is the "
+            "PDF the pipeline drew. *The paper* quotes its claim; *in this run* says whether the run's numbers "
+            "bear it out, by the test written beside it.",
+            "",
+        ]
 
-        lines += ["## Samples", "", "Real training images, then baseline, guided and GAN samples, one row per class.", ""]
-        for relative, name, alt in [("data/train_grid.png", "real_grid", "real images"),
-                                    ("samples/baseline_grid.png", "baseline_grid", "baseline samples"),
-                                    ("samples/guided_grid.png", "guided_grid", "guided samples"),
-                                    ("samples/gan_grid.png", "gan_grid", "GAN samples")]:
+        lines += [
+            "## Samples",
+            "",
+            "Real training images, then baseline, guided and GAN samples, one row per class.",
+            "",
+        ]
+        for relative, name, alt in [
+            ("data/train_grid.png", "real_grid", "real images"),
+            ("samples/baseline_grid.png", "baseline_grid", "baseline samples"),
+            ("samples/guided_grid.png", "guided_grid", "guided samples"),
+            ("samples/gan_grid.png", "gan_grid", "GAN samples"),
+        ]:
             if (self.results / relative).exists():
                 lines += [f"*{alt}*", "", self.picture(relative, name, alt), ""]
-        lines += ["Held-out accuracy of the classifier and the discriminator at each t "
-                  "(`results/classifier/accuracy.csv`, `results/discriminator/accuracy.csv`):", "",
-                  markdown_table(self.accuracies()), ""]
+        lines += [
+            "Held-out accuracy of the classifier and the discriminator at each t "
+            "(`results/classifier/accuracy.csv`, `results/discriminator/accuracy.csv`):",
+            "",
+            markdown_table(self.accuracies()),
+            "",
+        ]
 
         medians, verdict = self.fig4a()
         wide, verdict_b = self.fig4b()
-        lines += ["## Figure 4: the effect of α and β", "", self.figure("fig4", "Figure 4"), "",
-                  "**The paper:** increasing α shifts the hardness distribution to the right (4a); increasing β at "
-                  "α = 0.5 improves precision (4b).", "",
-                  "(a) `results/fig4.csv`, β = 0:", "", markdown_table(medians), "", verdict.markdown() + ".", "",
-                  "(b) `results/guidance/fig4b_fidelity.csv` (value [bootstrap interval]):", "", markdown_table(wide), "",
-                  verdict_b.markdown() + ".", "",
-                  "What β can act on depends on what the discriminator H′ separates and at which noise levels the sampler "
-                  "consults it: see [the discriminator H′](../method.md#the-discriminator-h) and its held-out accuracy "
-                  "above.", ""]
+        lines += [
+            "## Figure 4: the effect of α and β",
+            "",
+            self.figure("fig4", "Figure 4"),
+            "",
+            "**The paper:** increasing α shifts the hardness distribution to the right (4a); increasing β at "
+            "α = 0.5 improves precision (4b).",
+            "",
+            "(a) `results/fig4.csv`, β = 0:",
+            "",
+            markdown_table(medians),
+            "",
+            verdict.markdown() + ".",
+            "",
+            "(b) `results/guidance/fig4b_fidelity.csv` (value [bootstrap interval]):",
+            "",
+            markdown_table(wide),
+            "",
+            verdict_b.markdown() + ".",
+            "",
+            "What β can act on depends on what the discriminator H′ separates and at which noise levels the sampler "
+            "consults it: see [the discriminator H′](../method.md#the-discriminator-h) and its held-out accuracy "
+            "above.",
+            "",
+        ]
 
-        table = sets.reset_index()[["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
-                                   + (["fid"] if "fid" in sets.columns else [])]
-        lines += ["## Figure 7: density of real, baseline, guided and GAN images", "", self.figure("fig7", "Figure 7"), "",
-                  "**The paper:** baseline samples have the real data's density distribution; guided samples come from "
-                  "low-density neighbourhoods on all three metrics.", "",
-                  f"`results/metrics/{self.first}_sets.csv` (FID from `{self.first}_fidelity.csv`, in this space):", "",
-                  markdown_table(table.round(4)), "", self.density_verdict(sets).markdown() + ".", ""]
+        table = sets.reset_index()[
+            ["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
+            + (["fid"] if "fid" in sets.columns else [])
+        ]
+        lines += [
+            "## Figure 7: density of real, baseline, guided and GAN images",
+            "",
+            self.figure("fig7", "Figure 7"),
+            "",
+            "**The paper:** baseline samples have the real data's density distribution; guided samples come from "
+            "low-density neighbourhoods on all three metrics.",
+            "",
+            f"`results/metrics/{self.first}_sets.csv` (FID from `{self.first}_fidelity.csv`, in this space):",
+            "",
+            markdown_table(table.round(4)),
+            "",
+            self.density_verdict(sets).markdown() + ".",
+            "",
+        ]
 
-        lines += ["## Figure 17: the same in every feature space", "", self.figure("fig17", "Figure 17"), "",
-                  "**The paper:** the trends hold with other feature extractors.", ""]
+        lines += [
+            "## Figure 17: the same in every feature space",
+            "",
+            self.figure("fig17", "Figure 17"),
+            "",
+            "**The paper:** the trends hold with other feature extractors.",
+            "",
+        ]
         for space in self.extractors[1:]:
             other = self.set_summary(space)
-            lines += [f"`results/metrics/{space}_sets.csv`:", "",
-                      markdown_table(other.reset_index()[["set", "median_hardness", "median_avgknn", "median_lof", "precision",
-                                                          "recall", "n"]].round(4)), "",
-                      self.density_verdict(other).markdown() + ".", ""]
+            lines += [
+                f"`results/metrics/{space}_sets.csv`:",
+                "",
+                markdown_table(
+                    other.reset_index()[
+                        ["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
+                    ].round(4)
+                ),
+                "",
+                self.density_verdict(other).markdown() + ".",
+                "",
+            ]
 
         cost, verdict = self.table1()
-        lines += ["## Table 1: the cost of low-density images", "",
-                  "**The paper:** guided sampling is up to 2–6× faster than rejection sampling from the baseline, the more "
-                  "so the rarer the hardness range (×1.1, ×2.8, ×6.0 for its three ranges on ImageNet).", "",
-                  "`results/table1.csv` (value [bootstrap interval]; N images per range):", "", markdown_table(cost), "",
-                  verdict.markdown() + ".", ""]
+        lines += [
+            "## Table 1: the cost of low-density images",
+            "",
+            "**The paper:** guided sampling is up to 2–6× faster than rejection sampling from the baseline, the more "
+            "so the rarer the hardness range (×1.1, ×2.8, ×6.0 for its three ranges on ImageNet).",
+            "",
+            "`results/table1.csv` (value [bootstrap interval]; N images per range):",
+            "",
+            markdown_table(cost),
+            "",
+            verdict.markdown() + ".",
+            "",
+        ]
 
         memo, verdict = self.memorization()
-        lines += ["## Memorization (figures 8 and 9)", "", self.figure("fig8", "Figure 8"), "", self.figure("fig9", "Figure 9"), "",
-                  "**The paper:** guided samples are farther from their nearest training image than held-out real images "
-                  "are (0.42 against 0.29 on ImageNet); the closest pairs are different images.", "",
-                  "`results/memorization.csv`:", "", markdown_table(memo.round(4)), "", verdict.markdown() + ".", ""]
+        lines += [
+            "## Memorization (figures 8 and 9)",
+            "",
+            self.figure("fig8", "Figure 8"),
+            "",
+            self.figure("fig9", "Figure 9"),
+            "",
+            "**The paper:** guided samples are farther from their nearest training image than held-out real images "
+            "are (0.42 against 0.29 on ImageNet); the closest pairs are different images.",
+            "",
+            "`results/memorization.csv`:",
+            "",
+            markdown_table(memo.round(4)),
+            "",
+            verdict.markdown() + ".",
+            "",
+        ]
 
         corr, verdict = self.nll()
-        lines += ["## Figure 11: NLL against the density metrics", "", self.figure("fig11", "Figure 11"), "",
-                  "**The paper:** the diffusion model's likelihood estimate is a poor predictor of density (appendix A.2). "
-                  "The test here: every |Spearman ρ| below 0.3 in the first space.", "",
-                  "`results/nll_correlation.csv`:", "", markdown_table(corr), "", verdict.markdown() + ".", ""]
+        lines += [
+            "## Figure 11: NLL against the density metrics",
+            "",
+            self.figure("fig11", "Figure 11"),
+            "",
+            "**The paper:** the diffusion model's likelihood estimate is a poor predictor of density (appendix A.2). "
+            "The test here: every |Spearman ρ| below 0.3 in the first space.",
+            "",
+            "`results/nll_correlation.csv`:",
+            "",
+            markdown_table(corr),
+            "",
+            verdict.markdown() + ".",
+            "",
+        ]
 
         steps, verdict = self.figA7()
-        lines += ["## Figure A.7: fidelity against DDIM steps", "", self.figure("figA7", "Figure A.7"), "",
-                  "**The paper:** both samplers struggle at ten steps and improve quickly with more.", "",
-                  "`results/figA7_fidelity.csv` (improved precision):", "", markdown_table(steps), "", verdict.markdown() + ".", ""]
+        lines += [
+            "## Figure A.7: fidelity against DDIM steps",
+            "",
+            self.figure("figA7", "Figure A.7"),
+            "",
+            "**The paper:** both samplers struggle at ten steps and improve quickly with more.",
+            "",
+            "`results/figA7_fidelity.csv` (improved precision):",
+            "",
+            markdown_table(steps),
+            "",
+            verdict.markdown() + ".",
+            "",
+        ]
 
         for name, title, shows in [
-            ("fig1", "Figure 1: real images of low and high density, and each generator's samples",
-             "Real held-out images of the highest and lowest hardness, then baseline, guided and GAN samples (`results/fig1.csv`)."),
-            ("fig3", "Figure 3: the α × β grid", "One seed per shown class, α down the rows and β across the columns (`results/fig3.csv`)."),
-            ("fig5", "Figure 5: guided and baseline samples from the same seeds", "Guided (top) and baseline (bottom) pairs (`results/fig5.csv`)."),
-            ("fig6", "Figure 6: two classes, baseline against guided", "The same seeds, baseline left, guided right (`results/fig6.csv`)."),
+            (
+                "fig1",
+                "Figure 1: real images of low and high density, and each generator's samples",
+                "Real held-out images of the highest and lowest hardness, "
+                "then baseline, guided and GAN samples (`results/fig1.csv`).",
+            ),
+            (
+                "fig3",
+                "Figure 3: the α × β grid",
+                "One seed per shown class, α down the rows and β across the columns (`results/fig3.csv`).",
+            ),
+            (
+                "fig5",
+                "Figure 5: guided and baseline samples from the same seeds",
+                "Guided (top) and baseline (bottom) pairs (`results/fig5.csv`).",
+            ),
+            (
+                "fig6",
+                "Figure 6: two classes, baseline against guided",
+                "The same seeds, baseline left, guided right (`results/fig6.csv`).",
+            ),
             ("fig10", "Figure 10: progressive α", "One row per seed, α growing to the right (`results/fig10.csv`)."),
-            ("figA5", "Figure A.5: the hardness loss against the softmax loss",
-             "Hardness distributions under Eq. 4's loss and appendix A.5's at the same weights (`results/figA5.csv`).")]:
+            (
+                "figA5",
+                "Figure A.5: the hardness loss against the softmax loss",
+                "Hardness distributions under Eq. 4's loss and appendix "
+                "A.5's at the same weights (`results/figA5.csv`).",
+            ),
+        ]:
             lines += [f"## {title}", "", shows, "", self.figure(name, title), ""]
         return "\n".join(lines)
 
     def samplers_page(self, stamp: str) -> str:
         """The successors' comparison from results/samplers.csv and table1_samplers.csv (`snakemake samplers`)."""
-        from ..io import ArtifactError
+        from lowdensity.io import ArtifactError
 
         path = self.results / "samplers.csv"
         if not path.exists():
-            raise ArtifactError(f"{path} not found: the samplers' comparison has not run here; `snakemake samplers` runs it")
+            raise ArtifactError(
+                f"{path} not found: the samplers' comparison has not run here; `snakemake samplers` runs it"
+            )
         lines = [GENERATED_NOTE.format(source="src/lowdensity/docs/run_pages.py, or rerun `snakemake docs`"), stamp, ""]
         table = pd.read_csv(path)
-        lines += [self.figure("figS1", "Figure S1"), "",
-                  "`results/samplers.csv`, one row per sampler, strength and feature space (medians of the per-image "
-                  "metrics; `outside_every_ball`: the fraction of samples the Rarity score leaves out):", ""]
-        keep = [c for c in table.columns if c in ("sampler", "strength", "space", "precision", "recall", "median_avgknn",
-                                                  "median_hardness", "median_lof", "frechet_distance", "median_rarity",
-                                                  "outside_every_ball", "seconds_per_image")]
+        lines += [
+            self.figure("figS1", "Figure S1"),
+            "",
+            "`results/samplers.csv`, one row per sampler, strength and feature space (medians of the per-image "
+            "metrics; `outside_every_ball`: the fraction of samples the Rarity score leaves out):",
+            "",
+        ]
+        keep = [
+            c
+            for c in table.columns
+            if c
+            in (
+                "sampler",
+                "strength",
+                "space",
+                "precision",
+                "recall",
+                "median_avgknn",
+                "median_hardness",
+                "median_lof",
+                "frechet_distance",
+                "median_rarity",
+                "outside_every_ball",
+                "seconds_per_image",
+            )
+        ]
         lines += [markdown_table(table[keep].round(4)), ""]
         costs = self.results / "table1_samplers.csv"
         if costs.exists():
             per_sampler = pd.read_csv(costs)
-            columns = [c for c in ("sampler", "strength", "quantile_low", "quantile_high", "acceptance_rate", "speedup",
-                                   "speedup_low", "speedup_high", "seconds_per_image") if c in per_sampler.columns]
-            lines += ["`results/table1_samplers.csv`, Table 1 per sampler at its default strength:", "",
-                      markdown_table(per_sampler[columns].round(4)), ""]
+            columns = [
+                c
+                for c in (
+                    "sampler",
+                    "strength",
+                    "quantile_low",
+                    "quantile_high",
+                    "acceptance_rate",
+                    "speedup",
+                    "speedup_low",
+                    "speedup_high",
+                    "seconds_per_image",
+                )
+                if c in per_sampler.columns
+            ]
+            lines += [
+                "`results/table1_samplers.csv`, Table 1 per sampler at its default strength:",
+                "",
+                markdown_table(per_sampler[columns].round(4)),
+                "",
+            ]
         accuracy = self.results / "samplers/minority/accuracy.csv"
         if accuracy.exists():
-            lines += ["The minority classifier's held-out accuracy (`results/samplers/minority/accuracy.csv`):", "",
-                      markdown_table(pd.read_csv(accuracy).round(3)), ""]
+            lines += [
+                "The minority classifier's held-out accuracy (`results/samplers/minority/accuracy.csv`):",
+                "",
+                markdown_table(pd.read_csv(accuracy).round(3)),
+                "",
+            ]
         return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import DEFAULT_SCHEMA, YAML_LOADER
+from lowdensity.config import DEFAULT_SCHEMA, YAML_LOADER
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,24 @@ def schema_keys(schema_path: str | Path = DEFAULT_SCHEMA, config_path: str | Pat
         for name, node in properties.items():
             resolved = _resolve(node, defs)
             children, suffix = _children(node, defs)
-            keys.append(KeyDoc(".".join(prefix + [name]), resolved.get("description", "").strip(), _kind(node, defs),
-                               _default(config, prefix + [name])))
+            keys.append(
+                KeyDoc(
+                    ".".join(prefix + [name]),
+                    resolved.get("description", "").strip(),
+                    _kind(node, defs),
+                    _default(config, prefix + [name]),
+                )
+            )
             if suffix == ".<name>":  # the mapping's entries themselves, one row for all names
                 entry = _resolve(resolved["additionalProperties"], defs)
-                keys.append(KeyDoc(".".join(prefix + [name, "<name>"]), entry.get("description", "").strip(),
-                                   _kind(entry, defs), MISSING))
+                keys.append(
+                    KeyDoc(
+                        ".".join(prefix + [name, "<name>"]),
+                        entry.get("description", "").strip(),
+                        _kind(entry, defs),
+                        MISSING,
+                    )
+                )
             walk(children, prefix + (f"{name}{suffix}".split(".") if suffix else [name]))
 
     walk(_resolve(schema, defs)["properties"], [])

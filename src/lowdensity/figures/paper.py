@@ -6,13 +6,14 @@ the exact numbers it shows as a tidy CSV (one row per image or per plotted value
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from .data import read_sample_set
-from .io import atomic_path, atomic_to_csv
-from .guided_eval import set_name
-from .layout import cell_name
+from lowdensity.data import read_sample_set
+from lowdensity.io import atomic_path, atomic_to_csv
+from lowdensity.layout import cell_name
 
 
 def _plt():
@@ -50,13 +51,26 @@ def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
     return rows
 
 
-def fig3_grid(cell_paths: list[str], shape: tuple[int, int, int], alphas: list[float], betas: list[float], classes: list[int], scores_csv: str,
-              out_pdf: str, out_csv: str) -> None:
+def fig3_grid(
+    cell_paths: list[str],
+    shape: tuple[int, int, int],
+    alphas: list[float],
+    betas: list[float],
+    classes: list[int],
+    scores_csv: str,
+    out_pdf: str,
+    out_csv: str,
+) -> None:
     """α (rows) × β (columns) for one seed of each shown class: the first sample of that class."""
     plt = _plt()
-    cells = {set_name(p): _load(p, shape) for p in cell_paths}
+    cells = {Path(p).stem: _load(p, shape) for p in cell_paths}
     scores = pd.read_csv(scores_csv)
-    fig, axes = plt.subplots(len(alphas), len(betas) * len(classes), figsize=(1.0 * len(betas) * len(classes) + 0.6, 1.0 * len(alphas) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(alphas),
+        len(betas) * len(classes),
+        figsize=(1.0 * len(betas) * len(classes) + 0.6, 1.0 * len(alphas) + 0.6),
+        squeeze=False,
+    )
     rows = []
     for ci, c in enumerate(classes):
         for ai, a in enumerate(alphas):
@@ -67,23 +81,45 @@ def fig3_grid(cell_paths: list[str], shape: tuple[int, int, int], alphas: list[f
                 ax = axes[ai][ci * len(betas) + bi]
                 _show(ax, data["images"][idx])
                 h = _hardness_of(scores, name).set_index("index").loc[idx]
-                rows.append({"class": c, "class_name": data["class_names"][c], "alpha": a, "beta": b, "index": idx,
-                             "seed": int(data["seeds"][idx]), "hardness": h["hardness"], "predicted": int(h["predicted"])})
+                rows.append(
+                    {
+                        "class": c,
+                        "class_name": data["class_names"][c],
+                        "alpha": a,
+                        "beta": b,
+                        "index": idx,
+                        "seed": int(data["seeds"][idx]),
+                        "hardness": h["hardness"],
+                        "predicted": int(h["predicted"]),
+                    }
+                )
                 if ai == 0:
                     ax.set_title(f"β={b:g}", fontsize=7)
                 if ci == 0 and bi == 0:
                     ax.set_ylabel(f"α={a:g}", fontsize=7)
-        axes[0][ci * len(betas)].annotate(data["class_names"][c], (0, 1.35), xycoords="axes fraction", fontsize=8, weight="bold")
+        axes[0][ci * len(betas)].annotate(
+            data["class_names"][c], (0, 1.35), xycoords="axes fraction", fontsize=8, weight="bold"
+        )
     fig.suptitle("Figure 3: α × β grid, one seed per class (rows α, columns β)", fontsize=9, y=1.04)
     _save(fig, out_pdf)
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-FIG4B_METRICS = {"improved_precision": "improved precision (k-NN balls)", "prd_f1/8": "PRD F1/8 (precision, Sajjadi et al.)"}
+FIG4B_METRICS = {
+    "improved_precision": "improved precision (k-NN balls)",
+    "prd_f1/8": "PRD F1/8 (precision, Sajjadi et al.)",
+}
 
 
-def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[float], fig4b_alpha: float, betas: list[float],
-                            out_pdf: str, out_csv: str) -> None:
+def fig4_hardness_precision(
+    scores_csv: str,
+    fidelity_csv: str,
+    alphas: list[float],
+    fig4b_alpha: float,
+    betas: list[float],
+    out_pdf: str,
+    out_csv: str,
+) -> None:
     """(a) hardness distribution per α at β = 0; (b) fidelity per β at α = fig4b_alpha: improved
     precision and PRD F_1/8 (the paper's precision, Sajjadi et al.) in every feature space of
     `fidelity_csv`, with bootstrap intervals, and the Spearman correlation of each with β."""
@@ -99,9 +135,37 @@ def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[flo
     rows = []
     for a, colour in zip(alphas, colours):
         h = _hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"]
-        ax_a.hist(h, bins=bins, histtype="step", density=True, color=colour, lw=1.5, label=f"α={a:g} (median {h.median():.1f})")
-        rows.append({"panel": "a", "space": "classifier", "alpha": a, "beta": 0.0, "statistic": "median_hardness", "value": float(h.median()), "n": len(h)})
-        rows.append({"panel": "a", "space": "classifier", "alpha": a, "beta": 0.0, "statistic": "mean_hardness", "value": float(h.mean()), "n": len(h)})
+        ax_a.hist(
+            h,
+            bins=bins,
+            histtype="step",
+            density=True,
+            color=colour,
+            lw=1.5,
+            label=f"α={a:g} (median {h.median():.1f})",
+        )
+        rows.append(
+            {
+                "panel": "a",
+                "space": "classifier",
+                "alpha": a,
+                "beta": 0.0,
+                "statistic": "median_hardness",
+                "value": float(h.median()),
+                "n": len(h),
+            }
+        )
+        rows.append(
+            {
+                "panel": "a",
+                "space": "classifier",
+                "alpha": a,
+                "beta": 0.0,
+                "statistic": "mean_hardness",
+                "value": float(h.mean()),
+                "n": len(h),
+            }
+        )
     ax_a.set_xlabel("hardness score H(x, y) (classifier embedding)")
     ax_a.set_ylabel("density")
     ax_a.set_title("(a) increasing α at β = 0", fontsize=9)
@@ -111,16 +175,44 @@ def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[flo
             table = table.set_index("beta")
             missing = [b for b in betas if b not in table.index]
             if missing:
-                raise ValueError(f"{fidelity_csv} has no {metric} in the {space} space for β = {missing} at α = {fig4b_alpha:g}")
+                raise ValueError(
+                    f"{fidelity_csv} has no {metric} in the {space} space for β = {missing} at α = {fig4b_alpha:g}"
+                )
             table = table.loc[betas]
             rho = float(spearmanr(betas, table["value"]).statistic) if len(betas) > 2 else float("nan")
-            ax.errorbar(betas, table["value"], yerr=[table["value"] - table["low"], table["high"] - table["value"]], fmt="o-",
-                        capsize=3, label=f"{space} (Spearman {rho:+.2f})" if np.isfinite(rho) else f"{space} (constant in β)")
+            ax.errorbar(
+                betas,
+                table["value"],
+                yerr=[table["value"] - table["low"], table["high"] - table["value"]],
+                fmt="o-",
+                capsize=3,
+                label=f"{space} (Spearman {rho:+.2f})" if np.isfinite(rho) else f"{space} (constant in β)",
+            )
             for b, row in table.iterrows():
-                rows.append({"panel": "b", "space": space, "alpha": fig4b_alpha, "beta": b, "statistic": metric, "value": row["value"],
-                             "low": row["low"], "high": row["high"], "n": int(row["n"])})
-            rows.append({"panel": "b", "space": space, "alpha": fig4b_alpha, "beta": np.nan, "statistic": f"spearman_{metric}_vs_beta",
-                         "value": rho, "n": len(betas)})
+                rows.append(
+                    {
+                        "panel": "b",
+                        "space": space,
+                        "alpha": fig4b_alpha,
+                        "beta": b,
+                        "statistic": metric,
+                        "value": row["value"],
+                        "low": row["low"],
+                        "high": row["high"],
+                        "n": int(row["n"]),
+                    }
+                )
+            rows.append(
+                {
+                    "panel": "b",
+                    "space": space,
+                    "alpha": fig4b_alpha,
+                    "beta": np.nan,
+                    "statistic": f"spearman_{metric}_vs_beta",
+                    "value": rho,
+                    "n": len(betas),
+                }
+            )
         ax.set_xlabel("β")
         ax.set_ylabel(label, fontsize=8)
         ax.set_title(f"(b) increasing β at α = {fig4b_alpha:g}", fontsize=9)
@@ -132,8 +224,15 @@ def fig4_hardness_precision(scores_csv: str, fidelity_csv: str, alphas: list[flo
 
 
 def _pairs_rows(baseline: dict, indices) -> list[dict]:
-    return [{"index": int(i), "seed": int(baseline["seeds"][i]), "label": int(baseline["labels"][i]),
-             "class_name": baseline["class_names"][baseline["labels"][i]]} for i in indices]
+    return [
+        {
+            "index": int(i),
+            "seed": int(baseline["seeds"][i]),
+            "label": int(baseline["labels"][i]),
+            "class_name": baseline["class_names"][baseline["labels"][i]],
+        }
+        for i in indices
+    ]
 
 
 def _check_pairs(baseline: dict, guided: dict, n: int) -> None:
@@ -142,11 +241,16 @@ def _check_pairs(baseline: dict, guided: dict, n: int) -> None:
     sizes = len(baseline["seeds"]), len(guided["seeds"])
     if n > min(sizes):
         raise ValueError(f"{n} pairs asked of a baseline set of {sizes[0]} and a guided set of {sizes[1]} samples")
-    if not (np.array_equal(baseline["seeds"][:n], guided["seeds"][:n]) and np.array_equal(baseline["labels"][:n], guided["labels"][:n])):
+    if not (
+        np.array_equal(baseline["seeds"][:n], guided["seeds"][:n])
+        and np.array_equal(baseline["labels"][:n], guided["labels"][:n])
+    ):
         raise ValueError("baseline and guided sets do not share seeds and labels: they cannot be paired")
 
 
-def fig5_pairs(baseline_path: str, guided_path: str, shape: tuple[int, int, int], num_pairs: int, out_pdf: str, out_csv: str) -> None:
+def fig5_pairs(
+    baseline_path: str, guided_path: str, shape: tuple[int, int, int], num_pairs: int, out_pdf: str, out_csv: str
+) -> None:
     """Guided (top) and baseline (bottom) samples from identical seeds."""
     plt = _plt()
     baseline, guided = _load(baseline_path, shape), _load(guided_path, shape)
@@ -169,14 +273,24 @@ def fig5_pairs(baseline_path: str, guided_path: str, shape: tuple[int, int, int]
     atomic_to_csv(pd.DataFrame(_pairs_rows(baseline, range(num_pairs))), out_csv)
 
 
-def fig6_classes(baseline_path: str, guided_path: str, shape: tuple[int, int, int], classes: list[int], per_class: int, out_pdf: str, out_csv: str) -> None:
+def fig6_classes(
+    baseline_path: str,
+    guided_path: str,
+    shape: tuple[int, int, int],
+    classes: list[int],
+    per_class: int,
+    out_pdf: str,
+    out_csv: str,
+) -> None:
     """For each of two classes: baseline samples (left) and guided samples from the same seeds (right)."""
     plt = _plt()
     baseline, guided = _load(baseline_path, shape), _load(guided_path, shape)
     paired = min(len(baseline["labels"]), len(guided["labels"]))
     _check_pairs(baseline, guided, paired)
     side = int(np.ceil(np.sqrt(per_class)))
-    fig, axes = plt.subplots(side * len(classes), 2 * side + 1, figsize=((2 * side + 1) * 0.7, side * len(classes) * 0.75), squeeze=False)
+    fig, axes = plt.subplots(
+        side * len(classes), 2 * side + 1, figsize=((2 * side + 1) * 0.7, side * len(classes) * 0.75), squeeze=False
+    )
     rows = []
     for ci, c in enumerate(classes):
         idx = np.flatnonzero(baseline["labels"][:paired] == c)[:per_class]
@@ -195,11 +309,19 @@ def fig6_classes(baseline_path: str, guided_path: str, shape: tuple[int, int, in
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-def fig10_progressive(cell_paths: list[str], shape: tuple[int, int, int], alphas: list[float], beta: float, num_seeds: int, scores_csv: str,
-                      out_pdf: str, out_csv: str) -> None:
+def fig10_progressive(
+    cell_paths: list[str],
+    shape: tuple[int, int, int],
+    alphas: list[float],
+    beta: float,
+    num_seeds: int,
+    scores_csv: str,
+    out_pdf: str,
+    out_csv: str,
+) -> None:
     """One row per seed, one column per α (increasing), β fixed."""
     plt = _plt()
-    cells = {set_name(p): _load(p, shape) for p in cell_paths}
+    cells = {Path(p).stem: _load(p, shape) for p in cell_paths}
     scores = pd.read_csv(scores_csv)
     fig, axes = plt.subplots(num_seeds, len(alphas), figsize=(len(alphas) * 0.9, num_seeds * 0.9 + 0.4), squeeze=False)
     rows = []
@@ -208,8 +330,16 @@ def fig10_progressive(cell_paths: list[str], shape: tuple[int, int, int], alphas
         data, table = cells[name], _hardness_of(scores, name).set_index("index")
         for s in range(num_seeds):
             _show(axes[s][ai], data["images"][s])
-            rows.append({"alpha": a, "beta": beta, "index": s, "seed": int(data["seeds"][s]), "label": int(data["labels"][s]),
-                         "hardness": float(table.loc[s, "hardness"])})
+            rows.append(
+                {
+                    "alpha": a,
+                    "beta": beta,
+                    "index": s,
+                    "seed": int(data["seeds"][s]),
+                    "label": int(data["labels"][s]),
+                    "hardness": float(table.loc[s, "hardness"]),
+                }
+            )
         axes[0][ai].set_title(f"α={a:g}", fontsize=7)
     fig.suptitle(f"Figure 10: progressive α (β = {beta:g}), one row per seed", fontsize=9)
     _save(fig, out_pdf)
@@ -231,9 +361,25 @@ def figA5_ablation(scores_csv: str, alphas: list[float], beta: float, out_pdf: s
         bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 35)
         for name, table in sets.items():
             h = table["hardness"]
-            ax.hist(h, bins=bins, histtype="step", density=True, lw=1.5, label=f"{name} (median {h.median():.1f}, acc {table['correct'].mean():.2f})")
-            rows.append({"alpha": a, "beta": beta, "loss": name, "median_hardness": float(h.median()),
-                         "mean_hardness": float(h.mean()), "classifier_accuracy": float(table["correct"].mean()), "n": len(h)})
+            ax.hist(
+                h,
+                bins=bins,
+                histtype="step",
+                density=True,
+                lw=1.5,
+                label=f"{name} (median {h.median():.1f}, acc {table['correct'].mean():.2f})",
+            )
+            rows.append(
+                {
+                    "alpha": a,
+                    "beta": beta,
+                    "loss": name,
+                    "median_hardness": float(h.median()),
+                    "mean_hardness": float(h.mean()),
+                    "classifier_accuracy": float(table["correct"].mean()),
+                    "n": len(h),
+                }
+            )
         ax.set_title(f"α = {a:g}, β = {beta:g}", fontsize=9)
         ax.set_xlabel("hardness score")
         ax.legend(fontsize=6)
@@ -257,9 +403,25 @@ def _density_panels(axes, table: pd.DataFrame, extractor: str, rows: list) -> No
         bins = np.linspace(lo, hi, 40)
         for name in [s for s in SET_ORDER if s in set(sub["set"])] + sorted(set(sub["set"]) - set(SET_ORDER)):
             v = sub[sub["set"] == name]["value"]
-            ax.hist(v.clip(lo, hi), bins=bins, histtype="step", density=True, lw=1.5, label=f"{name} (median {v.median():.3g})")
-            rows.append({"extractor": extractor, "metric": metric, "set": name, "median": float(v.median()),
-                         "mean": float(v.mean()), "q90": float(v.quantile(0.9)), "n": len(v)})
+            ax.hist(
+                v.clip(lo, hi),
+                bins=bins,
+                histtype="step",
+                density=True,
+                lw=1.5,
+                label=f"{name} (median {v.median():.3g})",
+            )
+            rows.append(
+                {
+                    "extractor": extractor,
+                    "metric": metric,
+                    "set": name,
+                    "median": float(v.median()),
+                    "mean": float(v.mean()),
+                    "q90": float(v.quantile(0.9)),
+                    "n": len(v),
+                }
+            )
         ax.set_xlabel(METRIC_LABELS[metric], fontsize=8)
         ax.legend(fontsize=6)
     axes[0].set_ylabel(extractor, fontsize=8)
@@ -280,7 +442,9 @@ def fig7_density(metrics_csvs: list[str], out_pdf: str, out_csv: str, title: str
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
-def fig8_closest_pairs(pairs_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str) -> None:
+def fig8_closest_pairs(
+    pairs_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str
+) -> None:
     """The globally closest guided–training pairs: guided (left) and training image (right)."""
     plt = _plt()
     pairs = pd.read_csv(pairs_csv).head(show)
@@ -300,7 +464,9 @@ def fig8_closest_pairs(pairs_csv: str, guided_path: str, reference_images: np.nd
     atomic_to_csv(pairs, out_csv)
 
 
-def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str) -> None:
+def fig9_neighbours(
+    neighbours_csv: str, guided_path: str, reference_images: np.ndarray, show: int, out_pdf: str, out_csv: str
+) -> None:
     """Guided samples (first column) with their nearest training images and labels; samples
     whose nearest neighbour carries another label come first."""
     plt = _plt()
@@ -310,7 +476,7 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
     nearest = table[table["rank"] == 0].set_index("guided_index")
     other = nearest.index[nearest["reference_label"] != nearest["guided_label"]]
     same = nearest.index[nearest["reference_label"] == nearest["guided_label"]]
-    chosen = list(other[:show]) + list(same[:max(0, show - len(other))])
+    chosen = list(other[:show]) + list(same[: max(0, show - len(other))])
     k = int(table["rank"].max()) + 1
     fig, axes = plt.subplots(len(chosen), k + 1, figsize=((k + 1) * 0.9, len(chosen) * 1.0), squeeze=False)
     for r, g in enumerate(chosen):
@@ -319,10 +485,17 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
         for _, nb in table[table["guided_index"] == g].sort_values("rank").iterrows():
             ax = axes[r][int(nb["rank"]) + 1]
             _show(ax, reference_images[int(nb["reference_index"])])
-            ax.set_title(names[int(nb["reference_label"])], fontsize=6, color="red" if nb["reference_label"] != nb["guided_label"] else "black")
+            ax.set_title(
+                names[int(nb["reference_label"])],
+                fontsize=6,
+                color="red" if nb["reference_label"] != nb["guided_label"] else "black",
+            )
     fraction = float((nearest["reference_label"] != nearest["guided_label"]).mean())
-    fig.suptitle(f"Figure 9: guided samples and their {k} nearest real images "
-                 f"({fraction:.1%} of guided samples have a nearest neighbour of another class)", fontsize=8)
+    fig.suptitle(
+        f"Figure 9: guided samples and their {k} nearest real images "
+        f"({fraction:.1%} of guided samples have a nearest neighbour of another class)",
+        fontsize=8,
+    )
     _save(fig, out_pdf)
     atomic_to_csv(table[table["guided_index"].isin(chosen)], out_csv)
 
@@ -330,28 +503,41 @@ def fig9_neighbours(neighbours_csv: str, guided_path: str, reference_images: np.
 SAMPLE_TITLES = {"baseline": "baseline samples (DDPM)", "guided": "guided samples (ours)", "gan": "GAN samples"}
 
 
-def fig1_overview(metrics_csv: str, real_images: np.ndarray, samples: dict[str, str], per_panel: int,
-                  out_pdf: str, out_csv: str) -> None:
+def fig1_overview(
+    metrics_csv: str, real_images: np.ndarray, samples: dict[str, str], per_panel: int, out_pdf: str, out_csv: str
+) -> None:
     """(a.i) real images of highest and (a.ii) lowest hardness (low- and high-density), then the
     first samples of each generator in `samples` (name → path: baseline, guided, gan)."""
     plt = _plt()
     metrics = pd.read_csv(metrics_csv)
     real = metrics[(metrics["set"] == "real") & (metrics["metric"] == "hardness")].sort_values("value")
-    panels = [("real, low density (highest hardness)", real.tail(per_panel)[::-1], real_images),
-              ("real, high density (lowest hardness)", real.head(per_panel), real_images)]
-    rows = [{"panel": title, "index": int(r["index"]), "hardness": float(r["value"])} for title, table, _ in panels for _, r in table.iterrows()]
+    panels = [
+        ("real, low density (highest hardness)", real.tail(per_panel)[::-1], real_images),
+        ("real, high density (lowest hardness)", real.head(per_panel), real_images),
+    ]
+    rows = [
+        {"panel": title, "index": int(r["index"]), "hardness": float(r["value"])}
+        for title, table, _ in panels
+        for _, r in table.iterrows()
+    ]
     for name, path in samples.items():
         title = SAMPLE_TITLES.get(name, f"{name} samples")
         hard = metrics[(metrics["set"] == name) & (metrics["metric"] == "hardness")].set_index("index")
-        table = pd.DataFrame({"index": np.arange(per_panel), "value": hard.loc[np.arange(per_panel), "value"].to_numpy()})
+        table = pd.DataFrame(
+            {"index": np.arange(per_panel), "value": hard.loc[np.arange(per_panel), "value"].to_numpy()}
+        )
         panels.append((title, table, _load(path, real_images.shape[1:])["images"]))
-        rows += [{"panel": title, "index": int(i), "hardness": float(v)} for i, v in zip(table["index"], table["value"])]
+        rows += [
+            {"panel": title, "index": int(i), "hardness": float(v)} for i, v in zip(table["index"], table["value"])
+        ]
     side = int(np.ceil(np.sqrt(per_panel)))
-    fig, axes = plt.subplots(side, len(panels) * (side + 1) - 1, figsize=(len(panels) * (side + 1) * 0.6, side * 0.7 + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        side, len(panels) * (side + 1) - 1, figsize=(len(panels) * (side + 1) * 0.6, side * 0.7 + 0.5), squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for p, (title, table, images) in enumerate(panels):
-        for j, idx in enumerate(table["index"].to_numpy()[:side * side]):
+        for j, idx in enumerate(table["index"].to_numpy()[: side * side]):
             r, c = divmod(j, side)
             ax = axes[r][p * (side + 1) + c]
             ax.axis("on")
@@ -377,8 +563,13 @@ def fig11_nll(nll_csv: str, metrics_csv: str, correlation_csv: str, out_pdf: str
         joined = nll.join(real["value"], how="inner")
         ax.scatter(joined["value"], joined["bpd"], s=6, alpha=0.6)
         ax.set_xlabel(f"{METRIC_LABELS[metric]} ({extractor})", fontsize=8)
-        ax.set_title(f"Spearman {corr.loc[metric, 'spearman']:.2f}, Pearson {corr.loc[metric, 'pearson']:.2f}", fontsize=8)
-        rows += [{"index": int(i), "metric": metric, "value": float(v), "bpd": float(b)} for i, v, b in zip(joined.index, joined["value"], joined["bpd"])]
+        ax.set_title(
+            f"Spearman {corr.loc[metric, 'spearman']:.2f}, Pearson {corr.loc[metric, 'pearson']:.2f}", fontsize=8
+        )
+        rows += [
+            {"index": int(i), "metric": metric, "value": float(v), "bpd": float(b)}
+            for i, v, b in zip(joined.index, joined["value"], joined["bpd"])
+        ]
     axes[0].set_ylabel(f"NLL (bits/dim, {nll['chain'].iloc[0]})", fontsize=8)
     fig.suptitle("Figure 11: diffusion-model NLL vs density metrics (held-out images)", fontsize=10)
     fig.tight_layout()
@@ -404,15 +595,22 @@ def figA7_steps(fidelity_csv: str, out_pdf: str, out_csv: str) -> None:
     atomic_to_csv(table, out_csv)
 
 
-def figD1_discriminator_ablation(accuracy_csvs: dict[str, str], overrides: dict[str, dict], out_csv: str, out_pdf: str) -> None:
+def figD1_discriminator_ablation(
+    accuracy_csvs: dict[str, str], overrides: dict[str, dict], out_csv: str, out_pdf: str
+) -> None:
     """The discriminator study: held-out accuracy against t for every variant (left), and at
     t = 0 with the dark-background cue removed from both sets (right). One tidy row per
     (variant, condition, timestep) with accuracy, cross-entropy and n goes to `out_csv`."""
     import json
 
     plt = _plt()
-    table = pd.concat([pd.read_csv(path).assign(variant=name, overrides=json.dumps(overrides.get(name, {}), sort_keys=True))
-                       for name, path in accuracy_csvs.items()], ignore_index=True)
+    table = pd.concat(
+        [
+            pd.read_csv(path).assign(variant=name, overrides=json.dumps(overrides.get(name, {}), sort_keys=True))
+            for name, path in accuracy_csvs.items()
+        ],
+        ignore_index=True,
+    )
     table = table[["variant", "overrides", "condition", "timestep", "accuracy", "loss", "n"]]
     fig, (ax_t, ax_c) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     colours = plt.cm.tab10(np.arange(len(accuracy_csvs)) % 10)
@@ -423,7 +621,12 @@ def figD1_discriminator_ablation(accuracy_csvs: dict[str, str], overrides: dict[
         ax_t.plot(rows["timestep"], rows["accuracy"], "o-", color=colour, ms=3, label=name)
         at0 = table[(table["variant"] == name) & (table["timestep"] == table["timestep"].min())]
         at0 = at0.set_index("condition").reindex(conditions)
-        ax_c.bar(np.arange(len(conditions)) + (i - (len(accuracy_csvs) - 1) / 2) * width, at0["accuracy"], width, color=colour)
+        ax_c.bar(
+            np.arange(len(conditions)) + (i - (len(accuracy_csvs) - 1) / 2) * width,
+            at0["accuracy"],
+            width,
+            color=colour,
+        )
     ax_t.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax_t.set_xscale("symlog", linthresh=10)
     ticks = sorted(set(table["timestep"]))

@@ -40,8 +40,13 @@ def shrunk_covariance(x: np.ndarray, shrinkage: str | float) -> tuple[np.ndarray
     return (1 - intensity) * emp + intensity * mu * np.eye(emp.shape[0]), intensity
 
 
-def label_hardness(reference: np.ndarray, reference_labels: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-                   shrinkage="ledoit_wolf") -> np.ndarray:
+def label_hardness(
+    reference: np.ndarray,
+    reference_labels: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    shrinkage="ledoit_wolf",
+) -> np.ndarray:
     """H(x, y) of Eq. 3 for every embedding under its own label's Gaussian, fitted on the
     reference rows of that label: the numbers of `ClassGaussians.fit(...).hardness_of_label`,
     one class at a time, so memory holds one class's reference rows and one k × k factor
@@ -86,8 +91,15 @@ class ClassGaussians:
         return self.means.shape[1]
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, labels: np.ndarray, num_classes: int, shrinkage="ledoit_wolf",
-            buckets: np.ndarray | None = None, bucket_edges=(0, 1)) -> tuple["ClassGaussians", list[dict]]:
+    def fit(
+        cls,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        num_classes: int,
+        shrinkage="ledoit_wolf",
+        buckets: np.ndarray | None = None,
+        bucket_edges=(0, 1),
+    ) -> tuple["ClassGaussians", list[dict]]:
         """Fit from embeddings (N, k) with labels (N,) and bucket indices (N,) (all 0 if None).
 
         Returns the Gaussians and one summary row per (bucket, class) (count, shrinkage used)."""
@@ -108,10 +120,13 @@ class ClassGaussians:
                 means[b, c] = rows.mean(axis=0)
                 chol[b, c] = np.linalg.cholesky(cov)
                 logdet[b, c] = 2 * np.log(np.diag(chol[b, c])).sum()
-                summary.append({"bucket": b, "class": c, "count": len(rows), "shrinkage": intensity,
-                                "logdet": logdet[b, c]})
+                summary.append(
+                    {"bucket": b, "class": c, "count": len(rows), "shrinkage": intensity, "logdet": logdet[b, c]}
+                )
         f32 = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        return cls(f32(means), f32(chol), f32(logdet), torch.as_tensor(np.asarray(bucket_edges), dtype=torch.long)), summary
+        return cls(
+            f32(means), f32(chol), f32(logdet), torch.as_tensor(np.asarray(bucket_edges), dtype=torch.long)
+        ), summary
 
     def bucket_of(self, t: torch.Tensor) -> torch.Tensor:
         """Bucket index of each original timestep t."""

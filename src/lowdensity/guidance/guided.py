@@ -20,16 +20,15 @@ only there (`Guide.trained_at`); with the uniform law of the paper it guides eve
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Literal, Optional
 
 import torch
 
-from .classifier import REAL
-from .diffusion import ModelOutput
-from .gaussians import ClassGaussians
-from .unet import EncoderUNet
+from lowdensity.core.diffusion import ModelOutput
+from lowdensity.guidance.classifier import REAL
+from lowdensity.guidance.gaussians import ClassGaussians
+from lowdensity.networks.unet import EncoderUNet
 
 
 def loss_g1_hardness(hardness: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -51,6 +50,35 @@ def normalize_per_sample(grad: torch.Tensor, eps: float = 1e-12) -> torch.Tensor
     """u / ‖u‖₂ for each sample (Algorithm 1's Normalize)."""
     norms = grad.flatten(1).norm(dim=1).clamp_min(eps)
     return grad / norms.reshape(-1, *([1] * (grad.ndim - 1)))
+
+
+@dataclass(frozen=True)
+class GuidedCell:
+    """The guidance of Algorithm 1 that one sample set is drawn with (a cell of figures 3, 4 and 10).
+
+    Args:
+        alpha: weight α of the hardness term (Eq. 5); 0 leaves the classifier out.
+        beta: weight β of the real-vs-synthetic term H′ (Eq. 6); 0 leaves the discriminator out.
+        loss: the α term's loss: `hardness` (Eq. 4) or `softmax` (appendix A.5's ablation).
+        tau: the hinge τ of Eq. 4 and 6.
+        step_scale: Σ_θ of Eq. 7: `variance` (σ_t², the paper's) or `std` (σ_t).
+    """
+
+    alpha: float
+    beta: float
+    loss: Literal["hardness", "softmax"]
+    tau: float
+    step_scale: Literal["variance", "std"] = "variance"
+
+    def metadata(self) -> dict:
+        """The entries a sample file stores about its guidance (`meta_alpha`, …)."""
+        return {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "tau": self.tau,
+            "loss": self.loss,
+            "step_scale": self.step_scale,
+        }
 
 
 @dataclass
@@ -77,8 +105,16 @@ def guidance_gradient(guide: Guide, x: torch.Tensor, t: torch.Tensor, loss_fn) -
     return grad
 
 
-def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, loss: str,
-                 classifier: Optional[Guide], discriminator: Optional[Guide], step_scale: str = "variance"):
+def make_cond_fn(
+    labels: torch.Tensor,
+    alpha: float,
+    beta: float,
+    tau: float,
+    loss: str,
+    classifier: Optional[Guide],
+    discriminator: Optional[Guide],
+    step_scale: str = "variance",
+):
     """The guidance hook for one batch: returns α ∇*L_g1 + β ∇*L_g2, which the ancestral sampler
     multiplies by the step variance σ_t² and skips at the last step.
 
@@ -120,70 +156,3 @@ def make_cond_fn(labels: torch.Tensor, alpha: float, beta: float, tau: float, lo
         return shift
 
     return cond_fn
-
-
-def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Guide:
-    from .classifier import load_encoder, load_gaussians
-
-    model, state = load_encoder(model_path, device)
-    law = state.get("timesteps") or {}
-    return Guide(model, load_gaussians(gaussians_path), law.get("max"))
-
-
-def sample_guided_shard(sampling_cfg: dict, alpha: float, beta: float, tau: float, loss: str, model_path: str,
-                        classifier_paths: Optional[Sequence[str]], discriminator_paths: Optional[Sequence[str]], shard: int,
-                        out_path: str, device: str = "auto", step_scale: str = "variance",
-                        extra_metadata: Optional[dict] = None, keep_state_below: Optional[int] = None,
-                        branch_from: Optional[str] = None) -> None:
-    """One shard of α/β-guided samples (Algorithm 1); same seeds, labels and layout as the
-    baseline set of `sampling_cfg`, so sample i pairs with baseline sample i. Each guide is
-    (model, Gaussians) paths, needed only when its weight is non-zero.
-
-    H′ of a discriminator trained at t < t_max is consulted only there (`Guide.trained_at`), so
-    chains that differ only in β are the same computation until the first step below t_max.
-    `keep_state_below` = t_max keeps this shard's states there; `branch_from` (a file that kept
-    them, of the same loss, α, τ and Σ_θ) continues from them: the last few steps instead of the
-    whole chain, the same samples (`sampling.sample_shard`)."""
-    from .ddpm import select_device
-    from .sampling import read_branch, sample_shard
-
-    from .training import memory_format
-
-    for weight, name, paths in ((alpha, "α", classifier_paths), (beta, "β", discriminator_paths)):
-        if weight and not paths:
-            raise ValueError(f"{name} = {weight} needs the {'classifier' if name == 'α' else 'discriminator'}'s model and Gaussians")
-    dev = select_device(device)
-    classifier = load_guide(*classifier_paths, dev) if alpha else None
-    discriminator = load_guide(*discriminator_paths, dev) if beta else None
-    for guide in (classifier, discriminator):
-        if guide is not None:
-            memory_format(guide.model, sampling_cfg.get("channels_last", False))
-    metadata = {"alpha": alpha, "beta": beta, "tau": tau, "loss": loss, "step_scale": step_scale, **(extra_metadata or {})}
-    branch = read_branch(branch_from) if branch_from else None
-    if branch_from and branch is None:
-        logging.getLogger("lowdensity").info("%s keeps no branch states: sampling the whole chain", branch_from)
-    if branch is not None:
-        check_branch_source(branch, branch_from, metadata, discriminator)
-    sample_shard(sampling_cfg, model_path, shard, out_path, device,
-                 cond_fn_for=lambda y, seeds, diffusion: make_cond_fn(y, alpha, beta, tau, loss, classifier, discriminator, step_scale),
-                 metadata=metadata, keep_state_below=keep_state_below, branch=branch)
-
-
-def check_branch_source(branch: dict, path: str, metadata: dict, discriminator: Optional[Guide]) -> None:
-    """A chain may continue from another's kept states only if every step above them computed the
-    same thing: the same loss, α, τ and Σ_θ (β may differ: H′ is consulted only below where they
-    were kept, which must be where this discriminator's trained timesteps end)."""
-    def same(key: str) -> bool:
-        if f"meta_{key}" not in branch:
-            return False
-        there, here = branch[f"meta_{key}"].item(), metadata[key]
-        return float(there) == float(here) if key in ("alpha", "tau") else str(there) == str(here)
-
-    differ = [k for k in ("alpha", "tau", "loss", "step_scale") if not same(k)]
-    if differ:
-        values = ", ".join(f"{k} = {branch.get('meta_' + k)} there, {metadata[k]} here" for k in differ)
-        raise ValueError(f"{path} was sampled with other {', '.join(differ)} ({values}): "
-                         "its chains cannot be continued with these weights")
-    if discriminator is not None and discriminator.t_max != int(branch["branch_below"]):
-        raise ValueError(f"{path} kept its states below t = {int(branch['branch_below'])}, but the discriminator is consulted "
-                         f"below t = {discriminator.t_max}: continuing from there would skip steps where β acts")

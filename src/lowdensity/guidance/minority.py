@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data import DataMissingError, Split, load_split, stratified_subset, to_model_range
-from .diffusion import GaussianDiffusion, ModelOutput
-from .noise import NoiseSource
+from lowdensity.core.diffusion import GaussianDiffusion, ModelOutput
+from lowdensity.core.noise import NoiseSource
+from lowdensity.data import DataMissingError, to_model_range
 
 RENOISE_SEED_OFFSET = 2**32  # the self-guided sampler's second stream: above every sample seed (< 2^31)
 SAMPLERS = ("baseline", "paper", "boost_and_skip", "self_guided", "minority_guidance")
@@ -51,7 +50,7 @@ Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def tweedie(chain: GaussianDiffusion, model, x_t: torch.Tensor, t: torch.Tensor, model_kwargs: dict) -> torch.Tensor:
     """x̂₀ = (x_t − √(1−ᾱ_t) ε_θ(x_t, t)) / √ᾱ_t on the full chain (t: the original timestep)."""
-    eps = model(x_t, t, **model_kwargs)[:, :x_t.shape[1]]  # a learned variance's extra channels dropped
+    eps = model(x_t, t, **model_kwargs)[:, : x_t.shape[1]]  # a learned variance's extra channels dropped
     return chain.predict_xstart_from_eps(x_t, t, eps)
 
 
@@ -92,15 +91,18 @@ class LPIPS(torch.nn.Module):
         super().__init__()
         from torchvision.models import alexnet
 
-        from .io import load_weights
+        from lowdensity.io import load_weights
 
-        missing = [f"{key} ({path})" for key, path in (("alexnet", alexnet_path), ("linear", linear_path))
-                   if not path or not Path(path).is_file()]
+        missing = [
+            f"{key} ({path})"
+            for key, path in (("alexnet", alexnet_path), ("linear", linear_path))
+            if not path or not Path(path).is_file()
+        ]
         if missing:
             raise DataMissingError(f"samplers.distance.lpips: missing {', '.join(missing)}: " + LPIPS_DOWNLOAD)
         net = alexnet(weights=None)
         net.load_state_dict(load_weights(alexnet_path, map_location="cpu"))
-        self.features = net.features[:ALEXNET_TAPS[-1] + 1].eval().requires_grad_(False)
+        self.features = net.features[: ALEXNET_TAPS[-1] + 1].eval().requires_grad_(False)
         linear = load_weights(linear_path, map_location="cpu")
         for i in range(len(ALEXNET_TAPS)):
             self.register_buffer(f"lin{i}", linear[f"lin{i}.model.1.weight"].float())
@@ -132,7 +134,7 @@ def make_distance(cfg: dict, classifier_path: Optional[str], device: torch.devic
     if kind == "l2":
         return l2_distance
     if kind == "classifier":
-        from .classifier import load_encoder
+        from lowdensity.guidance.classifier import load_encoder
 
         encoder, _ = load_encoder(classifier_path, device)
         return embedding_distance(encoder.requires_grad_(False))
@@ -144,8 +146,16 @@ def make_distance(cfg: dict, classifier_path: Optional[str], device: torch.devic
 # ----------------------------------------------------------------------------- self-guided minority sampler
 
 
-def self_guided_loss(chain: GaussianDiffusion, model, distance: Distance, x_t: torch.Tensor, t: torch.Tensor,
-                     renoise_t: int, renoise_noise: torch.Tensor, model_kwargs: dict) -> torch.Tensor:
+def self_guided_loss(
+    chain: GaussianDiffusion,
+    model,
+    distance: Distance,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    renoise_t: int,
+    renoise_noise: torch.Tensor,
+    model_kwargs: dict,
+) -> torch.Tensor:
     """Per sample d(x̂₀(x_t), x̂₀′): x̂₀′ = Tweedie of x̂₀ re-noised to `renoise_t` (no gradient through x̂₀′)."""
     x0 = tweedie(chain, model, x_t, t, model_kwargs)
     with torch.no_grad():
@@ -159,8 +169,16 @@ def normalize_by_max(grad: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return grad / grad.flatten(1).abs().amax(1).clamp_min(eps).reshape(-1, *([1] * (grad.ndim - 1)))
 
 
-def self_guided_cond_fn(chain: GaussianDiffusion, model, distance: Distance, model_kwargs: dict, scale: float,
-                        renoise_t: int, guided_timesteps: set[int], renoise: NoiseSource):
+def self_guided_cond_fn(
+    chain: GaussianDiffusion,
+    model,
+    distance: Distance,
+    model_kwargs: dict,
+    scale: float,
+    renoise_t: int,
+    guided_timesteps: set[int],
+    renoise: NoiseSource,
+):
     """The hook: scale · ∇_{x_t} d / max|∇| at the guided (original) timesteps, 0 elsewhere; the
     ancestral sampler multiplies it by Σ_t = σ_t²."""
 
@@ -187,16 +205,25 @@ def guided_timesteps(timestep_map: np.ndarray, every: int) -> set[int]:
 
 
 @torch.no_grad()
-def minority_scores(chain: GaussianDiffusion, model, distance: Distance, images: np.ndarray, labels: np.ndarray,
-                    score_t: int, num_draws: int, seed: int, batch_size: int = 250) -> np.ndarray:
+def minority_scores(
+    chain: GaussianDiffusion,
+    model,
+    distance: Distance,
+    images: np.ndarray,
+    labels: np.ndarray,
+    score_t: int,
+    num_draws: int,
+    seed: int,
+    batch_size: int = 250,
+) -> np.ndarray:
     """l(x₀) = mean over `num_draws` noise draws of d(x₀, x̂₀(x_t)), x_t ~ q(x_t | x₀) at t = score_t
     (the model conditioned on the image's own label when it is class-conditional)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     scores = []
     for start in range(0, len(images), batch_size):
-        x0 = to_model_range(images[start:start + batch_size]).to(device)
-        y = torch.from_numpy(np.asarray(labels[start:start + batch_size], dtype=np.int64)).to(device)
+        x0 = to_model_range(images[start : start + batch_size]).to(device)
+        y = torch.from_numpy(np.asarray(labels[start : start + batch_size], dtype=np.int64)).to(device)
         kwargs = {"y": y} if model.num_classes else {}
         t = torch.full((len(x0),), score_t, dtype=torch.long, device=device)
         total = torch.zeros(len(x0), dtype=torch.float64, device=device)
@@ -212,15 +239,19 @@ def quantile_edges(scores: np.ndarray, num_classes: int) -> np.ndarray:
     return np.quantile(np.asarray(scores, dtype=np.float64), np.arange(1, num_classes) / num_classes)
 
 
-def minority_classes(scores: np.ndarray, num_classes: int, groups: Optional[np.ndarray] = None,
-                     edges: Optional[dict] = None) -> tuple[np.ndarray, dict]:
+def minority_classes(
+    scores: np.ndarray, num_classes: int, groups: Optional[np.ndarray] = None, edges: Optional[dict] = None
+) -> tuple[np.ndarray, dict]:
     """Class l ∈ {0 … L−1} of each score: the number of quantile edges at or below it (L−1: the
     most unusual). With `groups` (the data labels) the edges are each group's own quantiles.
     `edges` (group → edges) reuses the training images' edges for other images (validation)."""
     scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(len(scores), dtype=np.int64) if groups is None else np.asarray(groups)
-    edges = dict(edges) if edges is not None else {int(g): quantile_edges(scores[groups == g], num_classes)
-                                                   for g in np.unique(groups)}
+    edges = (
+        dict(edges)
+        if edges is not None
+        else {int(g): quantile_edges(scores[groups == g], num_classes) for g in np.unique(groups)}
+    )
     classes = np.zeros(len(scores), dtype=np.int64)
     for g in np.unique(groups):
         members = groups == g
@@ -242,101 +273,7 @@ def minority_guidance_cond_fn(classifier, target: int, scale: float):
     return cond_fn
 
 
-def score_split(scorer, split_path: str, max_per_class: Optional[int], seed: int) -> tuple[Split, np.ndarray]:
-    """The (stratified subset of the) split and the minority score of each of its images;
-    `scorer(images, labels, seed)` is `minority_scores` with the networks loaded once."""
-    split = load_split(split_path)
-    keep = stratified_subset(split.labels, max_per_class, seed)
-    split = Split(split.images[keep], split.labels[keep], split.class_names)
-    return split, scorer(split.images, split.labels, seed)
-
-
-def train_minority_classifier(params: dict, model_path: str, classifier_path: Optional[str], train_path: str, val_path: str,
-                              out_model: str, scores_csv: str, accuracy_csv: str, checkpoint_path: str,
-                              device: str = "auto") -> None:
-    """Minority scores of (a stratified subset of) the training split, their L quantile classes,
-    and the noisy classifier p(l̃ | x_t) on them (the pipeline's encoder trainer, resumable);
-    validation images get classes from the training images' edges for the accuracy per t."""
-    from .classifier import _train_encoder
-    from .ddpm import load_ddpm, select_device, training_diffusion
-    from .io import atomic_to_csv
-
-    cfg = params["samplers"]["minority_guidance"]
-    dev = select_device(device)
-    model, meta = load_ddpm(model_path, dev)
-    chain = training_diffusion(meta["diffusion"])
-    distance = make_distance(params["samplers"]["distance"], classifier_path, dev)
-    score_t = int(cfg["score_fraction"] * (chain.num_timesteps - 1))
-
-    def scorer(images, labels, seed):
-        return minority_scores(chain, model, distance, images, labels, score_t, cfg["num_draws"], seed)
-
-    within = cfg["quantiles_within"] == "class"
-    train, train_scores = score_split(scorer, train_path, cfg["max_per_class"], cfg["seed"])
-    val, val_scores = score_split(scorer, val_path, cfg["val_per_class"], cfg["seed"] + 1)
-    train_classes, edges = minority_classes(train_scores, cfg["num_classes"], train.labels if within else None)
-    val_classes, _ = minority_classes(val_scores, cfg["num_classes"], val.labels if within else None, edges)
-    names = tuple(f"minority {level}" for level in range(cfg["num_classes"]))
-    atomic_to_csv(pd.DataFrame({"split": ["train"] * len(train_scores) + ["val"] * len(val_scores),
-                                "label": np.concatenate([train.labels, val.labels]),
-                                "score": np.concatenate([train_scores, val_scores]),
-                                "minority_class": np.concatenate([train_classes, val_classes])}), scores_csv)
-    encoder_params = {"minority_classifier": {**cfg["classifier"], "timesteps": None}, "diffusion": params["diffusion"]}
-    _train_encoder(encoder_params, "minority_classifier", Split(train.images, train_classes, names),
-                   Split(val.images, val_classes, names), out_model, accuracy_csv, checkpoint_path, device)
-
-
 # ----------------------------------------------------------------------------- sampling
-
-
-def sample_with(params: dict, sampler: str, strength: float, model_path: str, guides: dict, shard: int, out_path: str,
-                device: str = "auto") -> None:
-    """One shard of `sampler` at `strength` (the paper's: α at samplers.paper.beta; Boost-and-Skip: γ;
-    the two guided successors: their scale; baseline: 0), with the seeds, labels and shards of
-    `params['sampling']` (the sweep's num_samples): sample i pairs with baseline sample i."""
-    from .ddpm import load_ddpm, select_device, training_diffusion
-    from .guidance import sample_guided_shard
-    from .sampling import sample_shard
-
-    sampling, cfg = params["sampling"], params["samplers"]
-    dev = select_device(device)
-    metadata = {"sampler": sampler, "strength": strength}
-    if sampler == "baseline":
-        return sample_shard(sampling, model_path, shard, out_path, device, metadata=metadata)
-    if sampler == "paper":
-        g = params["guidance"]
-        pair = {name: (guides[f"{name}_model"], guides[f"{name}_gaussians"]) if f"{name}_model" in guides else None
-                for name in ("classifier", "discriminator")}  # a guide of zero weight is not given
-        return sample_guided_shard(sampling, strength, cfg["paper"]["beta"], g["tau"], g["loss"], model_path,
-                                   pair["classifier"], pair["discriminator"], shard, out_path, device,
-                                   g["step_scale"], extra_metadata=metadata)
-    if sampler == "boost_and_skip":
-        return sample_shard(sampling, model_path, shard, out_path, device, metadata={**metadata, "skip": cfg[sampler]["skip"]},
-                            init_scale=strength, skip=cfg[sampler]["skip"])
-    if sampler not in ("self_guided", "minority_guidance"):
-        raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
-    model, meta = load_ddpm(model_path, dev)
-    if sampler == "self_guided":
-        sg = cfg["self_guided"]
-        chain = training_diffusion(meta["diffusion"])
-        distance = make_distance(cfg["distance"], guides.get("classifier_model"), dev)
-        renoise_t = int(sg["renoise_fraction"] * (chain.num_timesteps - 1))
-
-        def cond_fn_for(y, seeds, diffusion):
-            kwargs = {"y": y} if model.num_classes else {}
-            return self_guided_cond_fn(chain, model, distance, kwargs, strength, renoise_t,
-                                       guided_timesteps(diffusion.timestep_map, sg["every"]),
-                                       NoiseSource([int(s) + RENOISE_SEED_OFFSET for s in seeds]))
-    else:
-        from .classifier import load_encoder
-
-        classifier, state = load_encoder(guides["minority_model"], dev)
-        target = len(state["class_names"]) - 1
-
-        def cond_fn_for(y, seeds, diffusion):
-            return minority_guidance_cond_fn(classifier, target, strength)
-    return sample_shard(sampling, model_path, shard, out_path, device, cond_fn_for=cond_fn_for, metadata=metadata,
-                        model=(model, meta))
 
 
 # ----------------------------------------------------------------------------- Rarity score
@@ -349,12 +286,12 @@ def rarity_scores(real: np.ndarray, real_radii: np.ndarray, fake: np.ndarray, bl
     radii = torch.from_numpy(np.asarray(real_radii, dtype=np.float64))
     out = np.full(len(fake), np.nan)
     for start in range(0, len(fake), block):
-        f = torch.from_numpy(np.asarray(fake[start:start + block], dtype=np.float64))
+        f = torch.from_numpy(np.asarray(fake[start : start + block], dtype=np.float64))
         best = torch.full((len(f),), np.inf, dtype=torch.float64)
         for rs in range(0, len(real64), block):
-            d = torch.cdist(f, real64[rs:rs + block], compute_mode="donot_use_mm_for_euclid_dist")
-            r = radii[rs:rs + block].expand_as(d)
+            d = torch.cdist(f, real64[rs : rs + block], compute_mode="donot_use_mm_for_euclid_dist")
+            r = radii[rs : rs + block].expand_as(d)
             best = torch.minimum(best, torch.where(d <= r, r, torch.full_like(r, np.inf)).amin(1))
         best = best.numpy()
-        out[start:start + len(f)] = np.where(np.isfinite(best), best, np.nan)
+        out[start : start + len(f)] = np.where(np.isfinite(best), best, np.nan)
     return out

@@ -25,8 +25,15 @@ def collection_cost(num_images: int, rate: float, seconds_per_image: float) -> f
     return float("inf") if rate == 0 else num_images / rate * seconds_per_image
 
 
-def cost_table(real_hardness: np.ndarray, samplers: dict[str, tuple[np.ndarray, float]], quantiles: list[float],
-               num_images: int, num_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def cost_table(
+    real_hardness: np.ndarray,
+    samplers: dict[str, tuple[np.ndarray, float]],
+    quantiles: list[float],
+    num_images: int,
+    num_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per (range, sampler): the range's bounds, acceptance rate, cost in seconds and
     days for `num_images` images, speed-up over the baseline, each with a bootstrap interval.
 
@@ -41,28 +48,54 @@ def cost_table(real_hardness: np.ndarray, samplers: dict[str, tuple[np.ndarray, 
         low, high = float(edges[i]), float(edges[i + 1])
         base_rate = acceptance_rate(base_h, low, high)
         base_cost = collection_cost(num_images, base_rate, base_s)
-        base_draws = [acceptance_rate(base_h[rng.integers(0, len(base_h), len(base_h))], low, high) for _ in range(num_resamples)]
+        base_draws = [
+            acceptance_rate(base_h[rng.integers(0, len(base_h), len(base_h))], low, high) for _ in range(num_resamples)
+        ]
         for name, (hardness, seconds) in samplers.items():
             rate = acceptance_rate(hardness, low, high)
             cost = collection_cost(num_images, rate, seconds)
-            draws = base_draws if name == "baseline" else [
-                acceptance_rate(hardness[rng.integers(0, len(hardness), len(hardness))], low, high) for _ in range(num_resamples)]
+            draws = (
+                base_draws
+                if name == "baseline"
+                else [
+                    acceptance_rate(hardness[rng.integers(0, len(hardness), len(hardness))], low, high)
+                    for _ in range(num_resamples)
+                ]
+            )
             costs = np.array([collection_cost(num_images, r, seconds) for r in draws])
-            speedups = np.array([collection_cost(num_images, b, base_s) / c if np.isfinite(c) else np.nan
-                                 for b, c in zip(base_draws, costs)])
+            speedups = np.array(
+                [
+                    collection_cost(num_images, b, base_s) / c if np.isfinite(c) else np.nan
+                    for b, c in zip(base_draws, costs)
+                ]
+            )
             q = ((1 - level) / 2, 1 - (1 - level) / 2)
-            rows.append({
-                "range": i, "quantile_low": quantiles[i], "quantile_high": quantiles[i + 1], "hardness_low": low, "hardness_high": high,
-                "sampler": name, "seconds_per_image": seconds, "n": len(hardness), "acceptance_rate": rate,
-                "acceptance_low": float(np.quantile(draws, q[0], method="inverted_cdf")),
-                "acceptance_high": float(np.quantile(draws, q[1], method="inverted_cdf")),
-                "cost_seconds": cost, "cost_days": cost / 86400,
-                "cost_low": float(np.quantile(costs, q[0], method="inverted_cdf")),
-                "cost_high": float(np.quantile(costs, q[1], method="inverted_cdf")),
-                "speedup": base_cost / cost if np.isfinite(cost) else float("nan"),
-                "speedup_low": float(np.nanquantile(speedups, q[0], method="inverted_cdf")) if np.isfinite(speedups).any() else float("nan"),
-                "speedup_high": float(np.nanquantile(speedups, q[1], method="inverted_cdf")) if np.isfinite(speedups).any() else float("nan"),
-            })
+            rows.append(
+                {
+                    "range": i,
+                    "quantile_low": quantiles[i],
+                    "quantile_high": quantiles[i + 1],
+                    "hardness_low": low,
+                    "hardness_high": high,
+                    "sampler": name,
+                    "seconds_per_image": seconds,
+                    "n": len(hardness),
+                    "acceptance_rate": rate,
+                    "acceptance_low": float(np.quantile(draws, q[0], method="inverted_cdf")),
+                    "acceptance_high": float(np.quantile(draws, q[1], method="inverted_cdf")),
+                    "cost_seconds": cost,
+                    "cost_days": cost / 86400,
+                    "cost_low": float(np.quantile(costs, q[0], method="inverted_cdf")),
+                    "cost_high": float(np.quantile(costs, q[1], method="inverted_cdf")),
+                    "speedup": base_cost / cost if np.isfinite(cost) else float("nan"),
+                    "speedup_low": float(np.nanquantile(speedups, q[0], method="inverted_cdf"))
+                    if np.isfinite(speedups).any()
+                    else float("nan"),
+                    "speedup_high": float(np.nanquantile(speedups, q[1], method="inverted_cdf"))
+                    if np.isfinite(speedups).any()
+                    else float("nan"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -70,11 +103,21 @@ def render_table(table: pd.DataFrame, num_images: int) -> str:
     """Markdown in the paper's layout: one row per sampler, one column per hardness range, each
     cell the days to collect `num_images` images (speed-up over the baseline)."""
     ranges = table.drop_duplicates("range").sort_values("range")
-    header = "| sampler | " + " | ".join(f"{r.hardness_low:.4g} – {r.hardness_high:.4g} (q {r.quantile_low:g}–{r.quantile_high:g})"
-                                          for r in ranges.itertuples()) + " |"
-    lines = [f"Days to collect {num_images} images per hardness range on the device that sampled them "
-             f"(acceptance rate; speed-up over the baseline; 95% bootstrap interval of the speed-up).", "",
-             header, "|" + "---|" * (len(ranges) + 1)]
+    header = (
+        "| sampler | "
+        + " | ".join(
+            f"{r.hardness_low:.4g} – {r.hardness_high:.4g} (q {r.quantile_low:g}–{r.quantile_high:g})"
+            for r in ranges.itertuples()
+        )
+        + " |"
+    )
+    lines = [
+        f"Days to collect {num_images} images per hardness range on the device that sampled them "
+        f"(acceptance rate; speed-up over the baseline; 95% bootstrap interval of the speed-up).",
+        "",
+        header,
+        "|" + "---|" * (len(ranges) + 1),
+    ]
     for name, rows in table.groupby("sampler", sort=False):
         cells = []
         for r in rows.sort_values("range").itertuples():
@@ -82,29 +125,3 @@ def render_table(table: pd.DataFrame, num_images: int) -> str:
             cells.append(f"{r.cost_days:.3g} ({r.acceptance_rate:.3f}{speed})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def make_table1(cfg: dict, metrics_csvs: list[str], sample_paths: dict[str, str], table_csv: str, table_md: str,
-                set_names: dict[str, str] | None = None) -> None:
-    """Table 1 from the per-image hardness of the real and sample sets (`metrics_csvs`, one
-    space) and the seconds per image the sampling rules measured (stored in the sample files,
-    with the device). `set_names` maps a sampler to its set in the metrics (default: its name)."""
-    from .evaluation import read_metrics
-    from .io import atomic_to_csv, atomic_write_text, read_npz
-
-    metrics = read_metrics(metrics_csvs)
-    hardness = metrics[metrics["metric"] == "hardness"]
-    samplers, devices = {}, {}
-    for name, path in sample_paths.items():
-        timing = read_npz(path, ("seconds_per_image", "device"))
-        seconds, devices[name] = float(timing["seconds_per_image"]), str(timing["device"])
-        in_metrics = (set_names or {}).get(name, name)
-        samplers[name] = (hardness[hardness["set"] == in_metrics]["value"].to_numpy(), seconds)
-        if not len(samplers[name][0]):
-            raise ValueError(f"the metrics tables {metrics_csvs} hold no hardness of set {in_metrics!r}")
-    real = hardness[hardness["set"] == "real"]["value"].to_numpy()
-    table = cost_table(real, samplers, cfg["quantiles"], cfg["num_images"], cfg["bootstrap"], cfg["level"], cfg["seed"])
-    table["device"] = table["sampler"].map(devices)
-    table["space"] = str(metrics["extractor"].iloc[0])
-    atomic_to_csv(table, table_csv)
-    atomic_write_text(table_md, render_table(table, cfg["num_images"]))

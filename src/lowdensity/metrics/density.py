@@ -13,11 +13,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .knn import knn
+from lowdensity.metrics.knn import knn
 
 
-def avg_knn(queries: np.ndarray, references: np.ndarray, k: int = 5, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-            **knn_kwargs) -> np.ndarray:
+def avg_knn(
+    queries: np.ndarray,
+    references: np.ndarray,
+    k: int = 5,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+    **knn_kwargs,
+) -> np.ndarray:
     """Mean distance of every query to its k nearest references. `neighbours`: the queries'
     k' ≥ k nearest references, if already searched (first k columns used)."""
     if neighbours is None:
@@ -28,7 +33,9 @@ def avg_knn(queries: np.ndarray, references: np.ndarray, k: int = 5, neighbours:
 class LocalOutlierFactor:
     """LOF of new points against a fixed reference set (novelty detection)."""
 
-    def __init__(self, references: np.ndarray, k: int = 20, neighbours: tuple[np.ndarray, np.ndarray] | None = None, **knn_kwargs):
+    def __init__(
+        self, references: np.ndarray, k: int = 20, neighbours: tuple[np.ndarray, np.ndarray] | None = None, **knn_kwargs
+    ):
         """`neighbours`: the references' own k' ≥ k nearest other references (distances,
         indices), if already computed; their first k columns are used."""
         self.references = references
@@ -49,13 +56,18 @@ class LocalOutlierFactor:
         `neighbours`: the queries' k' ≥ k nearest references, if already searched (first k columns used)."""
         if neighbours is None:
             neighbours = knn(queries, self.references, self.k, **self.knn_kwargs)
-        dist, idx = neighbours[0][:, :self.k], neighbours[1][:, :self.k]
+        dist, idx = neighbours[0][:, : self.k], neighbours[1][:, : self.k]
         return (self.lrd[idx] / self._lrd(dist, idx)[:, None]).mean(axis=1)
 
 
-def closest_pairs(queries: np.ndarray, references: np.ndarray, top: int, block: int | None = None,
-                  device: str | torch.device = "cpu", neighbours: tuple[np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def closest_pairs(
+    queries: np.ndarray,
+    references: np.ndarray,
+    top: int,
+    block: int | None = None,
+    device: str | torch.device = "cpu",
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The `top` query–reference pairs with the smallest distance over all pairs, ascending:
     (distances, query indices, reference indices). Each query's nearest neighbours are a
     superset of its share of the global top, so the search is a per-query top-k merged.

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import DataMissingError
-from .training import memory_format
+from lowdensity.core.training import memory_format
+from lowdensity.data import DataMissingError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -45,7 +45,7 @@ class FeatureExtractor:
         std = torch.tensor(self.std, device=device).reshape(1, 3, 1, 1)
         out = []
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.array(images[start:start + batch_size])).to(device).float() / 255.0
+            x = torch.from_numpy(np.array(images[start : start + batch_size])).to(device).float() / 255.0
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-1] != self.input_size:
@@ -71,25 +71,35 @@ def load_efficientnet_lite0(input_size: int, device: torch.device, channels_last
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     target = model.state_dict()
     if len(source) != len(target) or any(a.shape != b.shape for a, b in zip(source.values(), target.values())):
-        raise ValueError("the EfficientNet-Lite0 file does not match timm's tf_efficientnet_lite0 parameter for parameter")
+        raise ValueError(
+            "the EfficientNet-Lite0 file does not match timm's tf_efficientnet_lite0 parameter for parameter"
+        )
     model.load_state_dict(dict(zip(target.keys(), source.values())))
-    return FeatureExtractor(memory_format(model.to(device).eval(), channels_last), input_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return FeatureExtractor(
+        memory_format(model.to(device).eval(), channels_last), input_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    )
 
 
-def load_timm_extractor(timm_name: str, weights: str, input_size: int, device: torch.device,
-                        channels_last: bool = True) -> FeatureExtractor:
+def load_timm_extractor(
+    timm_name: str, weights: str, input_size: int, device: torch.device, channels_last: bool = True
+) -> FeatureExtractor:
     import timm
 
     if not Path(weights).exists():
         raise DataMissingError(
             f"weights for {timm_name} not found at {weights}: download the ImageNet-pretrained timm weights of "
             f"'{timm_name}' (a state dict saved with torch.save) on a machine with internet and set the "
-            f"extractor's `weights` key in the config to that file")
+            f"extractor's `weights` key in the config to that file"
+        )
     model = timm.create_model(timm_name, pretrained=False)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     cfg = model.pretrained_cfg or {}
-    return FeatureExtractor(memory_format(model.to(device).eval(), channels_last), input_size,
-                            tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
+    return FeatureExtractor(
+        memory_format(model.to(device).eval(), channels_last),
+        input_size,
+        tuple(cfg.get("mean", IMAGENET_MEAN)),
+        tuple(cfg.get("std", IMAGENET_STD)),
+    )
 
 
 def load_extractor(spec: dict, device: torch.device) -> FeatureExtractor:

@@ -11,38 +11,32 @@ for the Inception FID of other papers.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
-from .io import atomic_to_csv
 
-
-def fidelity(real_features: np.ndarray, fake_features: np.ndarray, k: int, extractor: str,
-             device: torch.device = torch.device("cpu")) -> dict:
+def fidelity(
+    real_features: np.ndarray,
+    fake_features: np.ndarray,
+    k: int,
+    extractor: str,
+    device: torch.device = torch.device("cpu"),
+) -> dict:
     """FID and improved precision/recall (k-NN balls, k = `k`) of `fake_features` against
     `real_features`, by torch-fidelity's functions (as its `calculate_metrics` with
     `save_cpu_ram=True` calls them after extracting the features); the k-NN distances on `device`."""
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_prc import prc_features_to_metric
 
-    real, fake = torch.from_numpy(np.array(real_features)), torch.from_numpy(np.array(fake_features))  # in memory, writable
+    real, fake = (
+        torch.from_numpy(np.array(real_features)),
+        torch.from_numpy(np.array(fake_features)),
+    )  # in memory, writable
     fid = fid_statistics_to_metric(fid_features_to_statistics(fake), fid_features_to_statistics(real), verbose=False)
-    prc = prc_features_to_metric(fake.to(device), real.to(device), prc_neighborhood=k, prc_batch_size=10000,
-                                 save_cpu_ram=True, verbose=False)
-    return {f"fid_{extractor}": float(fid[KEY_METRIC_FID]), "precision": float(prc["precision"]), "recall": float(prc["recall"])}
-
-
-def fidelity_table(eval_cfg: dict, extractor: str, reference_path: str, feature_paths: dict[str, str], out_csv: str,
-                   device: str = "auto") -> None:
-    """One row per sample set: FID, precision and recall against the reference's features, via torch-fidelity."""
-    from .ddpm import select_device
-    from .evaluation import load_features
-
-    dev = select_device(device)
-    real = load_features(reference_path)["features"]
-    rows = []
-    for set_name, path in feature_paths.items():
-        fake = load_features(path)["features"]
-        rows.append({"set": set_name, "extractor": extractor, **fidelity(real, fake, eval_cfg["precision_k"], extractor, dev),
-                     "k": eval_cfg["precision_k"], "num_real": len(real), "num_fake": len(fake), "via": "torch-fidelity"})
-    atomic_to_csv(pd.DataFrame(rows), out_csv)
+    prc = prc_features_to_metric(
+        fake.to(device), real.to(device), prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=True, verbose=False
+    )
+    return {
+        f"fid_{extractor}": float(fid[KEY_METRIC_FID]),
+        "precision": float(prc["precision"]),
+        "recall": float(prc["recall"]),
+    }

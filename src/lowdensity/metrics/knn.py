@@ -57,12 +57,12 @@ def _float32(points, device: torch.device) -> torch.Tensor:
 
 def _squared_norms(points: torch.Tensor, block: int) -> torch.Tensor:
     """‖x‖² of every row in the points' dtype, a block at a time (no squared copy of all rows)."""
-    return torch.cat([points[s:s + block].square().sum(1) for s in range(0, len(points), block)])
+    return torch.cat([points[s : s + block].square().sum(1) for s in range(0, len(points), block)])
 
 
 def _squared_norms64(points: torch.Tensor, block: int) -> torch.Tensor:
     """‖x‖² of every row in float64, a block at a time."""
-    return torch.cat([points[s:s + block].double().square().sum(1) for s in range(0, len(points), block)])
+    return torch.cat([points[s : s + block].double().square().sum(1) for s in range(0, len(points), block)])
 
 
 def _rows64(points, rows, device: torch.device) -> torch.Tensor:
@@ -86,8 +86,9 @@ def _block_smallest(d2: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.
     return d2.gather(1, pos), idx.gather(1, pos)
 
 
-def _exact_float64(q: torch.Tensor, references, k: int, own: torch.Tensor | None, block: int,
-                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _exact_float64(
+    q: torch.Tensor, references, k: int, own: torch.Tensor | None, block: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances and indices of the k nearest references from float64 differences ‖a − b‖
     (no cancellation), exact ties; one float64 reference block at a time. `own[i]`: the
     reference index query i must skip."""
@@ -97,15 +98,18 @@ def _exact_float64(q: torch.Tensor, references, k: int, own: torch.Tensor | None
     for rs in range(0, n_ref, block):
         r = _rows64(references, slice(rs, rs + block), device)
         for qs in range(0, len(q), block):
-            d = torch.cdist(q[qs:qs + block], r, compute_mode="donot_use_mm_for_euclid_dist")
+            d = torch.cdist(q[qs : qs + block], r, compute_mode="donot_use_mm_for_euclid_dist")
             idx = torch.arange(rs, rs + d.shape[1], device=device).expand_as(d)
             if own is not None:
-                d = d.masked_fill(own[qs:qs + block, None] == idx, float("inf"))
+                d = d.masked_fill(own[qs : qs + block, None] == idx, float("inf"))
             new_d, new_i = _block_smallest(d, idx, min(k, d.shape[1]))
             # stable sort of the 2k candidates: earlier blocks (lower indices) win ties
-            cand_d, cand_i = torch.cat([best_d[qs:qs + block], new_d], 1), torch.cat([best_i[qs:qs + block], new_i], 1)
+            cand_d, cand_i = (
+                torch.cat([best_d[qs : qs + block], new_d], 1),
+                torch.cat([best_i[qs : qs + block], new_i], 1),
+            )
             order = torch.sort(cand_d, dim=1, stable=True).indices[:, :k]
-            best_d[qs:qs + block], best_i[qs:qs + block] = cand_d.gather(1, order), cand_i.gather(1, order)
+            best_d[qs : qs + block], best_i[qs : qs + block] = cand_d.gather(1, order), cand_i.gather(1, order)
     return best_d, best_i
 
 
@@ -124,9 +128,9 @@ def _candidate_distances(queries, references, cand: torch.Tensor, device: torch.
     cand_rows = cand.cpu().numpy()
     for s in range(0, n, rows):
         e = min(s + rows, n)
-        np.take(references, cand_rows[s:e].ravel(), axis=0, out=gathered[:(e - s) * m])
-        chunk = diff[:e - s]
-        chunk.copy_(torch.from_numpy(gathered[:(e - s) * m]).view(e - s, m, dim))
+        np.take(references, cand_rows[s:e].ravel(), axis=0, out=gathered[: (e - s) * m])
+        chunk = diff[: e - s]
+        chunk.copy_(torch.from_numpy(gathered[: (e - s) * m]).view(e - s, m, dim))
         chunk.sub_(_rows64(queries, slice(s, e), device)[:, None]).square_()
         torch.sum(chunk, dim=-1, out=out[s:e])
     return out.sqrt_()
@@ -137,8 +141,9 @@ def _merge_candidates(best_d, best_i, new_d, new_i, m):
     return vals, torch.cat([best_i, new_i], 1).gather(1, pos)
 
 
-def _float32_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: bool, block: int,
-                        offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _float32_candidates(
+    q: torch.Tensor, r: torch.Tensor, m: int, self_search: bool, block: int, offsets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 squared distances (plus the per-reference `offsets`, if any) and indices of the m
     smallest references of every query."""
     n, dev = len(q), q.device
@@ -169,8 +174,15 @@ def _rounding_bound(q_sq64: torch.Tensor, r_sq64_max: torch.Tensor, dim: int) ->
     return 2 * (dim + 2) * FLOAT32_UNIT_ROUNDOFF * (q_sq64 + r_sq64_max)
 
 
-def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool = False, block: int | None = None,
-        device: str | torch.device = "cpu", margin: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def knn(
+    queries: np.ndarray,
+    references: np.ndarray,
+    k: int,
+    exclude_self: bool = False,
+    block: int | None = None,
+    device: str | torch.device = "cpu",
+    margin: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances (sorted ascending) and indices of the k nearest references of every query,
     equal to a float64 brute-force search (ties: lower reference index first), computed on
     `device` in blocks of `block` rows (None: 4096 on the CPU, from free memory on CUDA).
@@ -197,12 +209,13 @@ def knn(queries: np.ndarray, references: np.ndarray, k: int, exclude_self: bool 
     if m < available:
         bound = _rounding_bound(_squared_norms64(q32, block), _squared_norms64(r32, block).max(), dim)
         # a small relative slack covers the float64 rounding of the exact distances
-        unsure = cand_f32.max(1).values.double() - bound <= best_d[:, -1]**2 * (1 + 1e-9)
+        unsure = cand_f32.max(1).values.double() - bound <= best_d[:, -1] ** 2 * (1 + 1e-9)
         if unsure.any():
             rows_unsure = torch.nonzero(unsure).ravel()
             own = rows_unsure if exclude_self else None
-            best_d[unsure], best_i[unsure] = _exact_float64(_rows64(queries, rows_unsure.cpu().numpy(), device), references, k,
-                                                            own, block, device)
+            best_d[unsure], best_i[unsure] = _exact_float64(
+                _rows64(queries, rows_unsure.cpu().numpy(), device), references, k, own, block, device
+            )
     return best_d.cpu().numpy(), best_i.cpu().numpy()
 
 
@@ -211,8 +224,13 @@ def knn_radii(points: np.ndarray, k: int, **knn_kwargs) -> np.ndarray:
     return knn(points, points, k, exclude_self=True, **knn_kwargs)[0][:, -1]
 
 
-def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int | None = None,
-                 device: str | torch.device = "cpu") -> np.ndarray:
+def inside_balls(
+    support: np.ndarray,
+    radii: np.ndarray,
+    points: np.ndarray,
+    block: int | None = None,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """For each of `points`: is it inside at least one support point's ball (radius `radii`)?
     The smallest power ‖p − s_j‖² − ρ_j² of each point, certified or decided exactly (module
     docstring): equal to testing ‖p − s_j‖ ≤ ρ_j for every j in float64."""
@@ -226,8 +244,9 @@ def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, blo
     power_f32 = power_f32[:, 0].double()
     # float32 rounding of the distance part, and of −ρ² (rounded to float32 and added to ‖s‖²)
     s_sq_max = _squared_norms64(s32, block).max()
-    bound = (_rounding_bound(_squared_norms64(p32, block), s_sq_max, s32.shape[1])
-             + 4 * FLOAT32_UNIT_ROUNDOFF * ((rho64**2).max() + s_sq_max))
+    bound = _rounding_bound(_squared_norms64(p32, block), s_sq_max, s32.shape[1]) + 4 * FLOAT32_UNIT_ROUNDOFF * (
+        (rho64**2).max() + s_sq_max
+    )
     inside = power_f32 + bound <= 0
     unsure = ~inside & (power_f32 - bound <= 0)
     rows = torch.nonzero(unsure).ravel()
@@ -237,26 +256,39 @@ def inside_balls(support: np.ndarray, radii: np.ndarray, points: np.ndarray, blo
         for ss in range(0, len(s32), block):
             s64 = _rows64(support, slice(ss, ss + block), device)
             for ps in range(0, len(rows), block):
-                d = torch.cdist(p64[ps:ps + block], s64, compute_mode="donot_use_mm_for_euclid_dist")
-                found[ps:ps + block] |= (d <= rho64[None, ss:ss + block]).any(1)
+                d = torch.cdist(p64[ps : ps + block], s64, compute_mode="donot_use_mm_for_euclid_dist")
+                found[ps : ps + block] |= (d <= rho64[None, ss : ss + block]).any(1)
         inside[rows] = found
     return inside.cpu().numpy()
 
 
-def coverage(support: np.ndarray, radii: np.ndarray, points: np.ndarray, block: int | None = None,
-             device: str | torch.device = "cpu") -> float:
+def coverage(
+    support: np.ndarray,
+    radii: np.ndarray,
+    points: np.ndarray,
+    block: int | None = None,
+    device: str | torch.device = "cpu",
+) -> float:
     """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
     inside = inside_balls(support, radii, points, block, device)
     return float(inside.mean()) if len(inside) else float("nan")
 
 
-def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, real_radii: np.ndarray | None = None,
-                              device: str | torch.device = "cpu", block: int | None = None) -> dict:
+def improved_precision_recall(
+    real: np.ndarray,
+    fake: np.ndarray,
+    k: int = 3,
+    real_radii: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    block: int | None = None,
+) -> dict:
     """Kynkäänniemi et al. (2019): precision = fraction of fake points inside some real point's
     k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically.
     `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set."""
     search = {"device": device, "block": block}
     if real_radii is None:
         real_radii = knn_radii(real, k, **search)
-    return {"precision": coverage(real, real_radii, fake, **search),
-            "recall": coverage(fake, knn_radii(fake, k, **search), real, **search)}
+    return {
+        "precision": coverage(real, real_radii, fake, **search),
+        "recall": coverage(fake, knn_radii(fake, k, **search), real, **search),
+    }

@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def prd_curve(eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = 1001, epsilon: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+def prd_curve(
+    eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = 1001, epsilon: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """(precision α(λ), recall β(λ)) of histogram `eval_dist` (Q) against `ref_dist` (P)."""
     slopes = np.tan(np.linspace(epsilon, np.pi / 2 - epsilon, num_angles))
     precision = np.minimum(np.asarray(ref_dist)[None, :] * slopes[:, None], np.asarray(eval_dist)[None, :]).sum(axis=1)
@@ -28,12 +30,14 @@ def prd_curve(eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = 100
 
 def max_f_beta(precision: np.ndarray, recall: np.ndarray, beta: float) -> float:
     """max over the curve of F_β = (1 + β²) p r / (β² p + r) (0 where p = r = 0)."""
-    denominator = beta ** 2 * precision + recall
-    f = np.where(denominator > 0, (1 + beta ** 2) * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
+    denominator = beta**2 * precision + recall
+    f = np.where(denominator > 0, (1 + beta**2) * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
     return float(f.max())
 
 
-def cluster_histograms(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def cluster_histograms(
+    eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Histograms of both sets over the k-means clusters of their union (scikit-learn's
     MiniBatchKMeans with 10 initialisations, as Sajjadi et al.'s code). One thread: for a few
     thousand points that is as fast, and beside other jobs 30× faster than oversubscribed threads."""
@@ -43,21 +47,33 @@ def cluster_histograms(eval_features: np.ndarray, ref_features: np.ndarray, num_
     data = np.concatenate([eval_features, ref_features]).astype(np.float64)
     with threadpool_limits(limits=1):
         labels = MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed).fit(data).labels_
-    eval_hist = np.bincount(labels[:len(eval_features)], minlength=num_clusters) / len(eval_features)
-    ref_hist = np.bincount(labels[len(eval_features):], minlength=num_clusters) / len(ref_features)
+    eval_hist = np.bincount(labels[: len(eval_features)], minlength=num_clusters) / len(eval_features)
+    ref_hist = np.bincount(labels[len(eval_features) :], minlength=num_clusters) / len(ref_features)
     return eval_hist, ref_hist
 
 
-def one_clustering(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int, num_angles: int,
-                   rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def one_clustering(
+    eval_features: np.ndarray,
+    ref_features: np.ndarray,
+    num_clusters: int,
+    num_angles: int,
+    rng: np.random.Generator,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """The PRD curve of one clustering, the reference subsampled (by `rng`) to the evaluated set's size."""
     if len(ref_features) > len(eval_features):
         ref_features = ref_features[rng.choice(len(ref_features), len(eval_features), replace=False)]
     return prd_curve(*cluster_histograms(eval_features, ref_features, num_clusters, seed), num_angles)
 
 
-def prd(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int = 20, num_angles: int = 1001,
-        num_runs: int = 10, seed: int = 0) -> dict:
+def prd(
+    eval_features: np.ndarray,
+    ref_features: np.ndarray,
+    num_clusters: int = 20,
+    num_angles: int = 1001,
+    num_runs: int = 10,
+    seed: int = 0,
+) -> dict:
     """The PRD curve averaged over `num_runs` clusterings, with F_8 (recall) and F_1/8 (precision)."""
     rng = np.random.default_rng(seed)
     precisions, recalls = [], []
@@ -66,5 +82,9 @@ def prd(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int =
         precisions.append(p)
         recalls.append(r)
     precision, recall = np.mean(precisions, axis=0), np.mean(recalls, axis=0)
-    return {"precision_curve": precision, "recall_curve": recall,
-            "f_1/8": max_f_beta(precision, recall, 1 / 8), "f_8": max_f_beta(precision, recall, 8)}
+    return {
+        "precision_curve": precision,
+        "recall_curve": recall,
+        "f_1/8": max_f_beta(precision, recall, 1 / 8),
+        "f_8": max_f_beta(precision, recall, 8),
+    }

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
-import pandas as pd
 import torch
 
-from .data import load_split, to_model_range
-from .diffusion import GaussianDiffusion, build_diffusion
-from .io import atomic_to_csv, atomic_torch_save
-from .training import array_digest, fingerprint, is_main_process, join_world, local_part, train, trajectory_config
-from .unet import UNet, count_parameters, load_network
+from lowdensity.core.diffusion import GaussianDiffusion, build_diffusion
+from lowdensity.core.training import (
+    local_part,
+)
+from lowdensity.data import to_model_range
+from lowdensity.networks.unet import UNet, load_network
 
 
 def unet_kwargs(model_cfg: dict, resolution: int, channels: int, num_classes: int, learn_sigma: bool) -> dict:
@@ -36,23 +34,28 @@ def training_diffusion(diffusion_cfg: dict) -> GaussianDiffusion:
 
 def sampling_diffusion(diffusion_cfg: dict, steps) -> GaussianDiffusion:
     """The respaced chain for sampling: `steps` kept steps (an int, a section string or 'ddimN')."""
-    return build_diffusion(diffusion_cfg["num_steps"], diffusion_cfg["schedule"], diffusion_cfg["variance"], respacing=steps)
+    return build_diffusion(
+        diffusion_cfg["num_steps"], diffusion_cfg["schedule"], diffusion_cfg["variance"], respacing=steps
+    )
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """The device a stage runs on ('auto': CUDA when present). Logs it with torch's CPU thread
-    count, which follows the rule's `threads` (Snakemake exports OMP_NUM_THREADS to each job)."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    logging.getLogger("lowdensity").info("device %s, torch threads %d", device, torch.get_num_threads())
-    return device
-
-
-def ddpm_losses(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, device, random_flip: bool):
+def ddpm_losses(
+    diffusion: GaussianDiffusion,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    batch_size: int,
+    device,
+    random_flip: bool,
+):
     """The per-step loss closure for `training.train`: a random batch, t ~ U{0..T−1}, ε ~ N(0, I)."""
 
     def compute(model, generator):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
-        flip = torch.rand(batch_size, generator=generator) < 0.5 if random_flip else torch.zeros(batch_size, dtype=torch.bool)
+        flip = (
+            torch.rand(batch_size, generator=generator) < 0.5
+            if random_flip
+            else torch.zeros(batch_size, dtype=torch.bool)
+        )
         t = torch.randint(diffusion.num_timesteps, (batch_size,), generator=generator)
         noise = torch.randn((batch_size, *images.shape[1:]), generator=generator)
         idx, flip, t, noise = local_part(idx, flip, t, noise)  # this rank's share (all of it on one process)
@@ -63,36 +66,6 @@ def ddpm_losses(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torc
         return {k: v.mean() for k, v in terms.items()}
 
     return compute
-
-
-def train_ddpm(params: dict, data_path: str, model_path: str, loss_csv: str, checkpoint_path: str, device: str = "auto") -> None:
-    """Train the DDPM of params['ddpm'] with the chain of params['diffusion'] on the prepared train split.
-
-    Writes the EMA weights with their architecture to `model_path` and the loss log to `loss_csv`.
-    """
-    ddpm_cfg, diffusion_cfg = params["ddpm"], params["diffusion"]
-    split = load_split(data_path)
-    dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
-    learn_sigma = diffusion_cfg["variance"] == "learned_range"
-    arch = unet_kwargs(ddpm_cfg["model"], split.resolution, split.channels, len(split.class_names), learn_sigma)
-    torch.manual_seed(ddpm_cfg["train"]["seed"])
-    model = UNet(**arch)
-    diffusion = training_diffusion(diffusion_cfg)
-    labels = torch.from_numpy(split.labels) if arch["num_classes"] else None
-    compute = ddpm_losses(diffusion, torch.from_numpy(split.images), labels, ddpm_cfg["train"]["batch_size"], dev, ddpm_cfg["train"]["random_flip"])
-    run_id = fingerprint(
-        trajectory_config(ddpm_cfg["train"]),
-        ddpm_cfg["model"], diffusion_cfg, array_digest(split.images, split.labels),
-    )
-    ema, history = train(model, compute, ddpm_cfg["train"], checkpoint_path, run_id, dev, desc="train_ddpm")
-    if not is_main_process():
-        return
-    atomic_torch_save(
-        {"state_dict": {k: v.cpu() for k, v in ema.state_dict().items()}, "arch": arch, "diffusion": diffusion_cfg,
-         "steps": ddpm_cfg["train"]["steps"], "parameters": count_parameters(ema), "class_names": list(split.class_names)},
-        model_path,
-    )
-    atomic_to_csv(pd.DataFrame(history), loss_csv)
 
 
 def load_ddpm(model_path: str, device: torch.device) -> tuple[UNet, dict]:

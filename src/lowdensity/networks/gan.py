@@ -29,27 +29,15 @@ A pretrained BigGAN-deep (the paper's comparison, ImageNet) can replace the trai
 
 from __future__ import annotations
 
-import copy
-import json
-import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
-from tqdm.auto import tqdm
 
-from .data import load_split, split_info, to_model_range, to_uint8
-from .ddpm import select_device
-from .io import atomic_to_csv, atomic_torch_save, load_weights
-from .noise import NoiseSource
-from .layout import shard_indices
-from .sampling import balanced_labels, write_shard
-from .training import (NonFiniteLossError, array_digest, ema_update, fingerprint, learning_rate, memory_format,
-                       resume_state, step_seed, trajectory_config)
+from lowdensity.core.noise import NoiseSource
+from lowdensity.io import load_weights
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -112,22 +100,38 @@ class GeneratorBlock(nn.Module):
 class Generator(nn.Module):
     """G(z, y): 4×4 → image_size by len(channel_mult) − 1 up-blocks, channels × mult each."""
 
-    def __init__(self, image_size: int, out_channels: int, num_classes: int, z_dim: int, channels: int,
-                 channel_mult: list[int], class_embedding_dim: int, attention_resolutions: list[int]):
+    def __init__(
+        self,
+        image_size: int,
+        out_channels: int,
+        num_classes: int,
+        z_dim: int,
+        channels: int,
+        channel_mult: list[int],
+        class_embedding_dim: int,
+        attention_resolutions: list[int],
+    ):
         super().__init__()
         blocks = len(channel_mult) - 1
         if image_size != 4 * 2**blocks:
-            raise ValueError(f"gan.model.channel_mult has {len(channel_mult)} entries: {blocks} up-blocks make "
-                             f"{4 * 2**blocks}×{4 * 2**blocks} images, not the configured {image_size}×{image_size}")
+            raise ValueError(
+                f"gan.model.channel_mult has {len(channel_mult)} entries: {blocks} up-blocks make "
+                f"{4 * 2**blocks}×{4 * 2**blocks} images, not the configured {image_size}×{image_size}"
+            )
         if z_dim % (blocks + 1):
-            raise ValueError(f"gan.model.z_dim = {z_dim} must split evenly into {blocks + 1} chunks (one per block and the input)")
+            raise ValueError(
+                f"gan.model.z_dim = {z_dim} must split evenly into {blocks + 1} chunks (one per block and the input)"
+            )
         self.z_dim, self.num_classes, self.chunk = z_dim, num_classes, z_dim // (blocks + 1)
         widths = [channels * m for m in channel_mult]
         self.embed = nn.Embedding(num_classes, class_embedding_dim)  # shared by all blocks (no SN: a lookup table)
         self.linear = spectral_norm(nn.Linear(self.chunk, widths[0] * 16))
-        self.blocks = nn.ModuleList(GeneratorBlock(widths[i], widths[i + 1], class_embedding_dim + self.chunk) for i in range(blocks))
-        self.attention = nn.ModuleDict({str(i): SelfAttention(widths[i + 1]) for i in range(blocks)
-                                        if 8 * 2**i in attention_resolutions})
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(widths[i], widths[i + 1], class_embedding_dim + self.chunk) for i in range(blocks)
+        )
+        self.attention = nn.ModuleDict(
+            {str(i): SelfAttention(widths[i + 1]) for i in range(blocks) if 8 * 2**i in attention_resolutions}
+        )
         self.out_norm = nn.BatchNorm2d(widths[-1])
         self.out_conv = _sn_conv(widths[-1], out_channels, 3)
 
@@ -159,8 +163,15 @@ class DiscriminatorBlock(nn.Module):
 class Discriminator(nn.Module):
     """D(x, y) = ψ(h) + ⟨embed(y), h⟩, h the sum-pooled features (projection discriminator)."""
 
-    def __init__(self, image_size: int, in_channels: int, num_classes: int, channels: int, channel_mult: list[int],
-                 attention_resolutions: list[int]):
+    def __init__(
+        self,
+        image_size: int,
+        in_channels: int,
+        num_classes: int,
+        channels: int,
+        channel_mult: list[int],
+        attention_resolutions: list[int],
+    ):
         super().__init__()
         widths = [in_channels] + [channels * m for m in channel_mult]
         blocks, attention, resolution = [], {}, image_size
@@ -186,10 +197,24 @@ class Discriminator(nn.Module):
 
 def build_gan(arch: dict) -> tuple[Generator, Discriminator]:
     m = arch["model"]
-    g = Generator(arch["image_size"], arch["channels"], arch["num_classes"], m["z_dim"], m["g_channels"], m["g_channel_mult"],
-                  m["class_embedding_dim"], m["attention_resolutions"])
-    d = Discriminator(arch["image_size"], arch["channels"], arch["num_classes"], m["d_channels"], m["d_channel_mult"],
-                      m["attention_resolutions"])
+    g = Generator(
+        arch["image_size"],
+        arch["channels"],
+        arch["num_classes"],
+        m["z_dim"],
+        m["g_channels"],
+        m["g_channel_mult"],
+        m["class_embedding_dim"],
+        m["attention_resolutions"],
+    )
+    d = Discriminator(
+        arch["image_size"],
+        arch["channels"],
+        arch["num_classes"],
+        m["d_channels"],
+        m["d_channel_mult"],
+        m["attention_resolutions"],
+    )
     return g, d
 
 
@@ -227,87 +252,6 @@ def standing_statistics(generator: Generator, num_batches: int, batch_size: int,
     generator.eval()
 
 
-def train_gan(gan_cfg: dict, data_path: str, model_path: str, loss_csv: str, checkpoint_path: str, device: str = "auto") -> None:
-    """Train the GAN on the prepared training split; write the EMA generator (with standing
-    statistics) to `model_path` and the loss log to `loss_csv`."""
-    dev = select_device(device)
-    split = load_split(data_path)
-    images = to_model_range(split.images)
-    labels = torch.from_numpy(split.labels).long()
-    arch = {"model": gan_cfg["model"], "image_size": int(images.shape[-1]), "channels": int(images.shape[1]),
-            "num_classes": len(split.class_names)}
-    t = gan_cfg["train"]
-    torch.manual_seed(t["seed"])  # initial weights and spectral-norm vectors
-    generator, discriminator = (memory_format(net.to(dev), t.get("channels_last", False)) for net in build_gan(arch))
-    ema = copy.deepcopy(generator).requires_grad_(False)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=t["lr_g"], betas=(0.0, 0.999), eps=1e-6)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t["lr_d"], betas=(0.0, 0.999), eps=1e-6)
-    # everything that shapes the training trajectory (not its length unless the rates decay, nor the final statistics pass)
-    run = fingerprint("gan", "real+fake in one D forward", gan_cfg["model"], trajectory_config(t, ("standing_batches",)),
-                      array_digest(split.images, split.labels))
-    start, history, pending = 0, [], {}
-    checkpoint_path = Path(checkpoint_path)
-    state = resume_state(checkpoint_path, run, t["steps"], dev, "train_gan")
-    if state:
-        for net, key in [(generator, "generator"), (discriminator, "discriminator"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d")]:
-            net.load_state_dict(state[key])
-        start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
-
-    def save(step):
-        atomic_torch_save({"fingerprint": run, "step": step, "generator": generator.state_dict(),
-                           "discriminator": discriminator.state_dict(), "ema": ema.state_dict(), "opt_g": opt_g.state_dict(),
-                           "opt_d": opt_d.state_dict(), "history": history, "pending": pending}, checkpoint_path)
-
-    n, bs = len(images), t["batch_size"]
-    generator.train()
-    discriminator.train()
-    for step in tqdm(range(start, t["steps"]), desc="train_gan", initial=start, total=t["steps"], mininterval=10):
-        rng = torch.Generator().manual_seed(step_seed(t["seed"], step))
-        for opt, base in [(opt_g, t["lr_g"]), (opt_d, t["lr_d"])]:
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(base, step, t["steps"], 0, t.get("lr_schedule", "constant"))
-        for _ in range(t["d_steps"]):
-            idx = torch.randint(n, (bs,), generator=rng)
-            z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
-            y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
-            with torch.no_grad():
-                fake = generator(z, y_fake)
-            # real and fake in one forward (D has no batch statistics): one spectral-norm power
-            # iteration per D step, as BigGAN's D(G(z), x) call
-            logits = discriminator(torch.cat([images[idx].to(dev), fake]), torch.cat([labels[idx].to(dev), y_fake]))
-            real_logits, fake_logits = logits[:bs], logits[bs:]
-            d_loss = hinge_discriminator_loss(real_logits, fake_logits)
-            if not torch.isfinite(d_loss):
-                raise NonFiniteLossError(f"train_gan: discriminator loss is {d_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
-        y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
-        discriminator.requires_grad_(False)  # the generator step needs no gradient of D's weights
-        g_loss = hinge_generator_loss(discriminator(generator(z, y_fake), y_fake))
-        if not torch.isfinite(g_loss):
-            raise NonFiniteLossError(f"train_gan: generator loss is {g_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})")
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        discriminator.requires_grad_(True)
-        ema_update(ema, generator, t["ema_decay"] if step >= t["ema_start"] else 0.0)
-        for key, value in [("d_loss", d_loss), ("g_loss", g_loss), ("d_real", real_logits.mean()), ("d_fake", fake_logits.mean())]:
-            pending.setdefault(key, []).append(float(value.detach()))
-        if (step + 1) % t["log_every"] == 0 or step + 1 == t["steps"]:
-            history.append({"step": step + 1, **{k: float(np.mean(v)) for k, v in pending.items()}})
-            pending = {}
-        if (step + 1) % t["checkpoint_every"] == 0 and step + 1 < t["steps"]:
-            save(step + 1)
-    if start < t["steps"] or not checkpoint_path.exists():
-        save(t["steps"])
-    standing_statistics(ema, t["standing_batches"], bs, t["seed"], dev)
-    atomic_torch_save({"kind": "trained", "arch": arch, "class_names": list(split.class_names), "generator": ema.state_dict()},
-                      model_path)
-    atomic_to_csv(pd.DataFrame(history), loss_csv)
-
-
 def load_generator(model_path: str, device) -> tuple[Generator, dict]:
     state = load_weights(model_path, map_location=device)
     generator, _ = build_gan(state["arch"])
@@ -330,66 +274,15 @@ def load_pretrained_biggan(path: str, device):
     folder = Path(path)
     missing = [f for f in ("pytorch_model.bin", "config.json") if not (folder / f).exists()]
     if missing:
-        raise FileNotFoundError(f"gan.pretrained.path: {', '.join(missing)} missing in {folder}: " + BIGGAN_DOWNLOAD.format(path=folder))
+        raise FileNotFoundError(
+            f"gan.pretrained.path: {', '.join(missing)} missing in {folder}: " + BIGGAN_DOWNLOAD.format(path=folder)
+        )
     try:
         from pytorch_pretrained_biggan import BigGAN, BigGANConfig
     except ImportError as err:
-        raise ImportError("gan.pretrained.path is set but pytorch-pretrained-biggan is not installed: "
-                          "pip install -e '.[biggan]'") from err
+        raise ImportError(
+            "gan.pretrained.path is set but pytorch-pretrained-biggan is not installed: pip install -e '.[biggan]'"
+        ) from err
     model = BigGAN(BigGANConfig.from_json_file(str(folder / "config.json")))
     model.load_state_dict(torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True))
     return model.to(device).eval()
-
-
-def _pretrained_images(model, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int, channels: int) -> torch.Tensor:
-    one_hot = F.one_hot(classes, model.config.num_classes).float()
-    x = model(z, one_hot, truncation).clamp(-1, 1)
-    x = F.interpolate(x, size=(size, size), mode="area") if x.shape[-1] != size else x
-    return x.mean(1, keepdim=True) if channels == 1 else x
-
-
-@torch.no_grad()
-def sample_gan_shard(gan_cfg: dict, sampling_cfg: dict, shard: int, out_path: str, model_path: str | None = None,
-                     data_path: str | None = None, device: str = "auto") -> None:
-    """Shard `shard` of the GAN sample set: sample i has label i mod C and z from seed
-    `sampling.seed + i` (truncated when gan.truncation is set), like the diffusion samplers.
-
-    With gan.pretrained.path, BigGAN-deep draws them instead: z = t · TN(−2, 2) as its authors
-    sample (t = gan.pretrained.truncation), dataset class c → ImageNet class
-    gan.pretrained.imagenet_classes[c] (identity when null), images resized to the data's size."""
-    dev = select_device(device)
-    indices = shard_indices(sampling_cfg["num_samples"], sampling_cfg["shards"], shard)
-    seeds = sampling_cfg["seed"] + indices
-    pretrained = gan_cfg.get("pretrained") or {}
-    if pretrained.get("path"):
-        class_names, size, channels = split_info(data_path)  # not the images: 1.28M of them at ImageNet scale
-        model = load_pretrained_biggan(pretrained["path"], dev)
-        mapping = pretrained.get("imagenet_classes") or list(range(len(class_names)))
-        if len(mapping) != len(class_names):
-            raise ValueError(f"gan.pretrained.imagenet_classes lists {len(mapping)} classes; the data has {len(class_names)}")
-        z_dim, truncation = model.config.z_dim, float(pretrained["truncation"])
-        metadata = {"generator": "biggan-deep (pretrained)", "truncation": json.dumps(truncation)}
-
-        def draw(z, y):
-            return _pretrained_images(model, z, torch.as_tensor(mapping, device=dev)[y], truncation, size, channels)
-
-        def latent(noise):
-            return truncation * truncated_normal(noise, z_dim, 2.0)
-    else:
-        model, state = load_generator(model_path, dev)
-        class_names, z_dim = state["class_names"], model.z_dim
-        metadata = {"generator": "gan (trained)", "truncation": json.dumps(gan_cfg["truncation"])}
-
-        def draw(z, y):
-            return model(z, y)
-
-        def latent(noise):
-            return truncated_normal(noise, z_dim, gan_cfg["truncation"])
-    labels = balanced_labels(indices, len(class_names))
-    start = time.perf_counter()
-    out = []
-    for s in range(0, len(indices), sampling_cfg["batch_size"]):
-        noise = NoiseSource(seeds[s:s + sampling_cfg["batch_size"]])
-        y = torch.from_numpy(labels[s:s + sampling_cfg["batch_size"]]).to(dev)
-        out.append(to_uint8(draw(latent(noise).to(dev), y)))
-    write_shard(out_path, np.concatenate(out), labels, seeds, indices, class_names, dev, start, metadata)

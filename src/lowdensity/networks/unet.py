@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .io import load_weights
+from lowdensity.io import load_weights
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
@@ -131,7 +131,18 @@ class _TimeClassEmbedding(nn.Module):
         return emb
 
 
-def _build_encoder(in_channels, model_channels, channel_mult, num_res_blocks, attention_resolutions, image_size, dropout, num_heads, emb_dim, scale_shift):
+def _build_encoder(
+    in_channels,
+    model_channels,
+    channel_mult,
+    num_res_blocks,
+    attention_resolutions,
+    image_size,
+    dropout,
+    num_heads,
+    emb_dim,
+    scale_shift,
+):
     """The downsampling path; returns the blocks, the width of every skip connection and the final width/resolution."""
     blocks = nn.ModuleList([EmbedSequential(nn.Conv2d(in_channels, model_channels, 3, padding=1))])
     skip_channels = [model_channels]
@@ -149,14 +160,19 @@ def _build_encoder(in_channels, model_channels, channel_mult, num_res_blocks, at
             skip_channels.append(ch)
             res //= 2
     middle = EmbedSequential(
-        ResBlock(ch, emb_dim, ch, dropout, scale_shift), AttentionBlock(ch, num_heads), ResBlock(ch, emb_dim, ch, dropout, scale_shift)
+        ResBlock(ch, emb_dim, ch, dropout, scale_shift),
+        AttentionBlock(ch, num_heads),
+        ResBlock(ch, emb_dim, ch, dropout, scale_shift),
     )
     return blocks, middle, skip_channels, ch, res
 
 
 def _check_resolution(image_size: int, channel_mult: Sequence[int]):
     if image_size % (2 ** (len(channel_mult) - 1)):
-        raise ValueError(f"image size {image_size} cannot be halved {len(channel_mult) - 1} times (channel_mult={list(channel_mult)})")
+        raise ValueError(
+            f"image size {image_size} cannot be halved {len(channel_mult) - 1} "
+            f"times (channel_mult={list(channel_mult)})"
+        )
 
 
 class UNet(nn.Module):
@@ -183,7 +199,16 @@ class UNet(nn.Module):
         emb_dim = self.embed.dim
         attention_resolutions = set(attention_resolutions)
         self.input_blocks, self.middle_block, skips, ch, res = _build_encoder(
-            in_channels, model_channels, channel_mult, num_res_blocks, attention_resolutions, image_size, dropout, num_heads, emb_dim, scale_shift
+            in_channels,
+            model_channels,
+            channel_mult,
+            num_res_blocks,
+            attention_resolutions,
+            image_size,
+            dropout,
+            num_heads,
+            emb_dim,
+            scale_shift,
         )
         self.output_blocks = nn.ModuleList()
         for level, mult in list(enumerate(channel_mult))[::-1]:
@@ -236,9 +261,20 @@ class EncoderUNet(nn.Module):
         _check_resolution(image_size, channel_mult)
         self.embed_t = _TimeClassEmbedding(model_channels, None)
         self.input_blocks, self.middle_block, _, ch, _ = _build_encoder(
-            in_channels, model_channels, channel_mult, num_res_blocks, set(attention_resolutions), image_size, dropout, num_heads, self.embed_t.dim, scale_shift
+            in_channels,
+            model_channels,
+            channel_mult,
+            num_res_blocks,
+            set(attention_resolutions),
+            image_size,
+            dropout,
+            num_heads,
+            self.embed_t.dim,
+            scale_shift,
         )
-        self.pool = nn.Sequential(group_norm(ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, embedding_dim))
+        self.pool = nn.Sequential(
+            group_norm(ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, embedding_dim)
+        )
         self.head = nn.Linear(embedding_dim, num_outputs)
         self.embedding_dim = embedding_dim
 

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .classifier import embed_images, load_encoder, load_gaussians
-from .data import load_split, read_sample_set
-from .evaluation import load_image_set
-from .ddpm import select_device
-from .io import atomic_to_csv, read_npz
-from .knn import improved_precision_recall, inside_balls, knn_radii
+from lowdensity.data import load_split, read_sample_set
+from lowdensity.guidance.classifier import embed_images, load_encoder, load_gaussians
+from lowdensity.io import atomic_to_csv, read_npz
+from lowdensity.metrics.knn import improved_precision_recall, inside_balls, knn_radii
+from lowdensity.runtime import select_device
+from lowdensity.stages.evaluation import load_image_set
 
 
 def set_name(path: str) -> str:
@@ -30,42 +30,85 @@ def set_description(path: str) -> dict:
     f = read_npz(path, (), optional=("meta_alpha", "meta_beta", "meta_loss"))
     if "meta_alpha" not in f:
         return {"sampler": "baseline", "loss": "none", "alpha": 0.0, "beta": 0.0}
-    return {"sampler": "guided", "loss": str(f["meta_loss"]), "alpha": float(f["meta_alpha"]), "beta": float(f["meta_beta"])}
+    return {
+        "sampler": "guided",
+        "loss": str(f["meta_loss"]),
+        "alpha": float(f["meta_alpha"]),
+        "beta": float(f["meta_beta"]),
+    }
 
 
 def score_images(model, gaussians, images: np.ndarray, labels: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     emb, logits = embed_images(model, images, 0, with_logits=True)
     hardness = gaussians.hardness_of_label(torch.from_numpy(emb), torch.from_numpy(labels)).numpy()
-    frame = pd.DataFrame({"index": np.arange(len(labels)), "label": labels, "hardness": hardness,
-                          "predicted": logits.argmax(1), "correct": logits.argmax(1) == labels})
+    frame = pd.DataFrame(
+        {
+            "index": np.arange(len(labels)),
+            "label": labels,
+            "hardness": hardness,
+            "predicted": logits.argmax(1),
+            "correct": logits.argmax(1) == labels,
+        }
+    )
     return frame, emb
 
 
-def score_sample_sets(params: dict, classifier_path: str, gaussians_path: str, train_path: str, val_path: str,
-                      set_paths: list[str], hardness_csv: str, precision_csv: str, device: str = "auto") -> None:
-    """Hardness and classifier accuracy of every sample in `set_paths` and of the real
+def score_sample_sets(
+    *,
+    params: dict,
+    classifier: str,
+    gaussians: str,
+    train: str,
+    val: str,
+    sets: list[str],
+    hardness_csv: str,
+    precision_csv: str,
+    device: str = "auto",
+) -> None:
+    """Hardness and classifier accuracy of every sample in `sets` and of the real
     validation images; precision/recall (k from params['precision']) of every set against a
-    stratified subset of the training images."""
+    stratified subset of the training images.
+
+    Args:
+        params: {"precision": {"k": ..., "num_real": ...}} of the guidance section.
+        classifier: the classifier.
+        gaussians: its class Gaussians.
+        train: the prepared training split (the precision reference).
+        val: the prepared validation split (the real set).
+        sets: the sample files to score.
+        hardness_csv: hardness and accuracy per image (tidy).
+        precision_csv: precision per set.
+        device: where to run (auto: CUDA when present).
+    """
     dev = select_device(device)
-    model, _ = load_encoder(classifier_path, dev)
-    gaussians = load_gaussians(gaussians_path)
-    real_images, _ = load_image_set("reference", train_path, params["precision"]["num_real"])
+    model, _ = load_encoder(classifier, dev)
+    class_gaussians = load_gaussians(gaussians)
+    real_images, _ = load_image_set("reference", train, params["precision"]["num_real"])
     real_emb = embed_images(model, real_images, 0)
     real_radii = knn_radii(real_emb, params["precision"]["k"])
-    val = load_split(val_path)
-    frame, _ = score_images(model, gaussians, val.images, val.labels)
-    shape = val.images.shape[1:]
+    val_split = load_split(val)
+    frame, _ = score_images(model, class_gaussians, val_split.images, val_split.labels)
+    shape = val_split.images.shape[1:]
     tables = [frame.assign(set="real", sampler="real", loss="none", alpha=np.nan, beta=np.nan, seed=-1)]
     precision_rows = []
-    for path in set_paths:
+    for path in sets:
         data = read_sample_set(path, shape)
         images, labels, seeds = data["images"], data["labels"], data["seeds"]
-        frame, emb = score_images(model, gaussians, images, labels)
+        frame, emb = score_images(model, class_gaussians, images, labels)
         description = set_description(path)
         tables.append(frame.assign(set=set_name(path), seed=seeds, **description))
         pr = improved_precision_recall(real_emb, emb, k=params["precision"]["k"], real_radii=real_radii)
-        precision_rows.append({"set": set_name(path), **description, **pr, "k": params["precision"]["k"],
-                               "num_real": len(real_images), "num_fake": len(labels), "space": "classifier embedding (t = 0)"})
+        precision_rows.append(
+            {
+                "set": set_name(path),
+                **description,
+                **pr,
+                "k": params["precision"]["k"],
+                "num_real": len(real_images),
+                "num_fake": len(labels),
+                "space": "classifier embedding (t = 0)",
+            }
+        )
     atomic_to_csv(pd.concat(tables, ignore_index=True), hardness_csv)
     atomic_to_csv(pd.DataFrame(precision_rows), precision_csv)
 
@@ -74,14 +117,23 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return tuple(float(v) for v in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))
 
 
-def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, prd_cfg: dict, bootstrap: int, level: float,
-                            seed: int, reference_radii: np.ndarray | None = None, device: str | torch.device = "cpu") -> list[dict]:
+def fidelity_with_intervals(
+    reference: np.ndarray,
+    samples: np.ndarray,
+    k: int,
+    prd_cfg: dict,
+    bootstrap: int,
+    level: float,
+    seed: int,
+    reference_radii: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> list[dict]:
     """Improved precision (Kynkäänniemi et al., k-NN balls of the reference) and PRD's F_1/8
     (precision) and F_8 (recall) (Sajjadi et al.) of `samples` against `reference` features,
     each with a percentile bootstrap interval over resampled samples: the precision's from
     the per-sample ball membership, PRD's from one clustering per replicate (so its interval
     holds both the sampling and the clustering spread)."""
-    from .prd import max_f_beta, one_clustering, prd
+    from lowdensity.metrics.prd import max_f_beta, one_clustering, prd
 
     if reference_radii is None:
         reference_radii = knn_radii(reference, k, device=device)
@@ -92,21 +144,50 @@ def fidelity_with_intervals(reference: np.ndarray, samples: np.ndarray, k: int, 
     boot_f = []
     for b in range(bootstrap):
         resampled = samples[rng.integers(0, len(samples), len(samples))]
-        p, r = one_clustering(resampled, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], rng, seed + 1000 + b)
+        p, r = one_clustering(
+            resampled, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], rng, seed + 1000 + b
+        )
         boot_f.append((max_f_beta(p, r, 1 / 8), max_f_beta(p, r, 8)))
     boot_f = np.asarray(boot_f)
-    rows = [{"metric": "improved_precision", "value": float(inside.mean()), **dict(zip(("low", "high"), _interval(np.asarray(boot_precision), level)))}]
+    rows = [
+        {
+            "metric": "improved_precision",
+            "value": float(inside.mean()),
+            **dict(zip(("low", "high"), _interval(np.asarray(boot_precision), level))),
+        }
+    ]
     for j, (metric, key) in enumerate((("prd_f1/8", "f_1/8"), ("prd_f8", "f_8"))):
-        rows.append({"metric": metric, "value": curve[key], **dict(zip(("low", "high"), _interval(boot_f[:, j], level)))})
-    return [{**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level} for row in rows]
+        rows.append(
+            {"metric": metric, "value": curve[key], **dict(zip(("low", "high"), _interval(boot_f[:, j], level)))}
+        )
+    return [
+        {**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level}
+        for row in rows
+    ]
 
 
-def fig4b_fidelity(params: dict, references: dict[str, str], neighbours: dict[str, str], cells: dict[str, dict[float, str]],
-                   out_csv: str, device: str = "auto") -> None:
+def fig4b_fidelity(
+    *,
+    params: dict,
+    references: dict[str, str],
+    neighbours: dict[str, str],
+    cells: dict[str, dict[str, str]],
+    out: str,
+    device: str = "auto",
+) -> None:
     """Fidelity of figure 4b's cells (α fixed, β varied) in every feature space: `references`
     maps a space to its reference features, `neighbours` to the reference's own neighbours
-    (`reference_neighbours`, for the balls), `cells` a space to {β: the cell's features}."""
-    from .evaluation import load_features, reference_radii
+    (`reference_neighbours`, for the balls), `cells` a space to {β: the cell's features}.
+
+    Args:
+        params: figure 4b's α, bootstrap, level, seed, PRD settings and precision_k.
+        references: feature space → the reference's features.
+        neighbours: feature space → the reference's own neighbours.
+        cells: feature space → β (as written in the cell's name) → the cell's features.
+        out: the fidelity table (CSV).
+        device: where the ball tests run (auto: CUDA when present).
+    """
+    from lowdensity.stages.evaluation import load_features, reference_radii
 
     dev = select_device(device)
     rows = []
@@ -114,9 +195,18 @@ def fig4b_fidelity(params: dict, references: dict[str, str], neighbours: dict[st
     for space, reference_path in references.items():
         reference = load_features(reference_path)
         radii = reference_radii(neighbours[space], reference, k)
-        for beta, path in sorted(cells[space].items()):
+        for beta, path in sorted((float(b), p) for b, p in cells[space].items()):
             samples = np.array(load_features(path)["features"])
-            for row in fidelity_with_intervals(reference["features"], samples, k, params["prd"], params["bootstrap"],
-                                               params["level"], params["seed"], radii, dev):
+            for row in fidelity_with_intervals(
+                reference["features"],
+                samples,
+                k,
+                params["prd"],
+                params["bootstrap"],
+                params["level"],
+                params["seed"],
+                radii,
+                dev,
+            ):
                 rows.append({"space": space, "alpha": params["alpha"], "beta": beta, **row})
-    atomic_to_csv(pd.DataFrame(rows), out_csv)
+    atomic_to_csv(pd.DataFrame(rows), out)

@@ -13,13 +13,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .io import atomic_to_csv, atomic_write_text, read_npz
-from .layout import parse_point
-from .minority import rarity_scores
+from lowdensity.guidance.minority import rarity_scores
+from lowdensity.io import atomic_to_csv, atomic_write_text, read_npz
+from lowdensity.layout import parse_point
 
-STRENGTH_NAMES = {"baseline": "—", "paper": "α (β fixed)", "boost_and_skip": "γ", "self_guided": "scale", "minority_guidance": "w"}
-LABELS = {"baseline": "baseline (Eq. 2)", "paper": "Sehwag et al. α/β", "boost_and_skip": "Boost-and-Skip",
-          "self_guided": "self-guided minority", "minority_guidance": "minority guidance"}
+STRENGTH_NAMES = {
+    "baseline": "—",
+    "paper": "α (β fixed)",
+    "boost_and_skip": "γ",
+    "self_guided": "scale",
+    "minority_guidance": "w",
+}
+LABELS = {
+    "baseline": "baseline (Eq. 2)",
+    "paper": "Sehwag et al. α/β",
+    "boost_and_skip": "Boost-and-Skip",
+    "self_guided": "self-guided minority",
+    "minority_guidance": "minority guidance",
+}
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,7 +50,7 @@ def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict]
 
     `points`: point name → sample file; `spaces`: space → {"reference": features .npy,
     "neighbours": the reference's own neighbours, "sets": point name → (features .npy, summary .csv)}."""
-    from .evaluation import load_features, reference_radii
+    from lowdensity.stages.evaluation import load_features, reference_radii
 
     rows = []
     for space, files in spaces.items():
@@ -53,20 +64,32 @@ def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict]
             inside = np.isfinite(rarity)
             timing = read_npz(sample_path, ("seconds_per_image", "device"))
             sampler, strength = parse_point(name)
-            rows.append({"sampler": sampler, "strength": strength, "space": space, "n": int(summary["n"]),
-                         "precision": summary["precision"], "recall": summary["recall"],
-                         "median_hardness": summary["median_hardness"], "median_avgknn": summary["median_avgknn"],
-                         "median_lof": summary["median_lof"], "frechet_distance": frechet_distance(features, reference["features"]),
-                         "median_rarity": float(np.median(rarity[inside])) if inside.any() else float("nan"),
-                         "outside_every_ball": float(1 - inside.mean()), "rarity_k": rarity_k,
-                         "seconds_per_image": float(timing["seconds_per_image"]), "device": str(timing["device"])})
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "strength": strength,
+                    "space": space,
+                    "n": int(summary["n"]),
+                    "precision": summary["precision"],
+                    "recall": summary["recall"],
+                    "median_hardness": summary["median_hardness"],
+                    "median_avgknn": summary["median_avgknn"],
+                    "median_lof": summary["median_lof"],
+                    "frechet_distance": frechet_distance(features, reference["features"]),
+                    "median_rarity": float(np.median(rarity[inside])) if inside.any() else float("nan"),
+                    "outside_every_ball": float(1 - inside.mean()),
+                    "rarity_k": rarity_k,
+                    "seconds_per_image": float(timing["seconds_per_image"]),
+                    "device": str(timing["device"]),
+                }
+            )
     atomic_to_csv(pd.DataFrame(rows), out_csv)
 
 
 def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -> None:
     """Figure S1: precision against median AvgkNN (each evaluation space) and against median
     hardness (`hardness_space`), one curve per sampler over its strengths, the baseline a point."""
-    from .figures import _plt, _save
+    from lowdensity.figures.paper import _plt, _save
 
     table = pd.read_csv(table_csv).sort_values(["sampler", "strength"])
     panels = [(space, "median_avgknn", "median AvgkNN") for space in table["space"].unique()]
@@ -77,11 +100,21 @@ def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -
     for ax, (space, x_key, x_label) in zip(axes[0], panels):
         rows = table[table["space"] == space]
         for sampler, group in rows.groupby("sampler", sort=False):
-            style = {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"} if sampler == "baseline" else {"marker": "o"}
+            style = (
+                {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"}
+                if sampler == "baseline"
+                else {"marker": "o"}
+            )
             ax.plot(group[x_key], group["precision"], label=LABELS.get(sampler, sampler), **style)
             if sampler != "baseline":
                 for r in group.itertuples():
-                    ax.annotate(f"{r.strength:g}", (getattr(r, x_key), r.precision), fontsize=6, xytext=(2, 2), textcoords="offset points")
+                    ax.annotate(
+                        f"{r.strength:g}",
+                        (getattr(r, x_key), r.precision),
+                        fontsize=6,
+                        xytext=(2, 2),
+                        textcoords="offset points",
+                    )
             shown.append(group.assign(panel=f"{space}: {x_label}", x=group[x_key], y=group["precision"]))
         ax.set_title(f"{space} space", fontsize=9)
         ax.set_xlabel(f"{x_label} (→ lower density)")
@@ -93,23 +126,59 @@ def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -
     atomic_to_csv(pd.concat(shown, ignore_index=True)[["panel", "sampler", "strength", "space", "x", "y"]], out_csv)
 
 
-def table1_samplers(cfg: dict, metrics_csvs: list[str], points: dict[str, str], table_csv: str, table_md: str) -> None:
+def table1_samplers(*, params: dict, metrics: list[str], points: dict[str, str], out: str, markdown: str) -> None:
     """Table 1 for every sampler at its default strength: the cost of collecting images per
-    hardness range against rejection sampling from the baseline (the same seeds)."""
-    from .cost import make_table1
+    hardness range against rejection sampling from the baseline (the same seeds).
+
+    Args:
+        params: the config's table1 section.
+        metrics: per-image metrics of the real set and of each default point.
+        points: point name → its sample file (the baseline point and each sampler's default).
+        out: the table (CSV).
+        markdown: the table as Markdown.
+    """
+    from lowdensity.stages.evaluation import make_table1
 
     named = {parse_point(name)[0]: name for name in points}  # sampler → its default point
-    make_table1(cfg, metrics_csvs, {sampler: points[name] for sampler, name in named.items()}, table_csv, table_md,
-                set_names={sampler: f"sweep_{name}" for sampler, name in named.items()})
+    make_table1(
+        params=params,
+        metrics=metrics,
+        samples={sampler: points[name] for sampler, name in named.items()},
+        out=out,
+        markdown=markdown,
+        set_names={sampler: f"sweep_{name}" for sampler, name in named.items()},
+    )
 
 
 def write_markdown(table_csv: str, out_md: str) -> None:
     """A Markdown table of each sampler's points with fidelity, density and cost (results/samplers.md)."""
     table = pd.read_csv(table_csv)
-    lines = ["| sampler | strength | space | precision | recall | median AvgkNN | median hardness | FD | median Rarity | outside | s/image |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| sampler | strength | space | precision | recall | median AvgkNN "
+        "| median hardness | FD | median Rarity | outside | s/image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
-        lines.append(f"| {r.sampler} | {r.strength:g} | {r.space} | {r.precision:.3f} | {r.recall:.3f} | {r.median_avgknn:.3g} | "
-                     f"{r.median_hardness:.3g} | {r.frechet_distance:.3g} | {r.median_rarity:.3g} | {r.outside_every_ball:.2f} | "
-                     f"{r.seconds_per_image:.3g} |")
+        lines.append(
+            f"| {r.sampler} | {r.strength:g} | {r.space} | "
+            f"{r.precision:.3f} | {r.recall:.3f} | {r.median_avgknn:.3g} | "
+            f"{r.median_hardness:.3g} | {r.frechet_distance:.3g} | "
+            f"{r.median_rarity:.3g} | {r.outside_every_ball:.2f} | "
+            f"{r.seconds_per_image:.3g} |"
+        )
     atomic_write_text(out_md, "\n".join(lines) + "\n")
+
+
+def samplers_table(*, rarity_k: int, points: dict[str, str], spaces: dict[str, dict], out: str, markdown: str) -> None:
+    """Every sweep point in every space: fidelity, density, Rarity and cost (results/samplers.csv).
+
+    Args:
+        rarity_k: the k of the Rarity score's reference balls.
+        points: sweep point name → its sample file.
+        spaces: feature space → {"reference": features .npy, "neighbours": the reference's own
+            neighbours .npz, "sets": {point: [features .npy, density summary .csv]}}.
+        out: the table (CSV).
+        markdown: the same table as Markdown.
+    """
+    sampler_table(rarity_k, points, spaces, out)
+    write_markdown(out, markdown)

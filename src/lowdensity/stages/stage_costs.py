@@ -24,19 +24,38 @@ def read_benchmarks(folder: str | os.PathLike) -> pd.DataFrame:
             continue
         numbers = table.apply(pd.to_numeric, errors="coerce").mean()  # the mean over repeats, if any
         end = path.stat().st_mtime
-        rows.append({"rule": path.parent.name, "job": path.stem, "wall_s": float(numbers["s"]),
-                     "cpu_s": float(numbers.get("cpu_time", float("nan"))), "max_rss_mb": float(numbers.get("max_rss", float("nan"))),
-                     "start": end - float(numbers["s"]), "end": end})
+        rows.append(
+            {
+                "rule": path.parent.name,
+                "job": path.stem,
+                "wall_s": float(numbers["s"]),
+                "cpu_s": float(numbers.get("cpu_time", float("nan"))),
+                "max_rss_mb": float(numbers.get("max_rss", float("nan"))),
+                "start": end - float(numbers["s"]),
+                "end": end,
+            }
+        )
     if not rows:
-        raise FileNotFoundError(f"no benchmark files under {folder}: run the pipeline first (every rule writes one there)")
+        raise FileNotFoundError(
+            f"no benchmark files under {folder}: run the pipeline first (every rule writes one there)"
+        )
     return pd.DataFrame(rows)
 
 
 def stage_table(jobs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     """Per rule: jobs, summed wall-clock and CPU seconds, the longest job, the largest peak memory
     (slowest stage first); and the run's wall-clock span."""
-    table = jobs.groupby("rule").agg(jobs=("job", "size"), wall_s=("wall_s", "sum"), longest_job_s=("wall_s", "max"),
-                                     cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max")).reset_index()
+    table = (
+        jobs.groupby("rule")
+        .agg(
+            jobs=("job", "size"),
+            wall_s=("wall_s", "sum"),
+            longest_job_s=("wall_s", "max"),
+            cpu_s=("cpu_s", "sum"),
+            max_rss_mb=("max_rss_mb", "max"),
+        )
+        .reset_index()
+    )
     table = table.sort_values("wall_s", ascending=False, kind="stable").reset_index(drop=True)
     table["share_of_job_time"] = table["wall_s"] / table["wall_s"].sum()
     span = float(jobs["end"].max() - jobs["start"].min())
@@ -44,23 +63,34 @@ def stage_table(jobs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
 
 
 def render(table: pd.DataFrame, span: float) -> str:
-    lines = [f"Run wall-clock (first job's start to last job's end): {span / 60:.1f} min; "
-             f"job time summed over rules: {table['wall_s'].sum() / 60:.1f} min.", "",
-             "| stage (rule) | jobs | wall-clock (summed) | longest job | CPU time | peak memory | share |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Run wall-clock (first job's start to last job's end): {span / 60:.1f} min; "
+        f"job time summed over rules: {table['wall_s'].sum() / 60:.1f} min.",
+        "",
+        "| stage (rule) | jobs | wall-clock (summed) | longest job | CPU time | peak memory | share |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in table.itertuples():
-        lines.append(f"| {r.rule} | {r.jobs} | {r.wall_s / 60:.1f} min | {r.longest_job_s:.0f} s | {r.cpu_s / 60:.1f} min | "
-                     f"{r.max_rss_mb:.0f} MB | {r.share_of_job_time:.0%} |")
+        lines.append(
+            f"| {r.rule} | {r.jobs} | {r.wall_s / 60:.1f} min | {r.longest_job_s:.0f} s | {r.cpu_s / 60:.1f} min | "
+            f"{r.max_rss_mb:.0f} MB | {r.share_of_job_time:.0%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def stage_costs(folder: str, out_csv: str, out_md: str | None = None) -> str:
-    """Write the per-stage table (CSV, and Markdown when asked) and return the Markdown."""
-    from .io import atomic_to_csv, atomic_write_text
+def stage_costs(*, benchmarks: str, out: str, markdown: str | None = None) -> str:
+    """Write the per-stage table (CSV, and Markdown when asked) and return the Markdown.
 
-    table, span = stage_table(read_benchmarks(folder))
-    atomic_to_csv(table.assign(run_wall_clock_s=span), out_csv)
+    Args:
+        benchmarks: the folder of the rules' benchmark files.
+        out: the per-stage table (CSV).
+        markdown: the same as Markdown.
+    """
+    from lowdensity.io import atomic_to_csv, atomic_write_text
+
+    table, span = stage_table(read_benchmarks(benchmarks))
+    atomic_to_csv(table.assign(run_wall_clock_s=span), out)
     text = render(table, span)
-    if out_md:
-        atomic_write_text(out_md, text)
+    if markdown:
+        atomic_write_text(markdown, text)
     return text

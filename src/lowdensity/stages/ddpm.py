@@ -1,0 +1,73 @@
+"""The DDPM stage: train the diffusion model (resumable, data-parallel under torchrun)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from lowdensity.core.training import (
+    array_digest,
+    fingerprint,
+    is_main_process,
+    join_world,
+    train,
+    trajectory_config,
+)
+from lowdensity.data import load_split
+from lowdensity.io import atomic_to_csv, atomic_torch_save
+from lowdensity.networks.ddpm import ddpm_losses, training_diffusion, unet_kwargs
+from lowdensity.networks.unet import UNet, count_parameters
+from lowdensity.runtime import select_device
+
+
+def train_ddpm(*, params: dict, data: str, model: str, loss_csv: str, checkpoint: str, device: str = "auto") -> None:
+    """Train the DDPM of params['ddpm'] with the chain of params['diffusion'] on the prepared train split.
+
+    Writes the EMA weights with their architecture to `model` and the loss log to `loss_csv`.
+
+    Args:
+        params: {"ddpm": ..., "diffusion": ...} of the config.
+        data: the prepared training split.
+        model: the trained DDPM's weights (EMA).
+        loss_csv: the training loss per logged step.
+        checkpoint: the resumable checkpoint (resumed from when it exists).
+        device: where to train (auto: CUDA when present).
+    """
+    ddpm_cfg, diffusion_cfg = params["ddpm"], params["diffusion"]
+    split = load_split(data)
+    dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
+    learn_sigma = diffusion_cfg["variance"] == "learned_range"
+    arch = unet_kwargs(ddpm_cfg["model"], split.resolution, split.channels, len(split.class_names), learn_sigma)
+    torch.manual_seed(ddpm_cfg["train"]["seed"])
+    network = UNet(**arch)
+    diffusion = training_diffusion(diffusion_cfg)
+    labels = torch.from_numpy(split.labels) if arch["num_classes"] else None
+    compute = ddpm_losses(
+        diffusion,
+        torch.from_numpy(split.images),
+        labels,
+        ddpm_cfg["train"]["batch_size"],
+        dev,
+        ddpm_cfg["train"]["random_flip"],
+    )
+    run_id = fingerprint(
+        trajectory_config(ddpm_cfg["train"]),
+        ddpm_cfg["model"],
+        diffusion_cfg,
+        array_digest(split.images, split.labels),
+    )
+    ema, history = train(network, compute, ddpm_cfg["train"], checkpoint, run_id, dev, desc="train_ddpm")
+    if not is_main_process():
+        return
+    atomic_torch_save(
+        {
+            "state_dict": {k: v.cpu() for k, v in ema.state_dict().items()},
+            "arch": arch,
+            "diffusion": diffusion_cfg,
+            "steps": ddpm_cfg["train"]["steps"],
+            "parameters": count_parameters(ema),
+            "class_names": list(split.class_names),
+        },
+        model,
+    )
+    atomic_to_csv(pd.DataFrame(history), loss_csv)
