@@ -71,7 +71,7 @@ format: setup
 
 # The results and samplers pages come from a run (`snakemake docs`); these need only the repository.
 docs: setup
-	lowdensity render-docs configuration performance gpu_hours
+	lowdensity render-docs --pages '[configuration, performance, gpu_hours]'
 	mkdocs build --strict
 
 slurm-test: setup data

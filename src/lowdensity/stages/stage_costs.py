@@ -78,7 +78,12 @@ def render(table: pd.DataFrame, span: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_costs(*, benchmarks: str, out: str, markdown: str | None = None) -> str:
+def stage_costs(
+    *,
+    benchmarks: str = "results/benchmarks",
+    out: str = "results/stage_costs.csv",
+    markdown: str | None = "results/stage_costs.md",
+) -> str:
     """Write the per-stage table (CSV, and Markdown when asked) and return the Markdown.
 
     Args:
