@@ -24,13 +24,6 @@ STRENGTH_NAMES = {
     "self_guided": "scale",
     "minority_guidance": "w",
 }
-LABELS = {
-    "baseline": "baseline (Eq. 2)",
-    "paper": "Sehwag et al. α/β",
-    "boost_and_skip": "Boost-and-Skip",
-    "self_guided": "self-guided minority",
-    "minority_guidance": "minority guidance",
-}
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,46 +77,6 @@ def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict]
                 }
             )
     atomic_to_csv(pd.DataFrame(rows), out_csv)
-
-
-def figure_s1(table_csv: str, hardness_space: str, out_pdf: str, out_csv: str) -> None:
-    """Figure S1: precision against median AvgkNN (each evaluation space) and against median
-    hardness (`hardness_space`), one curve per sampler over its strengths, the baseline a point."""
-    from lowdensity.figures.paper import _plt, _save
-
-    table = pd.read_csv(table_csv).sort_values(["sampler", "strength"])
-    panels = [(space, "median_avgknn", "median AvgkNN") for space in table["space"].unique()]
-    panels.append((hardness_space, "median_hardness", "median hardness"))
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
-    shown = []
-    for ax, (space, x_key, x_label) in zip(axes[0], panels):
-        rows = table[table["space"] == space]
-        for sampler, group in rows.groupby("sampler", sort=False):
-            style = (
-                {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"}
-                if sampler == "baseline"
-                else {"marker": "o"}
-            )
-            ax.plot(group[x_key], group["precision"], label=LABELS.get(sampler, sampler), **style)
-            if sampler != "baseline":
-                for r in group.itertuples():
-                    ax.annotate(
-                        f"{r.strength:g}",
-                        (getattr(r, x_key), r.precision),
-                        fontsize=6,
-                        xytext=(2, 2),
-                        textcoords="offset points",
-                    )
-            shown.append(group.assign(panel=f"{space}: {x_label}", x=group[x_key], y=group["precision"]))
-        ax.set_title(f"{space} space", fontsize=9)
-        ax.set_xlabel(f"{x_label} (→ lower density)")
-        ax.set_ylabel("precision")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("Fidelity against density per sampler (labels: strength)", fontsize=9)
-    _save(fig, out_pdf)
-    atomic_to_csv(pd.concat(shown, ignore_index=True)[["panel", "sampler", "strength", "space", "x", "y"]], out_csv)
 
 
 def table1_samplers(*, params: dict, metrics: list[str], points: dict[str, str], out: str, markdown: str) -> None:
