@@ -72,3 +72,32 @@ def test_relative_imports_are_not_used():
         if any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(ast.parse(path.read_text())))
     ]
     assert not relative
+
+
+def test_no_function_takes_more_than_eight_positional_parameters():
+    """Past eight, a call reads as a row of values: the rest are keyword-only (or travel as a
+    dataclass, as a guided cell does)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                names = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(names) > 8:
+                    long.append(f"{module_name(path)}.{node.name}: {len(names)}")
+    assert not long
+
+
+def test_every_stage_is_a_documented_keyword_only_function():
+    """`lowdensity <stage> --help` is built from the stage's signature and docstring: each of its
+    arguments is keyword-only, typed and described."""
+    import inspect
+
+    from lowdensity.cli import STAGES, stage_function
+
+    for name in STAGES:
+        function = stage_function(name)
+        doc = inspect.getdoc(function) or ""
+        for parameter in inspect.signature(function).parameters.values():
+            assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, f"{name}: {parameter.name} is positional"
+            assert parameter.annotation is not inspect.Parameter.empty, f"{name}: {parameter.name} has no type"
+            assert f"    {parameter.name}: " in doc, f"{name}: {parameter.name} is not described in Args:"

@@ -271,6 +271,7 @@ class GaussianDiffusion:
         model,
         shape,
         noise: NoiseSource,
+        *,
         method: str = "ddpm",
         eta: float = 0.0,
         model_kwargs=None,

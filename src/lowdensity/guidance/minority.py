@@ -214,6 +214,7 @@ def minority_scores(
     score_t: int,
     num_draws: int,
     seed: int,
+    *,
     batch_size: int = 250,
 ) -> np.ndarray:
     """l(x₀) = mean over `num_draws` noise draws of d(x₀, x̂₀(x_t)), x_t ~ q(x_t | x₀) at t = score_t

@@ -132,6 +132,7 @@ class _TimeClassEmbedding(nn.Module):
 
 
 def _build_encoder(
+    *,
     in_channels,
     model_channels,
     channel_mult,
@@ -180,6 +181,7 @@ class UNet(nn.Module):
 
     def __init__(
         self,
+        *,
         image_size: int,
         in_channels: int,
         model_channels: int,
@@ -199,16 +201,16 @@ class UNet(nn.Module):
         emb_dim = self.embed.dim
         attention_resolutions = set(attention_resolutions)
         self.input_blocks, self.middle_block, skips, ch, res = _build_encoder(
-            in_channels,
-            model_channels,
-            channel_mult,
-            num_res_blocks,
-            attention_resolutions,
-            image_size,
-            dropout,
-            num_heads,
-            emb_dim,
-            scale_shift,
+            in_channels=in_channels,
+            model_channels=model_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_resolutions=attention_resolutions,
+            image_size=image_size,
+            dropout=dropout,
+            num_heads=num_heads,
+            emb_dim=emb_dim,
+            scale_shift=scale_shift,
         )
         self.output_blocks = nn.ModuleList()
         for level, mult in list(enumerate(channel_mult))[::-1]:
@@ -245,6 +247,7 @@ class EncoderUNet(nn.Module):
 
     def __init__(
         self,
+        *,
         image_size: int,
         in_channels: int,
         model_channels: int,
@@ -261,16 +264,16 @@ class EncoderUNet(nn.Module):
         _check_resolution(image_size, channel_mult)
         self.embed_t = _TimeClassEmbedding(model_channels, None)
         self.input_blocks, self.middle_block, _, ch, _ = _build_encoder(
-            in_channels,
-            model_channels,
-            channel_mult,
-            num_res_blocks,
-            set(attention_resolutions),
-            image_size,
-            dropout,
-            num_heads,
-            self.embed_t.dim,
-            scale_shift,
+            in_channels=in_channels,
+            model_channels=model_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_resolutions=set(attention_resolutions),
+            image_size=image_size,
+            dropout=dropout,
+            num_heads=num_heads,
+            emb_dim=self.embed_t.dim,
+            scale_shift=scale_shift,
         )
         self.pool = nn.Sequential(
             group_norm(ch), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, embedding_dim)

@@ -246,4 +246,4 @@ def sample_gan_shard(
         noise = NoiseSource(seeds[s : s + sampling["batch_size"]])
         y = torch.from_numpy(labels[s : s + sampling["batch_size"]]).to(dev)
         batches.append(to_uint8(draw(latent(noise).to(dev), y)))
-    write_shard(out, np.concatenate(batches), labels, seeds, indices, class_names, dev, start, metadata)
+    write_shard(out, np.concatenate(batches), labels, seeds, indices, class_names, dev, start, metadata=metadata)

@@ -41,9 +41,10 @@ from lowdensity.networks.unet import EncoderUNet, count_parameters
 from lowdensity.runtime import select_device
 
 
-def _train_encoder(
+def train_encoder(
     params: dict,
     section: str,
+    *,
     train_split: Split,
     val_split: Split,
     model_path: str,
@@ -53,6 +54,11 @@ def _train_encoder(
     init_path: str | None = None,
     dark_thresholds=(),
 ) -> EncoderUNet:
+    """Train a time-conditioned encoder (the classifier g∘f, the discriminator H′ or minority
+    guidance's classifier) of `params[section]` on noisy images of `train_split` with the chain of
+    `params['diffusion']`, resumable from `checkpoint_path`; write its EMA weights to `model_path`
+    and its accuracy on `val_split` per timestep (also with dark pixels ≤ each of
+    `dark_thresholds` set to 0) to `accuracy_csv`. `init_path`: the classifier it starts from."""
     cfg, diffusion_cfg = params[section], params["diffusion"]
     dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
     arch = encoder_kwargs(cfg["model"], train_split.resolution, train_split.channels, len(train_split.class_names))
@@ -123,15 +129,15 @@ def train_classifier(
         checkpoint: the resumable checkpoint.
         device: where to train (auto: CUDA when present).
     """
-    _train_encoder(
+    train_encoder(
         params,
         "classifier",
-        load_split(data),
-        load_split(val),
-        model,
-        accuracy,
-        checkpoint,
-        device,
+        train_split=load_split(data),
+        val_split=load_split(val),
+        model_path=model,
+        accuracy_csv=accuracy,
+        checkpoint_path=checkpoint,
+        device=device,
     )
 
 
@@ -212,15 +218,15 @@ def train_discriminator(
             "discriminator.init is 'classifier': the trained classifier's model.pt is needed (--classifier)"
         )
     train_split, held_out = discriminator_splits(load_split(data), samples, cfg)
-    _train_encoder(
+    train_encoder(
         params,
         "discriminator",
-        train_split,
-        held_out,
-        model,
-        accuracy,
-        checkpoint,
-        device,
+        train_split=train_split,
+        val_split=held_out,
+        model_path=model,
+        accuracy_csv=accuracy,
+        checkpoint_path=checkpoint,
+        device=device,
         init_path=classifier if cfg.get("init", "scratch") == "classifier" else None,
         dark_thresholds=cfg.get("dark_thresholds", ()),
     )

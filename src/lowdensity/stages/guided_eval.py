@@ -125,6 +125,7 @@ def fidelity_with_intervals(
     bootstrap: int,
     level: float,
     seed: int,
+    *,
     reference_radii: np.ndarray | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict]:
@@ -205,8 +206,8 @@ def fig4b_fidelity(
                 params["bootstrap"],
                 params["level"],
                 params["seed"],
-                radii,
-                dev,
+                reference_radii=radii,
+                device=dev,
             ):
                 rows.append({"space": space, "alpha": params["alpha"], "beta": beta, **row})
     atomic_to_csv(pd.DataFrame(rows), out)

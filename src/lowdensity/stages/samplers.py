@@ -64,7 +64,7 @@ def train_minority_classifier(
     from lowdensity.io import atomic_to_csv
     from lowdensity.networks.ddpm import load_ddpm, training_diffusion
     from lowdensity.runtime import select_device
-    from lowdensity.stages.guidance import _train_encoder
+    from lowdensity.stages.guidance import train_encoder
 
     cfg = params["samplers"]["minority_guidance"]
     dev = select_device(device)
@@ -94,15 +94,15 @@ def train_minority_classifier(
         scores,
     )
     encoder_params = {"minority_classifier": {**cfg["classifier"], "timesteps": None}, "diffusion": params["diffusion"]}
-    _train_encoder(
+    train_encoder(
         encoder_params,
         "minority_classifier",
-        Split(train.images, train_classes, names),
-        Split(val_split.images, val_classes, names),
-        model,
-        accuracy,
-        checkpoint,
-        device,
+        train_split=Split(train.images, train_classes, names),
+        val_split=Split(val_split.images, val_classes, names),
+        model_path=model,
+        accuracy_csv=accuracy,
+        checkpoint_path=checkpoint,
+        device=device,
     )
 
 

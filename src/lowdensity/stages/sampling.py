@@ -25,6 +25,7 @@ def sample_shard(
     shard: int,
     out_path: str,
     device: str = "auto",
+    *,
     cond_fn_for: Optional[Callable[[torch.Tensor, np.ndarray, GaussianDiffusion], CondFn]] = None,
     metadata: Optional[dict] = None,
     init_scale: float = 1.0,
@@ -76,9 +77,9 @@ def sample_shard(
             labels,
             seeds,
             sampling_cfg["batch_size"],
-            sampling_cfg["method"],
-            sampling_cfg["eta"],
-            cond_fn_for,
+            method=sampling_cfg["method"],
+            eta=sampling_cfg["eta"],
+            cond_fn_for=cond_fn_for,
             progress=False,
             init_scale=init_scale,
             skip=skip,
@@ -95,7 +96,9 @@ def sample_shard(
             "branch_below": np.int64(keep_state_below),
             "branch_chain_steps": np.int64(diffusion.num_timesteps),
         }
-    write_shard(out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata, arrays)
+    write_shard(
+        out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata=metadata, arrays=arrays
+    )
 
 
 def read_branch(path: str) -> Optional[dict]:
@@ -141,6 +144,7 @@ def write_shard(
     class_names,
     device: torch.device,
     start: float,
+    *,
     metadata: Optional[dict] = None,
     arrays: Optional[dict] = None,
 ) -> None:
