@@ -117,7 +117,8 @@ def test_damaged_prepared_data_names_the_file_and_the_rule(tmp_path, data_split,
         load_split(data_split)
     message = str(err.value)
     assert message.startswith(f"{data_split} cannot be read") and "damaged or truncated" in message
-    assert message.endswith("it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data")
+    rebuild = "it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data results/data/val.npz"
+    assert message.endswith(rebuild)
 
 
 def test_every_reader_names_a_missing_array_and_its_rule(tmp_path):
@@ -192,13 +193,16 @@ def test_the_cli_prints_one_line_for_an_anticipated_error(tmp_path, data_split):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"lowdensity gather: error: {shard}: images are float32")
-    assert lines[0].endswith("snakemake --forcerun sample_gan")
+    assert lines[0].endswith("snakemake --forcerun sample_gan results/samples/gan/shard_0.npz")
 
 
 def test_rebuild_hint_knows_the_rules_of_the_pipeline_files():
-    assert io.rebuild_hint("results/samples/cells/hardness_a1_b0.npz").endswith("--forcerun sample_cell")
+    """The hint names the rule and the file as a target, so that typed as printed it reruns that
+    one job (`--forcerun RULE` alone would rerun every job of the rule and all below)."""
+    cell = "results/samples/cells/hardness_a1_b0.npz"
+    assert io.rebuild_hint(cell).endswith(f"--forcerun sample_cell {cell}")
     assert io.rebuild_hint("/w/results/metrics/resnet50/reference_neighbours.npz").endswith(
-        "--forcerun reference_neighbours"
+        "--forcerun reference_neighbours results/metrics/resnet50/reference_neighbours.npz"
     )
     assert io.rebuild_hint("elsewhere/x.npz") == "rebuild it with: snakemake --force elsewhere/x.npz"
 

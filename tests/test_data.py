@@ -134,7 +134,8 @@ def test_prepare_split_writes_subsampled_split(tmp_path):
 def test_load_split_missing_says_which_rule(tmp_path):
     with pytest.raises(
         FileNotFoundError,
-        match="nope.npz not found: it is made by rule prepare_data; rebuild it with: snakemake --forcerun prepare_data",
+        match="nope.npz not found: it is made by rule prepare_data; "
+        "rebuild it with: snakemake --forcerun prepare_data .*nope.npz",
     ):
         load_split(tmp_path / "nope.npz")
 

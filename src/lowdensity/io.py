@@ -57,13 +57,17 @@ PRODUCERS = [
 
 
 def rebuild_hint(path: str | os.PathLike, rule: str | None = None) -> str:
-    """'made by rule R; rebuild it with: snakemake --forcerun R' (R from the path when not given;
-    --force PATH for a file no rule is known to make)."""
+    """'made by rule R; rebuild it with: snakemake --forcerun R TARGET' (R from the path when not
+    given; --force PATH for a file no rule is known to make). TARGET is the file as the run's
+    folder names it (from `results/` or `paper_figures/` on), so the command reruns that one job
+    rather than every job of R; the next `snakemake` then reruns what depends on it."""
     text = Path(path).as_posix()
     rule = rule or next((r for pattern, r in PRODUCERS if re.search(pattern, text)), None)
+    inside_run = re.search(r"(?:^|/)((?:results|paper_figures)/.+)$", text)
+    target = inside_run.group(1) if inside_run else text
     if rule:
-        return f"it is made by rule {rule}; rebuild it with: snakemake --forcerun {rule}"
-    return f"rebuild it with: snakemake --force {path}"
+        return f"it is made by rule {rule}; rebuild it with: snakemake --forcerun {rule} {target}"
+    return f"rebuild it with: snakemake --force {target}"
 
 
 def read_npz(
