@@ -250,3 +250,41 @@ def test_learned_range_hybrid_loss_has_vb_term():
     terms = diff.training_losses(Out(), x0, torch.tensor([0, 5, 99]))
     assert set(terms) == {"mse", "vb", "loss"}
     torch.testing.assert_close(terms["loss"], terms["mse"] + terms["vb"])
+
+
+class NanAfter(torch.nn.Module):
+    """ε = 0.1 x, except NaN for sample 1 from timestep `start` down."""
+
+    def __init__(self, start: int):
+        super().__init__()
+        self.start = start
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, **kwargs):
+        eps = 0.1 * x
+        eps[1] = torch.where(t[1] <= self.start, torch.nan, eps[1])
+        return eps
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_a_nan_network_output_stops_the_chain_at_its_step(method):
+    from lowdensity.data import NonFiniteSampleError
+
+    chain = GaussianDiffusion(named_beta_schedule("cosine", 20))
+    with pytest.raises(
+        NonFiniteSampleError,
+        match=r"^sampling step 7 of 20: the network's output ε is NaN or infinite for 1 of 3 samples",
+    ):
+        chain.sample_loop(NanAfter(7), (3, 1, 4, 4), NoiseSource([1, 2, 3]), method=method)
+
+
+def test_a_nan_guidance_shift_is_named_as_such():
+    from lowdensity.data import NonFiniteSampleError
+
+    chain = GaussianDiffusion(named_beta_schedule("cosine", 20))
+
+    def cond_fn(x, t, out):
+        return torch.where(t[:, None, None, None] == 12, torch.nan, torch.zeros_like(x))
+
+    with pytest.raises(NonFiniteSampleError, match=r"^sampling step 12 of 20: the guidance shift g"):
+        chain.sample_loop(SmoothEps(), (2, 1, 4, 4), NoiseSource([1, 2]), cond_fn=cond_fn)

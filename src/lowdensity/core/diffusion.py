@@ -25,6 +25,7 @@ import torch
 
 from lowdensity.core.noise import NoiseSource
 from lowdensity.core.respacing import space_timesteps
+from lowdensity.data import NonFiniteSampleError
 
 # ----------------------------------------------------------------------------- schedules
 
@@ -316,11 +317,32 @@ class GaussianDiffusion:
                 on_step(i, x)
             t = torch.full((shape[0],), i, device=device, dtype=torch.long)
             if method == "ddpm":
-                x, _ = self.p_sample(model, x, t, z, model_kwargs, cond_fn)
+                step, out = self.p_sample(model, x, t, z, model_kwargs, cond_fn)
             else:
-                x, _ = self.ddim_sample(model, x, t, z, eta, model_kwargs, cond_fn)
-            x = x.detach()
+                step, out = self.ddim_sample(model, x, t, z, eta, model_kwargs, cond_fn)
+            if not bool(torch.isfinite(step).all()):  # one reduction per step; the cause only on failure
+                raise NonFiniteSampleError(self._non_finite_step(i, x, out))
+            x = step.detach()
         return x
+
+    def _non_finite_step(self, i: int, x: torch.Tensor, out: ModelOutput) -> str:
+        """Which tensor of step i made the chain's state NaN or infinite: its input, the network's
+        output ε, or (both finite) the guidance shift g of Eq. 7."""
+
+        def per_sample(v: torch.Tensor) -> torch.Tensor:
+            return ~torch.isfinite(v.reshape(len(v), -1)).all(1)
+
+        if per_sample(x).any():
+            what, bad = "the chain's state entering the step", per_sample(x)
+        elif per_sample(out.eps).any():
+            what, bad = "the network's output ε", per_sample(out.eps)
+        else:
+            what, bad = "the guidance shift g (Eq. 7: the guides' gradient)", None
+        count = f" for {int(bad.sum())} of {len(bad)} samples" if bad is not None else ""
+        return (
+            f"sampling step {i} of {self.num_timesteps}: {what} is NaN or infinite{count}; nothing was written. "
+            "The weights or Gaussians this sampler reads are damaged or diverged: rebuild them"
+        )
 
     # -- training -----------------------------------------------------------------------
 
