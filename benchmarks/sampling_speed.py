@@ -25,7 +25,7 @@ from lowdensity.core.noise import NoiseSource
 from lowdensity.core.training import compute_precision, memory_format
 from lowdensity.guidance.classifier import encoder_kwargs
 from lowdensity.guidance.gaussians import ClassGaussians
-from lowdensity.guidance.guided import Guide, guidance_gradient, make_cond_fn
+from lowdensity.guidance.guided import Guide, GuidedCell, guidance_gradient, make_cond_fn
 from lowdensity.networks.ddpm import ddpm_losses, sampling_diffusion, training_diffusion, unet_kwargs
 from lowdensity.networks.unet import EncoderUNet, UNet
 from lowdensity.runtime import select_device
@@ -103,15 +103,9 @@ def run(args, precision: str, channels_last: bool):
             diffusion.sample_loop(unet, shape, NoiseSource(range(batch)), model_kwargs={"y": labels}, device=device)
 
     def guided():
-        cond = make_cond_fn(
-            labels,
-            cfg["guidance"]["alpha"],
-            cfg["guidance"]["beta"],
-            cfg["guidance"]["tau"],
-            "hardness",
-            classifier,
-            discriminator,
-        )
+        g = cfg["guidance"]
+        cell = GuidedCell(alpha=g["alpha"], beta=g["beta"], loss="hardness", tau=g["tau"])
+        cond = make_cond_fn(labels, cell, classifier, discriminator)
         diffusion.sample_loop(
             unet, shape, NoiseSource(range(batch)), model_kwargs={"y": labels}, cond_fn=cond, device=device
         )

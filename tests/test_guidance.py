@@ -126,7 +126,7 @@ def test_guidance_shift_ascends_both_losses():
         (1.0, 0.0, lambda z: loss_g1_hardness(g1.hardness(enc.embed(z, t), t), y, 1.0)),
         (0.0, 1.0, lambda z: loss_g2(g2.hardness(disc.embed(z, t), t), 1.0)),
     ]:
-        shift = make_cond_fn(y, alpha, beta, 1.0, "hardness", Guide(enc, g1), Guide(disc, g2))(x, t, None)
+        shift = make_cond_fn(y, GuidedCell(alpha, beta, "hardness", 1.0), Guide(enc, g1), Guide(disc, g2))(x, t, None)
         torch.testing.assert_close(shift.flatten(1).norm(dim=1), torch.ones(3))
         with torch.no_grad():
             assert torch.all(value(x + 1e-3 * shift) > value(x))
@@ -351,8 +351,8 @@ def test_std_step_scale_divides_by_sigma():
     x, t, y = torch.randn(2, 1, 4, 4), torch.tensor([5, 5]), torch.tensor([0, 1])
     log_var = torch.log(torch.tensor([0.04, 0.25])).reshape(2, 1, 1, 1).expand(2, 1, 4, 4)
     out = SimpleNamespace(log_variance=log_var)
-    plain = make_cond_fn(y, 2.0, 0.0, 1.0, "hardness", Guide(enc, g1), None, "variance")(x, t, out)
-    std = make_cond_fn(y, 2.0, 0.0, 1.0, "hardness", Guide(enc, g1), None, "std")(x, t, out)
+    plain = make_cond_fn(y, GuidedCell(2.0, 0.0, "hardness", 1.0, "variance"), Guide(enc, g1), None)(x, t, out)
+    std = make_cond_fn(y, GuidedCell(2.0, 0.0, "hardness", 1.0, "std"), Guide(enc, g1), None)(x, t, out)
     torch.testing.assert_close(plain.flatten(1).norm(dim=1), torch.tensor([2.0, 2.0]))
     torch.testing.assert_close(std, plain / torch.tensor([0.2, 0.5]).reshape(2, 1, 1, 1))
 
@@ -364,11 +364,83 @@ def test_a_guide_is_consulted_only_where_it_was_trained(trained):
     x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 0])
     out = type("Out", (), {"log_variance": torch.zeros_like(x)})()
-    everywhere = make_cond_fn(labels, 0.0, 1.0, 1.0, "hardness", None, Guide(model, gaussians), "variance")
-    early_only = make_cond_fn(labels, 0.0, 1.0, 1.0, "hardness", None, Guide(model, gaussians, t_max=20), "variance")
+    everywhere = make_cond_fn(labels, GuidedCell(0.0, 1.0, "hardness", 1.0), None, Guide(model, gaussians))
+    early_only = make_cond_fn(labels, GuidedCell(0.0, 1.0, "hardness", 1.0), None, Guide(model, gaussians, t_max=20))
     for step in (5, 19):
         t = torch.full((4,), step)
         torch.testing.assert_close(early_only(x, t, out), everywhere(x, t, out))
     for step in (20, 80):
         t = torch.full((4,), step)
         assert torch.count_nonzero(early_only(x, t, out)) == 0 and torch.count_nonzero(everywhere(x, t, out)) > 0
+
+
+class TinyDiscriminator(torch.nn.Module):
+    """H′ in miniature: embed(x, t) and a real/synthetic head. With `constant`, its output does
+    not depend on x (a discriminator at chance everywhere)."""
+
+    def __init__(self, dim=16, constant=False, dtype=torch.float32):
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.proj = torch.nn.Parameter(torch.randn(dim, 4, generator=generator, dtype=dtype) / 4)
+        self.head = torch.nn.Linear(4, 2, dtype=dtype)
+        self.constant = constant
+
+    def embed(self, x, t):
+        h = torch.tanh(x.flatten(1) @ self.proj + t[:, None].to(x.dtype) / 100)
+        return h * 0 if self.constant else h
+
+
+class SmoothEps(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, **kw):
+        return torch.tanh(x * 0.7 + torch.sin(t.float() / 50).reshape(-1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("beta_form", ["paper", "log_ratio"])
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_a_discriminator_at_chance_leaves_the_chain_bit_for_bit(beta_form, method):
+    """Both β forms give the baseline chain when H′'s output does not depend on x: the paper's
+    normalised direction of a zero gradient is zero, and so is the log-ratio's gradient."""
+    from lowdensity.core.diffusion import GaussianDiffusion, named_beta_schedule
+    from lowdensity.core.noise import NoiseSource
+
+    chain = GaussianDiffusion(named_beta_schedule("cosine", 20))
+    emb = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    gaussians, _ = ClassGaussians.fit(emb.numpy(), np.arange(30) % 2, 2, shrinkage=0.1)
+    guide = Guide(TinyDiscriminator(constant=True), gaussians)
+    labels = torch.zeros(3, dtype=torch.long)
+    shape = (3, 1, 4, 4)
+    base = chain.sample_loop(SmoothEps(), shape, NoiseSource([1, 2, 3]), method=method)
+    for step_scale in ("variance", "std"):
+        cell = GuidedCell(0.0, 2.0, "hardness", 1.0, step_scale, beta_form)
+        cond_fn = make_cond_fn(labels, cell, None, guide)
+        guided = chain.sample_loop(SmoothEps(), shape, NoiseSource([1, 2, 3]), method=method, cond_fn=cond_fn)
+        assert torch.equal(base, guided)
+
+
+def test_the_log_ratio_shift_is_the_gradient_of_the_discriminators_logit_difference():
+    """β = 1, log_ratio: the shift is ∇_x log(D/(1 − D)) = ∇_x (logit_real − logit_synthetic),
+    unnormalised, whatever the step scale; central differences in float64 agree."""
+    torch.manual_seed(0)
+    disc = TinyDiscriminator(dtype=torch.float64)
+    gaussians, _ = ClassGaussians.fit(np.random.default_rng(0).normal(size=(30, 4)), np.arange(30) % 2, 2)
+    x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    t = torch.tensor([5, 9])
+    out = type("Out", (), {"log_variance": torch.full_like(x, -3.0)})()
+    for step_scale in ("variance", "std"):
+        cell = GuidedCell(0.0, 1.0, "hardness", 1.0, step_scale, "log_ratio")
+        shift = make_cond_fn(torch.zeros(2, dtype=torch.long), cell, None, Guide(disc, gaussians))(x, t, out)
+
+        def ratio(z):
+            logits = disc.head(disc.embed(z, t))
+            return (logits[:, REAL] - logits[:, SYNTHETIC]).detach()
+
+        h = 1e-6
+        for index in [(0, 0, 1, 2), (1, 0, 3, 0), (1, 0, 0, 0)]:
+            step = torch.zeros_like(x)
+            step[index] = h
+            numeric = (ratio(x + step) - ratio(x - step))[index[0]] / (2 * h)
+            assert float(shift[index]) == pytest.approx(float(numeric), rel=1e-6, abs=1e-9)

@@ -117,10 +117,19 @@ def prefix_cell_shards(wildcards):
 
 
 def prefix_cell_metadata(wildcards):
-    """What the guided sampler would record for the cell (its loss, α, β and guidance's τ and Σ_θ)."""
+    """What the guided sampler would record for the cell (its loss, α, β and guidance's τ, Σ_θ and β form)."""
     loss, alpha, beta = cell_weights(wildcards.cell)
     g = config["guidance"]
-    return json.dumps({"alpha": alpha, "beta": beta, "tau": g["tau"], "loss": loss, "step_scale": g["step_scale"]})
+    return json.dumps(
+        {
+            "alpha": alpha,
+            "beta": beta,
+            "tau": g["tau"],
+            "loss": loss,
+            "step_scale": g["step_scale"],
+            "beta_form": g["beta_form"],
+        }
+    )
 
 
 H_PRIME_BELOW = config["discriminator"]["timesteps"]["max"]  # H′ is consulted at t < this only (None: everywhere)
@@ -296,7 +305,7 @@ def sweep_params(wildcards):
     if sampler in ("self_guided", "minority_guidance"):
         params["samplers"]["distance"] = config["samplers"]["distance"]
     if sampler == "paper":
-        params["guidance"] = {k: config["guidance"][k] for k in ("tau", "loss", "step_scale")}
+        params["guidance"] = {k: config["guidance"][k] for k in ("tau", "loss", "step_scale", "beta_form")}
     return json.dumps(params, sort_keys=True)
 
 

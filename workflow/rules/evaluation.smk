@@ -383,6 +383,7 @@ rule sample_ddim_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        beta_form=config["guidance"]["beta_form"],
         guides=guide_arguments,
         shard=0,
         device=config["device"],

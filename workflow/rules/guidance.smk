@@ -2,7 +2,8 @@
 # branching options), the DDIM sets.
 GUIDED_COMMAND = (
     "lowdensity sample-guided --params {params.sampling:q} --cell.alpha {params.alpha} --cell.beta {params.beta}"
-    " --cell.tau {params.tau} --cell.loss {params.loss} --cell.step_scale {params.step_scale} --model {input.ddpm}"
+    " --cell.tau {params.tau} --cell.loss {params.loss} --cell.step_scale {params.step_scale}"
+    " --cell.beta_form {params.beta_form} --model {input.ddpm}"
     " {params.guides} --shard {params.shard} --out {output} --device {params.device}"
 )
 SAMPLE_GUIDED = f"{GUIDED_COMMAND} 2> {{log}}"
@@ -87,6 +88,7 @@ rule sample_guided:
         tau=config["guidance"]["tau"],
         loss=config["guidance"]["loss"],
         step_scale=config["guidance"]["step_scale"],
+        beta_form=config["guidance"]["beta_form"],
         guides=guide_arguments,
         shard=lambda wildcards: wildcards.shard,
         device=config["device"],
@@ -129,6 +131,7 @@ rule sample_cell:
         tau=config["guidance"]["tau"],
         loss=lambda wildcards: wildcards.loss,
         step_scale=config["guidance"]["step_scale"],
+        beta_form=config["guidance"]["beta_form"],
         guides=guide_arguments,
         shard=0,
         device=config["device"],

@@ -366,9 +366,7 @@ def sample_guided_shard(
         shard,
         out,
         device,
-        cond_fn_for=lambda y, seeds, diffusion: make_cond_fn(
-            y, cell.alpha, cell.beta, cell.tau, cell.loss, classifier_guide, discriminator_guide, cell.step_scale
-        ),
+        cond_fn_for=lambda y, seeds, diffusion: make_cond_fn(y, cell, classifier_guide, discriminator_guide),
         metadata=metadata,
         keep_state_below=keep_state_below,
         branch=branch,

@@ -153,7 +153,12 @@ def sample_with(
         return sample_guided_shard(
             params=sampling,
             cell=GuidedCell(
-                alpha=strength, beta=cfg["paper"]["beta"], loss=g["loss"], tau=g["tau"], step_scale=g["step_scale"]
+                alpha=strength,
+                beta=cfg["paper"]["beta"],
+                loss=g["loss"],
+                tau=g["tau"],
+                step_scale=g["step_scale"],
+                beta_form=g["beta_form"],
             ),
             model=model,
             classifier=pair["classifier"],
