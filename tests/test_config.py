@@ -108,6 +108,11 @@ def test_deep_merge_overrides_nested_values():
         ),
         ({"gan": {"pretrained": {"path": "/nowhere/biggan"}}}, r"'gan\.pretrained\.path': /nowhere/biggan not found"),
         ({"table1": {"space": "inception"}}, r"'table1\.space': 'inception' is none of the feature spaces"),
+        (
+            {"ddpm": {"train": {"snapshots": [300, 5000]}}},
+            r"'ddpm\.train\.snapshots': steps \[5000\] come after the run's end \(ddpm\.train\.steps = 1800\)",
+        ),
+        ({"classifier": {"train": {"snapshots": [10]}}}, r"'classifier\.train\.snapshots': EMA snapshots are written"),
     ],
 )
 def test_related_keys_are_checked_at_validation(default, override, message):

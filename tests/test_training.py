@@ -219,6 +219,49 @@ def test_train_ddpm_writes_model_and_loss_log(tmp_path):
     assert log["step"].tolist() == [2, 4] and {"loss", "mse", "lr", "grad_norm"} <= set(log.columns)
 
 
+def run_ddpm(tmp_path, name, **train):
+    folder = tmp_path / name
+    params = {"ddpm": {"model": MODEL, "train": train_cfg(**train)}, "diffusion": DIFFUSION}
+    train_ddpm(
+        params=params,
+        data=str(tmp_path / "train.npz"),
+        model=str(folder / "model.pt"),
+        loss_csv=str(folder / "loss.csv"),
+        checkpoint=str(folder / "ck.pt"),
+        snapshots=str(folder / "snapshots"),
+        device="cpu",
+    )
+    return folder
+
+
+def test_an_ema_snapshot_is_the_model_a_run_stopped_there_writes(tmp_path):
+    """The quality ladder without extra training: the snapshot at step 5 of a 12-step run holds
+    bit for bit the file a 5-step run writes (weights, architecture, steps), also when the long
+    run was interrupted after the snapshot and resumed from its checkpoint."""
+    save_split(handful_of_images(), tmp_path / "train.npz")
+    long = run_ddpm(tmp_path, "long", steps=12, snapshots=[5, 9])
+    short = run_ddpm(tmp_path, "short", steps=5)
+    snapshot = torch.load(long / "snapshots" / "step_5.pt", weights_only=True)
+    reference = torch.load(short / "model.pt", weights_only=True)
+    assert snapshot.keys() == reference.keys() and snapshot["steps"] == 5
+    assert_same_state(snapshot["state_dict"], reference["state_dict"])
+    assert {k: v for k, v in snapshot.items() if k != "state_dict"} == {
+        k: v for k, v in reference.items() if k != "state_dict"
+    }
+    # interrupted at step 10 (its checkpoint every 5): the resumed run still writes both snapshots
+    resumed = tmp_path / "resumed"
+    run_ddpm(tmp_path, "resumed", steps=10, snapshots=[5, 9])
+    (resumed / "snapshots" / "step_5.pt").unlink()  # as Snakemake removes an incomplete job's outputs
+    run_ddpm(tmp_path, "resumed", steps=12, snapshots=[5, 9])
+    for step in (5, 9):
+        a = torch.load(resumed / "snapshots" / f"step_{step}.pt", weights_only=True)["state_dict"]
+        assert_same_state(a, torch.load(long / "snapshots" / f"step_{step}.pt", weights_only=True)["state_dict"])
+    assert_same_state(
+        torch.load(resumed / "model.pt", weights_only=True)["state_dict"],
+        torch.load(long / "model.pt", weights_only=True)["state_dict"],
+    )
+
+
 def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     """`train-ddpm --gpus 2`: 2 gloo ranks under torchrun on the CPU (a 2-GPU job uses NCCL): each rank trains
     on its half of every batch and DistributedDataParallel averages the gradients, so the

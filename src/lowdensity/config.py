@@ -95,6 +95,19 @@ def related_key_problems(config: dict) -> list[str]:
             f"{section}.eval_timesteps",
             f"timesteps {outside} are outside the chain of diffusion.num_steps = {T} (0 … {T - 1})",
         )
+    for section in ("classifier", "discriminator"):
+        check(
+            not config.get(section, {}).get("train", {}).get("snapshots"),
+            f"{section}.train.snapshots",
+            "EMA snapshots are written for the DDPM only (ddpm.train.snapshots)",
+        )
+    ddpm_train = config.get("ddpm", {}).get("train", {})
+    late = [n for n in ddpm_train.get("snapshots") or [] if n > ddpm_train.get("steps", 0)]
+    check(
+        not late,
+        "ddpm.train.snapshots",
+        f"steps {late} come after the run's end (ddpm.train.steps = {ddpm_train.get('steps')})",
+    )
     t_max = config.get("discriminator", {}).get("timesteps", {}).get("max")
     check(t_max is None or t_max <= T, "discriminator.timesteps.max", f"{t_max} exceeds diffusion.num_steps = {T}")
 

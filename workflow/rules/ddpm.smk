@@ -6,6 +6,7 @@ rule train_ddpm:
     output:
         model="results/ddpm/model.pt",
         loss="results/ddpm/loss.csv",
+        snapshots=expand("results/ddpm/snapshots/step_{step}.pt", step=config["ddpm"]["train"].get("snapshots", [])),
     log:
         "logs/train_ddpm.log",
     benchmark:
@@ -22,7 +23,8 @@ rule train_ddpm:
         device=config["device"],
     shell:
         "lowdensity --gpus {resources.gpu} train-ddpm --params {params.cfg:q} --data {input} --model {output.model}"
-        " --loss_csv {output.loss} --checkpoint {params.checkpoint} --device {params.device} 2> {log}"
+        " --loss_csv {output.loss} --checkpoint {params.checkpoint} --snapshots results/ddpm/snapshots"
+        " --device {params.device} 2> {log}"
 
 
 rule sample_baseline:

@@ -40,7 +40,7 @@ from lowdensity.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
-RUN_LENGTH_KEYS = ("steps", "checkpoint_every", "log_every")
+RUN_LENGTH_KEYS = ("steps", "checkpoint_every", "log_every", "snapshots")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -197,11 +197,17 @@ def train(
     run_fingerprint: str,
     device: torch.device,
     desc: str = "training",
+    on_snapshot: Callable[[int, dict], None] | None = None,
 ) -> tuple[torch.nn.Module, list[dict]]:
     """Train `model` for train_cfg['steps'] steps and return (EMA model, loss log).
 
     `compute_losses(model, generator)` draws a batch with `generator` and returns a dict
     of scalar tensors with key 'loss' (the one optimised); the others are logged.
+
+    train_cfg['snapshots'] lists steps whose EMA weights are kept (in the checkpoint, so that a
+    resumed run still has them) and handed to `on_snapshot(step, state_dict)` at the end. With a
+    constant learning rate after the warm-up, the snapshot at step N is bit for bit the EMA a run
+    of N steps ends with (the steps' batches and noise depend on the seed and the step only).
     """
     seed = int(train_cfg["seed"])
     steps = int(train_cfg["steps"])
@@ -220,6 +226,10 @@ def train(
         model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0)
     )
     start, history, pending = 0, [], {}
+    snapshot_steps = sorted({int(n) for n in train_cfg.get("snapshots") or ()})
+    if any(not 0 < n <= steps for n in snapshot_steps):
+        raise ValueError(f"{desc}: snapshot steps {snapshot_steps} must lie in 1 … {steps}")
+    snapshots: dict[int, dict] = {}
 
     checkpoint_path = Path(checkpoint_path)
     state = resume_state(checkpoint_path, run_fingerprint, steps, device, desc)
@@ -228,6 +238,13 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start, history, pending = int(state["step"]), list(state["history"]), dict(state["pending"])
+        snapshots = {int(n): weights for n, weights in state.get("snapshots", {}).items()}
+        lost = [n for n in snapshot_steps if n <= start and n not in snapshots]
+        if lost:
+            raise ValueError(
+                f"{desc}: the checkpoint {checkpoint_path} is past step {start} but kept no EMA snapshot at "
+                f"{lost} (it was written before those snapshots were configured): delete it to train afresh"
+            )
 
     def save(step: int) -> None:
         if rank:
@@ -241,6 +258,7 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "history": history,
                 "pending": pending,
+                **({"snapshots": {str(n): weights for n, weights in snapshots.items()}} if snapshot_steps else {}),
             },
             checkpoint_path,
         )
@@ -271,6 +289,8 @@ def train(
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
         optimizer.step()
         ema_update(ema, model, ema_decay)
+        if step + 1 in snapshot_steps:
+            snapshots[step + 1] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
         logged = torch.stack([v.detach().float() for v in losses.values()])
         if ranks > 1:  # log the mean over ranks, as one process would
             dist.all_reduce(logged)
@@ -287,6 +307,9 @@ def train(
             save(step + 1)
     if start < steps or not checkpoint_path.exists():
         save(steps)
+    if on_snapshot is not None and rank == 0:
+        for n in snapshot_steps:
+            on_snapshot(n, snapshots[n])
     if ranks > 1:
         dist.barrier()
     ema.eval()

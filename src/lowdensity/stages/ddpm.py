@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import torch
 
@@ -20,7 +22,16 @@ from lowdensity.networks.unet import UNet, count_parameters
 from lowdensity.runtime import select_device
 
 
-def train_ddpm(*, params: dict, data: str, model: str, loss_csv: str, checkpoint: str, device: str = "auto") -> None:
+def train_ddpm(
+    *,
+    params: dict,
+    data: str,
+    model: str,
+    loss_csv: str,
+    checkpoint: str,
+    snapshots: str = "results/ddpm/snapshots",
+    device: str = "auto",
+) -> None:
     """Train the DDPM of params['ddpm'] with the chain of params['diffusion'] on the prepared train split.
 
     Writes the EMA weights with their architecture to `model` and the loss log to `loss_csv`.
@@ -31,6 +42,8 @@ def train_ddpm(*, params: dict, data: str, model: str, loss_csv: str, checkpoint
         model: the trained DDPM's weights (EMA).
         loss_csv: the training loss per logged step.
         checkpoint: the resumable checkpoint (resumed from when it exists).
+        snapshots: the folder of the EMA snapshots at ddpm.train.snapshots (step_N.pt, each as a
+            run of N steps writes its model).
         device: where to train (auto: CUDA when present).
     """
     ddpm_cfg, diffusion_cfg = params["ddpm"], params["diffusion"]
@@ -56,18 +69,25 @@ def train_ddpm(*, params: dict, data: str, model: str, loss_csv: str, checkpoint
         diffusion_cfg,
         array_digest(split.images, split.labels),
     )
-    ema, history = train(network, compute, ddpm_cfg["train"], checkpoint, run_id, dev, desc="train_ddpm")
-    if not is_main_process():
-        return
-    atomic_torch_save(
-        {
-            "state_dict": {k: v.cpu() for k, v in ema.state_dict().items()},
+
+    def weights_file(state_dict: dict, steps: int) -> dict:
+        """What a run of `steps` steps writes: the EMA weights with what sampling needs to know."""
+        return {
+            "state_dict": {k: v.cpu() for k, v in state_dict.items()},
             "arch": arch,
             "diffusion": diffusion_cfg,
-            "steps": ddpm_cfg["train"]["steps"],
-            "parameters": count_parameters(ema),
+            "steps": steps,
+            "parameters": count_parameters(network),
             "class_names": list(split.class_names),
-        },
-        model,
+        }
+
+    def write_snapshot(step: int, state_dict: dict) -> None:
+        atomic_torch_save(weights_file(state_dict, step), Path(snapshots) / f"step_{step}.pt")
+
+    ema, history = train(
+        network, compute, ddpm_cfg["train"], checkpoint, run_id, dev, desc="train_ddpm", on_snapshot=write_snapshot
     )
+    if not is_main_process():
+        return
+    atomic_torch_save(weights_file(ema.state_dict(), ddpm_cfg["train"]["steps"]), model)
     atomic_to_csv(pd.DataFrame(history), loss_csv)
