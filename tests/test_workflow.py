@@ -205,9 +205,10 @@ def test_grid_wildcards_make_exactly_the_configured_cells(tiny_run, snakemake_ex
     score_figures = {f: 1 for f in ("fig3", "fig4", "fig10", "figA5")}
     assert planned_jobs(output) == {"sample_cell": 3, "score_sample_sets": 1, **score_figures, "all": 1}
     for alpha in ("2", "0.1234567", "1e-05"):  # %g would sample 0.1234567 at 0.123457
-        assert f"results/samples/cells/hardness_a{alpha}_b0.npz" in output and f"--alpha {alpha} --beta 0" in output, (
-            alpha
-        )
+        assert (
+            f"results/samples/cells/hardness_a{alpha}_b0.npz" in output
+            and f"--cell.alpha {alpha} --cell.beta 0" in output
+        ), alpha
 
 
 def test_zero_weight_cell_is_the_baseline_prefix_described_as_a_cell(tiny_run):
