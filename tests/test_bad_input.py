@@ -233,6 +233,34 @@ def test_weights_that_cannot_be_unpickled_safely_get_one_line_and_no_unsafe_advi
     assert "this must not run" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("file", ["results/ddpm/model.pt", "results/classifier/gaussians.pt"])
+def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path, file):
+    """A diverged network or damaged Gaussians (NaN in `means`) would sample black images: every
+    weights file is refused at load when a floating-point tensor holds NaN or ±inf, naming it."""
+    path = tmp_path / file
+    path.parent.mkdir(parents=True)
+    state = {"state_dict": {"conv.weight": torch.zeros(3, 3), "conv.bias": torch.zeros(3)}, "steps": 10}
+    if "gaussians" in file:
+        state = {"means": torch.zeros(2, 4), "chol": torch.eye(4).repeat(2, 1, 1), "bucket_edges": torch.arange(3)}
+        state["means"][1, 2] = float("nan")
+        name, rule = "means", "fit_classifier_gaussians"
+    else:
+        state["state_dict"]["conv.bias"][0] = float("inf")
+        name, rule = "state_dict.conv.bias", "train_ddpm"
+    torch.save(state, path)
+    with pytest.raises(ArtifactError) as err:
+        io.load_weights(path)
+    message = str(err.value)
+    assert message.startswith(f"weights file {path}: tensor {name!r} holds 1 NaN or infinite values of ")
+    assert message.endswith(f"snakemake --forcerun {rule} {file}")
+    if "gaussians" in file:  # finite again: it loads
+        state["means"][1, 2] = 0.0
+    else:
+        state["state_dict"]["conv.bias"][0] = 0.0
+    torch.save(state, path)
+    assert io.load_weights(path).keys() == state.keys()
+
+
 def test_non_finite_images_are_refused_not_written_as_black_pixels():
     """A NaN from the network or the guidance would cast to a valid-looking uint8 pixel; to_uint8 refuses it,
     naming how many images and the first, and finite batches convert as before (rounded, clipped)."""

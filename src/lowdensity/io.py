@@ -50,6 +50,9 @@ PRODUCERS = [
     (r"results/features/[^/]+/[^/]+\.npy$", "extract_features"),
     (r"results/metrics/[^/]+/reference_neighbours\.npz$", "reference_neighbours"),
     (r"results/ddpm/(model|checkpoint)\.pt$", "train_ddpm"),
+    (r"results/ddpm/snapshots/step_\d+\.pt$", "train_ddpm"),
+    (r"results/classifier/gaussians\.pt$", "fit_classifier_gaussians"),
+    (r"results/discriminator/gaussians\.pt$", "fit_discriminator_gaussians"),
     (r"results/classifier/(model|checkpoint)\.pt$", "train_classifier"),
     (r"results/discriminator/(model|checkpoint)\.pt$", "train_discriminator"),
     (r"results/gan/(model|checkpoint)\.pt$", "train_gan"),
@@ -212,7 +215,7 @@ def load_weights(path, map_location="cpu") -> dict:
     if not Path(path).exists():
         raise ArtifactError(f"weights file {path} not found: {rebuild_hint(path)}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # PyTorch's own message advises weights_only=False, which would run whatever the file holds: never that
         raise ArtifactError(
@@ -224,3 +227,27 @@ def load_weights(path, map_location="cpu") -> dict:
         raise ArtifactError(
             f"weights file {path} cannot be read ({type(err).__name__}: {reason}): {rebuild_hint(path)}"
         ) from None
+    damaged = next(non_finite_tensors(state), None)
+    if damaged is not None:
+        name, count, size = damaged
+        raise ArtifactError(
+            f"weights file {path}: tensor {name!r} holds {count} NaN or infinite values of {size} "
+            f"(a diverged or damaged network): {rebuild_hint(path)}"
+        )
+    return state
+
+
+def non_finite_tensors(value, name: str = ""):
+    """(key path, non-finite count, size) of every floating-point tensor in a loaded weights file
+    (dicts and lists walked) that holds NaN or ±inf."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                yield name, bad, value.numel()
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from non_finite_tensors(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from non_finite_tensors(item, f"{name}[{index}]")
