@@ -53,7 +53,17 @@ def handful_of_images(n=8, size=8):
 
 def make_model_and_losses(split):
     torch.manual_seed(0)
-    model = UNet(8, 1, 16, 1, 1, (4,), (1, 2), dropout=0.1, num_classes=2)
+    model = UNet(
+        image_size=8,
+        in_channels=1,
+        model_channels=16,
+        out_channels=1,
+        num_res_blocks=1,
+        attention_resolutions=(4,),
+        channel_mult=(1, 2),
+        dropout=0.1,
+        num_classes=2,
+    )
     compute = ddpm_losses(
         training_diffusion(DIFFUSION),
         torch.from_numpy(split.images),
@@ -375,6 +385,56 @@ def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_pat
     )
     assert_same_state(
         torch.load(killed / "model.pt", weights_only=True)["state_dict"],
+        torch.load(whole / "model.pt", weights_only=True)["state_dict"],
+    )
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_training_saves_its_step_and_stops_promptly(tmp_path, signal_name):
+    """Ctrl-C (SIGINT) or a scheduler's SIGTERM: the training process finishes the step under way,
+    checkpoints it (between the periodic checkpoints) and exits at once with one line saying so;
+    the same command then resumes and ends with the weights of a run never interrupted."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    save_split(handful_of_images(16), str(tmp_path / "train.npz"))
+    params = {
+        "ddpm": {"model": MODEL, "train": train_cfg(steps=400, checkpoint_every=1000, log_every=20)},
+        "diffusion": DIFFUSION,
+    }
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params)]
+    cmd += ["--data", str(tmp_path / "train.npz"), "--model", str(run / "model.pt"), "--loss_csv"]
+    cmd += [str(run / "loss.csv"), "--checkpoint", str(run / "ck.pt"), "--device", "cpu"]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    for line in job.stderr:  # tqdm's first report: the loop is running
+        if "train_ddpm:" in line or time.time() > deadline:
+            break
+    time.sleep(1.0)
+    sent = time.time()
+    job.send_signal(getattr(signal, signal_name))
+    stderr = job.stderr.read()
+    assert job.wait(timeout=60) == 1 and time.time() - sent < 20, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("lowdensity train-ddpm: error")]
+    assert len(lines) == 1 and f"stopped by {signal_name} after step" in lines[0], stderr[-2000:]
+    step = torch.load(run / "ck.pt", weights_only=True)["step"]
+    assert 0 < step < 400 and not (run / "model.pt").exists()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    whole = tmp_path / "whole"
+    train_ddpm(
+        params=params,
+        data=str(tmp_path / "train.npz"),
+        model=str(whole / "model.pt"),
+        loss_csv=str(whole / "loss.csv"),
+        checkpoint=str(whole / "ck.pt"),
+        device="cpu",
+    )
+    assert_same_state(
+        torch.load(run / "model.pt", weights_only=True)["state_dict"],
         torch.load(whole / "model.pt", weights_only=True)["state_dict"],
     )
 

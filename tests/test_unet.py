@@ -42,12 +42,31 @@ def test_class_conditional_model_requires_labels():
 
 
 def test_paper_cifar10_unet_has_35_7M_parameters():
-    model = UNet(32, 3, 128, 3, 2, (16,), (1, 2, 2, 2), dropout=0.1, scale_shift=False)
+    model = UNet(
+        image_size=32,
+        in_channels=3,
+        model_channels=128,
+        out_channels=3,
+        num_res_blocks=2,
+        attention_resolutions=(16,),
+        channel_mult=(1, 2, 2, 2),
+        dropout=0.1,
+        scale_shift=False,
+    )
     assert count_parameters(model) == pytest.approx(35.7e6, rel=0.005)
 
 
 def test_encoder_embedding_and_head():
-    enc = EncoderUNet(8, 1, 16, 5, 1, (4,), (1, 2), embedding_dim=12)
+    enc = EncoderUNet(
+        image_size=8,
+        in_channels=1,
+        model_channels=16,
+        num_outputs=5,
+        num_res_blocks=1,
+        attention_resolutions=(4,),
+        channel_mult=(1, 2),
+        embedding_dim=12,
+    )
     x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 5, 900])
     assert enc.embed(x, t).shape == (3, 12)
     torch.testing.assert_close(enc(x, t), enc.head(enc.embed(x, t)))

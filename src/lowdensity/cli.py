@@ -107,11 +107,19 @@ def main(argv=None) -> int:
 
 def _anticipated() -> tuple[type[BaseException], ...]:
     from lowdensity.config import ConfigError
-    from lowdensity.core.training import NonFiniteLossError
+    from lowdensity.core.training import NonFiniteLossError, TrainingInterrupted
     from lowdensity.data import DataMissingError, NonFiniteSampleError
     from lowdensity.io import ArtifactError, OutputWriteError
 
-    return ArtifactError, OutputWriteError, ConfigError, DataMissingError, NonFiniteLossError, NonFiniteSampleError
+    return (
+        ArtifactError,
+        OutputWriteError,
+        ConfigError,
+        DataMissingError,
+        NonFiniteLossError,
+        NonFiniteSampleError,
+        TrainingInterrupted,
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import logging
 import math
 import os
 import pickle
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -96,6 +98,33 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT or SIGTERM arrived: the step under way was finished and checkpointed."""
+
+
+class StopRequest:
+    """SIGINT and SIGTERM, while active, set a flag instead of killing the process, so that the
+    training loop can finish its step, write a checkpoint and stop; the previous handlers come back
+    afterwards. Outside the main thread (where handlers cannot be set) it never fires."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.previous[number] = signal.signal(number, self.handle)
+        return self
+
+    def handle(self, number, frame) -> None:
+        self.signal = number
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def compute_precision(device: torch.device, precision: str = "fp32"):
@@ -271,40 +300,51 @@ def train(
     ema_decay = float(train_cfg.get("ema_decay", 0.0))
     model.train()
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, disable=rank > 0)
-    for step in bar:
-        lr = learning_rate(train_cfg["lr"], step, steps, warmup, schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        generator = torch.Generator().manual_seed(step_seed(seed, step))
-        torch.manual_seed(step_seed(seed + 1, step))  # dropout
-        with compute_precision(device, precision):
-            losses = compute_losses(net, generator)
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
-        optimizer.step()
-        ema_update(ema, model, ema_decay)
-        if step + 1 in snapshot_steps:
-            snapshots[step + 1] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
-        logged = torch.stack([v.detach().float() for v in losses.values()])
-        if ranks > 1:  # log the mean over ranks, as one process would
-            dist.all_reduce(logged)
-            logged /= ranks
-        for key, value in zip(losses, logged.tolist()):
-            pending.setdefault(key, []).append(value)
-        pending.setdefault("grad_norm", []).append(float(grad_norm))
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            row = {"step": step + 1, "lr": lr, **{k: float(np.mean(v)) for k, v in pending.items()}}
-            history.append(row)
-            pending = {}
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save(step + 1)
+    with StopRequest() as stop:
+        for step in bar:
+            lr = learning_rate(train_cfg["lr"], step, steps, warmup, schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            generator = torch.Generator().manual_seed(step_seed(seed, step))
+            torch.manual_seed(step_seed(seed + 1, step))  # dropout
+            with compute_precision(device, precision):
+                losses = compute_losses(net, generator)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
+            optimizer.step()
+            ema_update(ema, model, ema_decay)
+            if step + 1 in snapshot_steps:
+                snapshots[step + 1] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+            logged = torch.stack([v.detach().float() for v in losses.values()])
+            if ranks > 1:  # log the mean over ranks, as one process would
+                dist.all_reduce(logged)
+                logged /= ranks
+            for key, value in zip(losses, logged.tolist()):
+                pending.setdefault(key, []).append(value)
+            pending.setdefault("grad_norm", []).append(float(grad_norm))
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                row = {"step": step + 1, "lr": lr, **{k: float(np.mean(v)) for k, v in pending.items()}}
+                history.append(row)
+                pending = {}
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                save(step + 1)
+            stopped = torch.tensor(float(stop.signal is not None), device=device)
+            if ranks > 1:  # every rank stops after the same step
+                dist.all_reduce(stopped)
+            if stopped.item() and step + 1 < steps:
+                save(step + 1)
+                name = signal.Signals(stop.signal).name if stop.signal else "a signal on another rank"
+                raise TrainingInterrupted(
+                    f"{desc}: stopped by {name} after step {step + 1} of {steps}; its checkpoint {checkpoint_path} "
+                    "is saved, and the same command (snakemake --rerun-incomplete) resumes from it"
+                )
     if start < steps or not checkpoint_path.exists():
         save(steps)
     if on_snapshot is not None and rank == 0:
