@@ -471,6 +471,36 @@ def test_a_failed_job_shows_its_log_in_the_terminal(repo, tmp_path):
     assert "Traceback" not in (tmp_path / "work/logs/prepare_data/val.log").read_text()
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_stopping_snakemake_stops_its_training_job_which_the_rerun_resumes(snakemake_exe, repo, tmp_path, signal_name):
+    """`kill -INT` (or -TERM) of snakemake alone, as a scheduler or a user in another shell sends it:
+    the running training job gets SIGTERM, checkpoints its step and exits, snakemake ends within
+    seconds instead of waiting for the job, and the next run resumes from the checkpoint."""
+    import signal
+    import time
+
+    long = tmp_path / "long.yaml"
+    long.write_text("ddpm:\n  train:\n    steps: 1000000\n    checkpoint_every: 1000000\n")
+    work, log = tmp_path / "work", tmp_path / "work/logs/train_ddpm.log"
+    cmd = [snakemake_exe, "-s", str(repo / "Snakefile"), "-d", str(work), "--cores", "2", "results/ddpm/model.pt"]
+    cmd += ["--configfile", str(repo / "configs/tiny.yaml"), str(long)]
+    for attempt in ("first", "rerun"):
+        if log.exists():
+            log.unlink()
+        job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+        deadline = time.time() + 300
+        while not (log.exists() and "it/s" in log.read_text()) and time.time() < deadline:
+            time.sleep(0.5)
+        job.send_signal(getattr(signal, signal_name))
+        sent = time.time()
+        output, _ = job.communicate(timeout=120)
+        assert job.returncode != 0 and time.time() - sent < 60, output[-3000:]
+        text = log.read_text()
+        assert re.search(r"stopped by SIGTERM after step \d+ of 1000000", text), text[-2000:]
+        if attempt == "rerun":
+            assert re.search(r"resuming from results/ddpm/checkpoint\.pt at step [1-9]\d*", text), text[-2000:]
+
+
 def test_tiny_dag_produces_the_evaluation(tiny_run):
     import pandas as pd
 

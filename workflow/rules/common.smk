@@ -1,5 +1,7 @@
 import json
 import re
+import signal
+import threading
 
 import sys
 
@@ -27,6 +29,51 @@ for problem in MISSING_FILES:
 onstart:
     if MISSING_FILES:
         raise ConfigError("missing local files, nothing was run:\n  " + "\n  ".join(MISSING_FILES))
+
+
+# Every rule runs one `lowdensity` command; `exec` makes it the job's process itself rather than
+# a child of the job's shell, so that a stop request sent to the job reaches the stage.
+shell.prefix("set -euo pipefail; exec ")
+
+
+def stop_running_jobs(*_):
+    """SIGTERM to every job this snakemake runs locally: a training stage finishes its step,
+    checkpoints it and exits; the others exit at once (their outputs are written atomically, so
+    nothing half-written is left). Cluster jobs are cancelled by the executor itself."""
+    for process in list(getattr(shell, "_processes", {}).values()):
+        try:
+            process.terminate()
+        except ProcessLookupError:
+            pass
+
+
+def stop_jobs_then_interrupt(number, frame):
+    """SIGINT (Ctrl-C, or `kill -INT` of snakemake alone): stop the running jobs, then let
+    snakemake end as on Ctrl-C, instead of waiting for them to finish."""
+    stop_running_jobs()
+    raise KeyboardInterrupt
+
+
+def stop_jobs_on_graceful_exit():
+    """SIGTERM to snakemake stops scheduling new jobs (its own graceful exit); running jobs are
+    stopped too rather than run to their end."""
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    graceful = JobScheduler.exit_gracefully
+    if getattr(graceful, "stops_running_jobs", False):
+        return
+
+    def exit_gracefully(self, *args):
+        stop_running_jobs()
+        return graceful(self, *args)
+
+    exit_gracefully.stops_running_jobs = True
+    JobScheduler.exit_gracefully = exit_gracefully
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, stop_jobs_then_interrupt)
+    stop_jobs_on_graceful_exit()
 
 
 def section(*names):
