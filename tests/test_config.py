@@ -113,12 +113,24 @@ def test_deep_merge_overrides_nested_values():
             r"'ddpm\.train\.snapshots': steps \[5000\] come after the run's end \(ddpm\.train\.steps = 1800\)",
         ),
         ({"classifier": {"train": {"snapshots": [10]}}}, r"'classifier\.train\.snapshots': EMA snapshots are written"),
+        (
+            {"sampling": {"num_samples": 1_000_000_000, "shards": 4}},
+            r"'sampling\.num_samples': stage sample_baseline would do 2\.6e\+13 pixel-steps .*set allow_large: true",
+        ),
+        (
+            {"device": "cpu", "ddpm": {"train": {"steps": 10_000_000}}},
+            r"'ddpm\.train\.steps': stage train_ddpm would do .* CPU cores \(device: cpu\)",
+        ),
     ],
 )
 def test_related_keys_are_checked_at_validation(default, override, message):
     """Constraints between keys fail when the configuration is validated (before any job), naming the key."""
     with pytest.raises(ConfigError, match=message):
         validate_config(deep_merge(default, override))
+
+
+def test_allow_large_runs_what_the_typo_guard_refuses(default):
+    validate_config(deep_merge(default, {"allow_large": True, "sampling": {"num_samples": 1_000_000_000}}))
 
 
 @pytest.mark.parametrize(

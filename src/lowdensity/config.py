@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 from pathlib import Path
 
 import jsonschema
@@ -59,6 +60,8 @@ def validate_config(config: dict, schema_path: str | Path = DEFAULT_SCHEMA, chec
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(non_finite))
     if "diffusion" in config:  # a whole pipeline configuration (not a section checked on its own)
         problems = related_key_problems(config) + (missing_local_files(config) if check_files else [])
+        if not problems and not config.get("allow_large", False):
+            problems = workload_problems(config)
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
@@ -207,6 +210,55 @@ def related_key_problems(config: dict) -> list[str]:
     check(space is None or space in spaces, "table1.space", f"{space!r} is none of the feature spaces {spaces}")
     problems += sampler_key_problems(config, sampling_steps)
     return problems
+
+
+# A guard against typos (an extra three zeros), not a scheduler: the largest work one stage may be
+# planned with, in pixel-steps (images × network evaluations × pixels). On a GPU (device auto or
+# cuda): three times the paper-scale CIFAR-10 configuration's largest stage, its DDPM training;
+# on CPUs (device: cpu) per core: about 300 times the default's largest stage. Configurations meant
+# for many GPUs (ImageNet-64) say so with `allow_large: true`.
+GPU_WORKLOAD_BOUND = 1e12
+CPU_WORKLOAD_BOUND_PER_CORE = 3e10
+
+
+def stage_workloads(config: dict) -> dict[str, tuple[str, float]]:
+    """Each large stage's work in pixel-steps, with the key that sets its size: training is steps ×
+    batch (× 3: a forward and a backward pass), sampling images × steps (guided: × 3, one guide's
+    forward and backward per step). Approximate, and enough to tell a typo from a real plan."""
+    pixels = config["data"]["resolution"] ** 2
+    sampling, guidance = config["sampling"], config["guidance"]
+    steps = len(space_timesteps(config["diffusion"]["num_steps"], _respacing(sampling["steps"])))
+    guided = sampling["num_samples"] if guidance.get("num_samples") is None else guidance["num_samples"]
+    work = {
+        "train_ddpm": (
+            "ddpm.train.steps",
+            3 * config["ddpm"]["train"]["steps"] * config["ddpm"]["train"]["batch_size"],
+        ),
+        "sample_baseline": ("sampling.num_samples", sampling["num_samples"] * steps),
+        "sample_guided": ("guidance.num_samples", 3 * guided * steps),
+    }
+    for encoder in ("classifier", "discriminator"):
+        train = config[encoder]["train"]
+        work[f"train_{encoder}"] = (f"{encoder}.train.steps", 3 * train["steps"] * train["batch_size"])
+    return {stage: (key, float(value) * pixels) for stage, (key, value) in work.items()}
+
+
+def workload_problems(config: dict) -> list[str]:
+    """Stages whose planned work exceeds what the configured device can do in days: a GPU (device
+    auto or cuda), or this machine's cores (device cpu). One message per stage, naming the key."""
+    on_cpu = config.get("device", "auto") == "cpu"
+    bound = CPU_WORKLOAD_BOUND_PER_CORE * (os.cpu_count() or 1) if on_cpu else GPU_WORKLOAD_BOUND
+    where = f"this machine's {os.cpu_count()} CPU cores (device: cpu)" if on_cpu else "a GPU"
+    return [
+        f"config key {key!r}: stage {stage} would do {work:.2g} pixel-steps of network evaluation, above the "
+        f"bound for {where} ({bound:.2g}, days of work); check the number, or set allow_large: true to run it"
+        for stage, (key, work) in stage_workloads(config).items()
+        if work > bound
+    ]
+
+
+def _respacing(value):
+    return int(value) if str(value).isdigit() else value
 
 
 def missing_local_files(config: dict) -> list[str]:
