@@ -315,3 +315,35 @@ def test_damaged_features_name_the_file_and_the_rebuild(tmp_path, damage, messag
     path = save("baseline", features, labels)
     with pytest.raises(ArtifactError, match=rf"^{path}: {message}: .*snakemake --forcerun extract_features"):
         load_features(path, like=reference)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan_distance", "holds NaN, infinite or negative distances"),
+        ("negative_distance", "holds NaN, infinite or negative distances"),
+        ("index_out_of_range", r"holds neighbour indices outside the reference's 0 … 9"),
+        ("too_few_rows", r"holds \(7, 3\) neighbours, not 10 × ≥ 3"),
+    ],
+)
+def test_damaged_reference_neighbours_name_the_file_and_the_rebuild(tmp_path, damage, message):
+    """The precision balls and LOF read the reference's own neighbours: a damaged file would give
+    wrong radii (NaN balls hold nothing: recall 0) or an index error; it is refused instead."""
+    from lowdensity.stages.evaluation import load_reference_neighbours
+
+    path = tmp_path / "results/metrics/classifier/reference_neighbours.npz"
+    path.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    distances, indices = np.sort(rng.random((10, 3)), axis=1), rng.integers(0, 10, (10, 3))
+    if damage == "nan_distance":
+        distances[4, 1] = np.nan
+    elif damage == "negative_distance":
+        distances[0, 0] = -1.0
+    elif damage == "index_out_of_range":
+        indices[2, 2] = 10
+    else:
+        distances, indices = distances[:7], indices[:7]
+    np.savez(path, distances=distances, indices=indices)
+    reference = {"labels": np.arange(10) % 2}
+    with pytest.raises(ArtifactError, match=rf"^{path} {message}.*snakemake --forcerun reference_neighbours"):
+        load_reference_neighbours(str(path), reference, 3)

@@ -179,12 +179,22 @@ def reference_neighbours(*, params: dict, reference: str, out: str, device: str 
 def load_reference_neighbours(path: str, reference: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The reference's own neighbours (`reference_neighbours`), checked against the reference and k."""
     neighbours = read_npz(path, ("distances", "indices"))
-    if neighbours["distances"].shape[0] != len(reference["labels"]) or neighbours["distances"].shape[1] < k:
-        raise ArtifactError(
-            f"{path} holds {neighbours['distances'].shape} neighbours, not {len(reference['labels'])} × ≥ {k}: "
-            f"it does not match the reference features and the configured k; {rebuild_hint(path)}"
+    distances, indices = neighbours["distances"], neighbours["indices"]
+    problem = None
+    if distances.ndim != 2 or distances.shape != indices.shape:
+        problem = f"distances {distances.shape} and indices {indices.shape} do not pair up"
+    elif distances.shape[0] != len(reference["labels"]) or distances.shape[1] < k:
+        problem = (
+            f"holds {distances.shape} neighbours, not {len(reference['labels'])} × ≥ {k}: it does not match the "
+            "reference features and the configured k"
         )
-    return neighbours["distances"], neighbours["indices"]
+    elif not np.isfinite(distances).all() or (distances < 0).any():
+        problem = "holds NaN, infinite or negative distances"
+    elif indices.size and (indices.min() < 0 or indices.max() >= len(reference["labels"])):
+        problem = f"holds neighbour indices outside the reference's 0 … {len(reference['labels']) - 1}"
+    if problem:
+        raise ArtifactError(f"{path} {problem}; {rebuild_hint(path)}")
+    return distances, indices
 
 
 def reference_radii(path: str, reference: dict, k: int) -> np.ndarray:
