@@ -330,50 +330,8 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     assert "data-parallel over 2 ranks (gloo)" in result.stderr
 
 
-def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_path):
-    """What a pre-empted SLURM job does: the training process is SIGKILLed mid-run (after its
-    first checkpoint), the job is run again with the same command, and the final weights equal
-    those of a run that was never interrupted."""
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    save_split(handful_of_images(16), str(tmp_path / "train.npz"))
-    params = {
-        "ddpm": {"model": MODEL, "train": train_cfg(steps=200, checkpoint_every=20, log_every=20)},
-        "diffusion": DIFFUSION,
-    }
-    killed = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lowdensity.cli",
-        "train-ddpm",
-        "--params",
-        json.dumps(params),
-        "--data",
-        str(tmp_path / "train.npz"),
-        "--model",
-        str(killed / "model.pt"),
-        "--loss_csv",
-        str(killed / "loss.csv"),
-        "--checkpoint",
-        str(killed / "ck.pt"),
-        "--device",
-        "cpu",
-    ]
-    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "ck.pt").exists() and time.time() < deadline:
-        time.sleep(0.02)
-    assert job.poll() is None, "training finished before it could be killed"
-    job.send_signal(signal.SIGKILL)
-    job.wait()
-    step = torch.load(killed / "ck.pt", weights_only=True)["step"]
-    assert 0 < step < 200 and not (killed / "model.pt").exists()
-    subprocess.run(cmd, check=True, capture_output=True, timeout=600)  # the retry resumes from the checkpoint
+def assert_ends_like_an_uninterrupted_run(tmp_path, params, folder):
+    """The weights a run resumed in `folder` ends with are those of one run never interrupted."""
     whole = tmp_path / "whole"
     train_ddpm(
         params=params,
@@ -384,9 +342,47 @@ def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_pat
         device="cpu",
     )
     assert_same_state(
-        torch.load(killed / "model.pt", weights_only=True)["state_dict"],
+        torch.load(folder / "model.pt", weights_only=True)["state_dict"],
         torch.load(whole / "model.pt", weights_only=True)["state_dict"],
     )
+
+
+def train_command(tmp_path, params, folder) -> list[str]:
+    """`lowdensity train-ddpm` as its rule runs it, in a fresh interpreter."""
+    import json
+    import sys
+
+    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params)]
+    cmd += ["--data", str(tmp_path / "train.npz"), "--model", str(folder / "model.pt"), "--loss_csv"]
+    return cmd + [str(folder / "loss.csv"), "--checkpoint", str(folder / "ck.pt"), "--device", "cpu"]
+
+
+def test_a_killed_training_job_rerun_ends_with_the_uninterrupted_weights(tmp_path):
+    """What a pre-empted SLURM job does: the training process is SIGKILLed mid-run (after its
+    first checkpoint), the job is run again with the same command, and the final weights equal
+    those of a run that was never interrupted."""
+    import signal
+    import subprocess
+    import time
+
+    save_split(handful_of_images(16), str(tmp_path / "train.npz"))
+    params = {
+        "ddpm": {"model": MODEL, "train": train_cfg(steps=200, checkpoint_every=20, log_every=20)},
+        "diffusion": DIFFUSION,
+    }
+    killed = tmp_path / "killed"
+    cmd = train_command(tmp_path, params, killed)
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "ck.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.poll() is None, "training finished before it could be killed"
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    step = torch.load(killed / "ck.pt", weights_only=True)["step"]
+    assert 0 < step < 200 and not (killed / "model.pt").exists()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)  # the retry resumes from the checkpoint
+    assert_ends_like_an_uninterrupted_run(tmp_path, params, killed)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
@@ -394,10 +390,8 @@ def test_an_interrupted_training_saves_its_step_and_stops_promptly(tmp_path, sig
     """Ctrl-C (SIGINT) or a scheduler's SIGTERM: the training process finishes the step under way,
     checkpoints it (between the periodic checkpoints) and exits at once with one line saying so;
     the same command then resumes and ends with the weights of a run never interrupted."""
-    import json
     import signal
     import subprocess
-    import sys
     import time
 
     save_split(handful_of_images(16), str(tmp_path / "train.npz"))
@@ -406,9 +400,7 @@ def test_an_interrupted_training_saves_its_step_and_stops_promptly(tmp_path, sig
         "diffusion": DIFFUSION,
     }
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params)]
-    cmd += ["--data", str(tmp_path / "train.npz"), "--model", str(run / "model.pt"), "--loss_csv"]
-    cmd += [str(run / "loss.csv"), "--checkpoint", str(run / "ck.pt"), "--device", "cpu"]
+    cmd = train_command(tmp_path, params, run)
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     for line in job.stderr:  # tqdm's first report: the loop is running
@@ -424,19 +416,7 @@ def test_an_interrupted_training_saves_its_step_and_stops_promptly(tmp_path, sig
     step = torch.load(run / "ck.pt", weights_only=True)["step"]
     assert 0 < step < 400 and not (run / "model.pt").exists()
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-    whole = tmp_path / "whole"
-    train_ddpm(
-        params=params,
-        data=str(tmp_path / "train.npz"),
-        model=str(whole / "model.pt"),
-        loss_csv=str(whole / "loss.csv"),
-        checkpoint=str(whole / "ck.pt"),
-        device="cpu",
-    )
-    assert_same_state(
-        torch.load(run / "model.pt", weights_only=True)["state_dict"],
-        torch.load(whole / "model.pt", weights_only=True)["state_dict"],
-    )
+    assert_ends_like_an_uninterrupted_run(tmp_path, params, run)
 
 
 def test_a_shorter_run_does_not_return_the_longer_runs_weights(tmp_path, caplog):
