@@ -7,6 +7,7 @@ import copy
 import functools
 import math
 import os
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -213,10 +214,10 @@ def related_key_problems(config: dict) -> list[str]:
 
 
 # A guard against typos (an extra three zeros), not a scheduler: the largest work one stage may be
-# planned with, in pixel-steps (images × network evaluations × pixels). On a GPU (device auto or
-# cuda): three times the paper-scale CIFAR-10 configuration's largest stage, its DDPM training;
-# on CPUs (device: cpu) per core: about 300 times the default's largest stage. Configurations meant
-# for many GPUs (ImageNet-64) say so with `allow_large: true`.
+# planned with, in pixel-steps (images × network evaluations × pixels). On a GPU (device cuda, or
+# auto where one is visible): three times the paper-scale CIFAR-10 configuration's largest stage,
+# its DDPM training; on CPUs, per core: about 300 times the default's largest stage. The paper-scale
+# configurations, planned on machines without a GPU for clusters with many, set `allow_large: true`.
 GPU_WORKLOAD_BOUND = 1e12
 CPU_WORKLOAD_BOUND_PER_CORE = 3e10
 
@@ -246,15 +247,23 @@ def stage_workloads(config: dict) -> dict[str, tuple[str, float]]:
 def workload_problems(config: dict) -> list[str]:
     """Stages whose planned work exceeds what the configured device can do in days: a GPU (device
     auto or cuda), or this machine's cores (device cpu). One message per stage, naming the key."""
-    on_cpu = config.get("device", "auto") == "cpu"
+    device = config.get("device", "auto")
+    on_cpu = device == "cpu" or (device == "auto" and not gpu_visible())
     bound = CPU_WORKLOAD_BOUND_PER_CORE * (os.cpu_count() or 1) if on_cpu else GPU_WORKLOAD_BOUND
-    where = f"this machine's {os.cpu_count()} CPU cores (device: cpu)" if on_cpu else "a GPU"
+    why = "device: cpu" if device == "cpu" else "device: auto, and no GPU here"
+    where = f"this machine's {os.cpu_count()} CPU cores ({why})" if on_cpu else "a GPU"
     return [
-        f"config key {key!r}: stage {stage} would do {work:.2g} pixel-steps of network evaluation, above the "
-        f"bound for {where} ({bound:.2g}, days of work); check the number, or set allow_large: true to run it"
+        f"config key {key!r}: stage {stage} would do {work:.2g} pixel-steps of network evaluation, above "
+        f"{bound:.2g}, days of work for {where}; check the number, or set allow_large: true to run it"
         for stage, (key, work) in stage_workloads(config).items()
         if work > bound
     ]
+
+
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (its driver's /proc entry or nvidia-smi), without
+    importing torch: the workflow validates its configuration before any job, torch-free."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
 def _respacing(value):
