@@ -19,7 +19,7 @@ from lowdensity.guidance.guided import (
     make_cond_fn,
     normalize_per_sample,
 )
-from lowdensity.stages.guidance import sample_guided_shard
+from lowdensity.stages.guidance import GuidePaths, sample_guided_shard
 from lowdensity.stages.sampling import gather_shards, sample_shard
 
 
@@ -140,7 +140,7 @@ SAMPLING = {"num_samples": 24, "shards": 1, "batch_size": 12, "steps": 20, "meth
 
 def guided(root, name, alpha, beta=0.0, loss="hardness", step_scale="variance", **sampling):
     out = root / f"{name}.npz"
-    paths = (str(root / "clf.pt"), str(root / "gaussians.pt"))
+    paths = GuidePaths(str(root / "clf.pt"), str(root / "gaussians.pt"))
     sample_guided_shard(
         params={**SAMPLING, **sampling},
         cell=GuidedCell(alpha=alpha, beta=beta, loss=loss, tau=1.0, step_scale=step_scale),
@@ -173,7 +173,7 @@ def test_a_cell_sampled_alone_is_the_prefix_of_the_sharded_set(trained, tmp_path
     sampling it: sample i's seed and label do not depend on the set's size, shards or batches, so
     10 samples drawn alone are the first 10 of a 24-sample set drawn in 2 shards of other batches."""
     cell = guided(trained, f"cell_{alpha}_{beta}", alpha, beta, num_samples=10, batch_size=4)
-    paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
+    paths = GuidePaths(str(trained / "clf.pt"), str(trained / "gaussians.pt"))
     shards = [str(tmp_path / f"shard_{s}.npz") for s in range(2)]
     for s, out in enumerate(shards):
         sample_guided_shard(
@@ -202,7 +202,7 @@ def discriminator_below(root, t_max):
         state = torch.load(root / "clf.pt", weights_only=True)
         state["timesteps"] = {"max": t_max, "power": 1.0}
         torch.save(state, path)
-    return str(path), str(root / "gaussians.pt")
+    return GuidePaths(str(path), str(root / "gaussians.pt"))
 
 
 def test_a_cell_continued_from_its_beta_zero_twin_is_the_cell_sampled_whole(trained, tmp_path):
@@ -211,7 +211,7 @@ def test_a_cell_continued_from_its_beta_zero_twin_is_the_cell_sampled_whole(trai
     the whole chains gives (here for the first 5, in other batches), and β does act in those steps."""
     ddpm, clf, disc = (
         str(trained / "ddpm.pt"),
-        (str(trained / "clf.pt"), str(trained / "gaussians.pt")),
+        GuidePaths(str(trained / "clf.pt"), str(trained / "gaussians.pt")),
         discriminator_below(trained, 30),
     )
     source = tmp_path / "a1_b0.npz"
@@ -302,7 +302,7 @@ def test_a_cell_continued_from_its_beta_zero_twin_is_the_cell_sampled_whole(trai
 def test_a_guide_is_needed_only_for_a_non_zero_weight(trained, tmp_path):
     """A β = 0 cell samples without the discriminator's files (so it need not wait for H′), with
     the same images as when they are given; a non-zero weight without its guide names what is missing."""
-    paths = (str(trained / "clf.pt"), str(trained / "gaussians.pt"))
+    paths = GuidePaths(str(trained / "clf.pt"), str(trained / "gaussians.pt"))
     without = tmp_path / "without.npz"
     sample_guided_shard(
         params=SAMPLING,

@@ -331,9 +331,9 @@ def guided_inputs(alpha, beta):
 
 
 def guide_arguments(wildcards, input):
-    """`--classifier '["MODEL", "GAUSSIANS"]'` and `--discriminator ...` for the guides among the inputs."""
+    """`--classifier.model M --classifier.gaussians G` (and the discriminator's) for the guides among the inputs."""
     return " ".join(
-        f"--{guide} '{json.dumps([input[f'{guide}_model'], input[f'{guide}_gaussians']])}'"
+        f"--{guide}.model {input[f'{guide}_model']} --{guide}.gaussians {input[f'{guide}_gaussians']}"
         for guide in GUIDES
         if f"{guide}_model" in input.keys()
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -294,12 +295,26 @@ def fit_class_gaussians(
     atomic_to_csv(table, summary)
 
 
-def load_guide(model_path: str, gaussians_path: str, device: torch.device) -> Guide:
+@dataclass(frozen=True)
+class GuidePaths:
+    """A guide's two files, which travel together (`--classifier.model … --classifier.gaussians …`).
+
+    Args:
+        model: the encoder's weights (train-classifier or train-discriminator).
+        gaussians: its class Gaussians (fit-gaussians).
+    """
+
+    model: str
+    gaussians: str
+
+
+def load_guide(paths: GuidePaths, device: torch.device) -> Guide:
+    """The encoder, its Gaussians and the end of the timesteps it was trained on."""
     from lowdensity.guidance.classifier import load_encoder, load_gaussians
 
-    model, state = load_encoder(model_path, device)
+    model, state = load_encoder(paths.model, device)
     law = state.get("timesteps") or {}
-    return Guide(model, load_gaussians(gaussians_path), law.get("max"))
+    return Guide(model, load_gaussians(paths.gaussians), law.get("max"))
 
 
 def sample_guided_shard(
@@ -307,8 +322,8 @@ def sample_guided_shard(
     params: dict,
     cell: GuidedCell,
     model: str,
-    classifier: Optional[list[str]] = None,
-    discriminator: Optional[list[str]] = None,
+    classifier: Optional[GuidePaths] = None,
+    discriminator: Optional[GuidePaths] = None,
     shard: int,
     out: str,
     device: str = "auto",
@@ -330,8 +345,8 @@ def sample_guided_shard(
         params: the sampling section (seeds, shards, steps, method, batch size).
         cell: the guidance: α, β, loss, τ and Σ_θ.
         model: the trained DDPM.
-        classifier: [model, Gaussians] of the classifier: needed when α ≠ 0.
-        discriminator: [model, Gaussians] of the discriminator H′: needed when β ≠ 0.
+        classifier: the classifier's weights and Gaussians: needed when α ≠ 0.
+        discriminator: the discriminator H′'s weights and Gaussians: needed when β ≠ 0.
         shard: which shard to draw.
         out: the shard's sample file.
         device: where to run (auto: CUDA when present).
@@ -349,8 +364,8 @@ def sample_guided_shard(
                 f"{name} = {weight} needs the {'classifier' if name == 'α' else 'discriminator'}'s model and Gaussians"
             )
     dev = select_device(device)
-    classifier_guide = load_guide(*classifier, dev) if cell.alpha else None
-    discriminator_guide = load_guide(*discriminator, dev) if cell.beta else None
+    classifier_guide = load_guide(classifier, dev) if cell.alpha else None
+    discriminator_guide = load_guide(discriminator, dev) if cell.beta else None
     for guide in (classifier_guide, discriminator_guide):
         if guide is not None:
             memory_format(guide.model, params.get("channels_last", False))

@@ -136,7 +136,7 @@ def sample_with(
     guides = guides or {}
     from lowdensity.networks.ddpm import load_ddpm, training_diffusion
     from lowdensity.runtime import select_device
-    from lowdensity.stages.guidance import sample_guided_shard
+    from lowdensity.stages.guidance import GuidePaths, sample_guided_shard
     from lowdensity.stages.sampling import sample_shard
 
     sampling, cfg = params["sampling"], params["samplers"]
@@ -147,7 +147,9 @@ def sample_with(
     if sampler == "paper":
         g = params["guidance"]
         pair = {
-            name: (guides[f"{name}_model"], guides[f"{name}_gaussians"]) if f"{name}_model" in guides else None
+            name: GuidePaths(guides[f"{name}_model"], guides[f"{name}_gaussians"])
+            if f"{name}_model" in guides
+            else None
             for name in ("classifier", "discriminator")
         }  # a guide of zero weight is not given
         return sample_guided_shard(
