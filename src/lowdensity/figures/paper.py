@@ -56,7 +56,8 @@ def _in_order(values) -> list:
     return list(dict.fromkeys(values))
 
 
-def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
+def hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one sample set in the per-image hardness table (`score-sets`), or an error naming it."""
     rows = scores[scores["set"] == name]
     if rows.empty:
         raise ValueError(f"the score table has no rows for sample set {name!r}")
@@ -101,11 +102,11 @@ def draw_fig4(table_csv: str, scores_csv: str, out_pdf: str) -> None:
     ax_a = axes[0]
     medians = table[(table["panel"] == "a") & (table["statistic"] == "median_hardness")]
     alphas = medians["alpha"].tolist()
-    all_h = pd.concat([_hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"] for a in alphas])
+    all_h = pd.concat([hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"] for a in alphas])
     bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 40)
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))
     for a, median, colour in zip(alphas, medians["value"], colours):
-        h = _hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"]
+        h = hardness_of(scores, cell_name("hardness", a, 0.0))["hardness"]
         ax_a.hist(
             h, bins=bins, histtype="step", density=True, color=colour, lw=1.5, label=f"α={a:g} (median {median:.1f})"
         )
@@ -216,11 +217,11 @@ def draw_figA5(table_csv: str, scores_csv: str, out_pdf: str) -> None:
     table, scores = pd.read_csv(table_csv), pd.read_csv(scores_csv)
     alphas = _in_order(table["alpha"])
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3), squeeze=False)
-    baseline = _hardness_of(scores, "baseline")
+    baseline = hardness_of(scores, "baseline")
     for ax, a in zip(axes[0], alphas):
         rows = table[table["alpha"] == a]
         beta = float(rows["beta"].iloc[0])
-        sets = {loss: _hardness_of(scores, cell_name(loss, a, beta)) for loss in ("hardness", "softmax")}
+        sets = {loss: hardness_of(scores, cell_name(loss, a, beta)) for loss in ("hardness", "softmax")}
         sets = {"baseline": baseline[baseline["index"] < len(sets["hardness"])], **sets}
         all_h = pd.concat([s["hardness"] for s in sets.values()])
         bins = np.linspace(np.percentile(all_h, 0.5), np.percentile(all_h, 99.5), 35)

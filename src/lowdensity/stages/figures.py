@@ -84,13 +84,6 @@ def fig1(*, metrics: str, real: str, samples: dict[str, str], per_panel: int, ou
     paper.draw_fig1(csv, {title: images for title, (_, images) in panels.items()}, per_panel, out)
 
 
-def _hardness_of(scores: pd.DataFrame, name: str) -> pd.DataFrame:
-    rows = scores[scores["set"] == name]
-    if rows.empty:
-        raise ValueError(f"the score table has no rows for sample set {name!r}")
-    return rows
-
-
 def fig3(
     *,
     cells: list[str],
@@ -123,7 +116,7 @@ def fig3(
                 name = cell_name("hardness", a, b)
                 cell = samples[name]
                 index = int(np.flatnonzero(cell["labels"] == c)[0])
-                h = _hardness_of(per_image, name).set_index("index").loc[index]
+                h = paper.hardness_of(per_image, name).set_index("index").loc[index]
                 rows.append(
                     {
                         "class": c,
@@ -161,7 +154,7 @@ def fig4(
     per_image, fidelity = pd.read_csv(scores), pd.read_csv(precision)
     rows = []
     for a in alphas:
-        h = _hardness_of(per_image, cell_name("hardness", a, 0.0))["hardness"]
+        h = paper.hardness_of(per_image, cell_name("hardness", a, 0.0))["hardness"]
         for statistic, value in (("median_hardness", h.median()), ("mean_hardness", h.mean())):
             rows.append(
                 {
@@ -358,7 +351,7 @@ def fig10(
     rows = []
     for a in alphas:
         name = cell_name("hardness", a, beta)
-        cell, table = samples[name], _hardness_of(per_image, name).set_index("index")
+        cell, table = samples[name], paper.hardness_of(per_image, name).set_index("index")
         for s in range(seeds):
             rows.append(
                 {
@@ -386,10 +379,10 @@ def figA5(*, scores: str, alphas: list[float], beta: float, out: str, csv: str) 
         csv: the figure's numbers.
     """
     per_image = pd.read_csv(scores)
-    baseline = _hardness_of(per_image, "baseline")
+    baseline = paper.hardness_of(per_image, "baseline")
     rows = []
     for a in alphas:
-        sets = {loss: _hardness_of(per_image, cell_name(loss, a, beta)) for loss in ("hardness", "softmax")}
+        sets = {loss: paper.hardness_of(per_image, cell_name(loss, a, beta)) for loss in ("hardness", "softmax")}
         sets = {"baseline": baseline[baseline["index"] < len(sets["hardness"])], **sets}
         for name, table in sets.items():
             h = table["hardness"]
