@@ -335,10 +335,12 @@ def train(
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 save(step + 1)
-            stopped = torch.tensor(float(stop.signal is not None), device=device)
+            stopped = stop.signal is not None
             if ranks > 1:  # every rank stops after the same step
-                dist.all_reduce(stopped)
-            if stopped.item() and step + 1 < steps:
+                flags = torch.tensor(float(stopped), device=device)
+                dist.all_reduce(flags)
+                stopped = bool(flags.item())
+            if stopped and step + 1 < steps:
                 save(step + 1)
                 name = signal.Signals(stop.signal).name if stop.signal else "a signal on another rank"
                 raise TrainingInterrupted(
