@@ -297,11 +297,9 @@ def fig8(*, pairs: str, guided: str, train: str, num_reference: int | None, show
         out: the figure (PDF).
         csv: the figure's numbers.
     """
-    from lowdensity.stages.evaluation import load_image_set
-
-    reference, _ = load_image_set("reference", train, num_reference)
+    reference, samples = _reference_and_guided(train, num_reference, guided)
     atomic_to_csv(pd.read_csv(pairs).head(show), csv)
-    paper.draw_fig8(csv, _load(guided, reference.shape[1:])["images"], reference, out)
+    paper.draw_fig8(csv, samples["images"], reference, out)
 
 
 def fig9(*, neighbours: str, guided: str, train: str, num_reference: int | None, show: int, out: str, csv: str) -> None:
@@ -317,18 +315,24 @@ def fig9(*, neighbours: str, guided: str, train: str, num_reference: int | None,
         out: the figure (PDF).
         csv: the figure's numbers.
     """
+    reference, samples = _reference_and_guided(train, num_reference, guided)
+    table = pd.read_csv(neighbours)
+    nearest = table[table["rank"] == 0].set_index("guided_index")
+    differs = nearest["reference_label"] != nearest["guided_label"]
+    other, same = nearest.index[differs], nearest.index[~differs]
+    chosen = list(other[:show]) + list(same[: max(0, show - len(other))])
+    atomic_to_csv(table[table["guided_index"].isin(chosen)], csv)
+    fraction = float(differs.mean())
+    paper.draw_fig9(csv, samples["images"], samples["labels"], samples["class_names"], reference, fraction, out)
+
+
+def _reference_and_guided(train: str, num_reference: int | None, guided: str) -> tuple[np.ndarray, dict]:
+    """The memorization figures' images: the reference subset of the training split, and the guided
+    set checked against its (C, H, W)."""
     from lowdensity.stages.evaluation import load_image_set
 
     reference, _ = load_image_set("reference", train, num_reference)
-    table = pd.read_csv(neighbours)
-    nearest = table[table["rank"] == 0].set_index("guided_index")
-    other = nearest.index[nearest["reference_label"] != nearest["guided_label"]]
-    same = nearest.index[nearest["reference_label"] == nearest["guided_label"]]
-    chosen = list(other[:show]) + list(same[: max(0, show - len(other))])
-    atomic_to_csv(table[table["guided_index"].isin(chosen)], csv)
-    samples = _load(guided, reference.shape[1:])
-    fraction = float((nearest["reference_label"] != nearest["guided_label"]).mean())
-    paper.draw_fig9(csv, samples["images"], samples["labels"], samples["class_names"], reference, fraction, out)
+    return reference, _load(guided, reference.shape[1:])
 
 
 def fig10(
