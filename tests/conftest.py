@@ -3,9 +3,38 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+
+
+class SmoothEps(torch.nn.Module):
+    """A fixed, non-trivial function of (x, t) standing in for a trained network."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, **kw):
+        return torch.tanh(x * 0.7 + torch.sin(t.float() / 50).reshape(-1, 1, 1, 1))
+
+
+def small_unet(**kw):
+    """An 8×8 class-conditional U-Net of two levels, small enough to train in seconds."""
+    from lowdensity.networks.unet import UNet
+
+    args = dict(
+        image_size=8,
+        in_channels=1,
+        model_channels=16,
+        out_channels=1,
+        num_res_blocks=1,
+        attention_resolutions=(4,),
+        channel_mult=(1, 2),
+        num_classes=3,
+    )
+    return UNet(**{**args, **kw})
 
 
 def pytest_collection_modifyitems(config, items):

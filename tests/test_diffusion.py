@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import SmoothEps
 from scipy import stats
 
 from lowdensity.core.diffusion import (
@@ -42,17 +43,6 @@ class ZeroEps(torch.nn.Module):
 
     def forward(self, x, t, **kw):
         return torch.zeros_like(x)
-
-
-class SmoothEps(torch.nn.Module):
-    """A fixed, non-trivial function of (x, t) standing in for a trained network."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, t, **kw):
-        return torch.tanh(x * 0.7 + torch.sin(t.float() / 50).reshape(-1, 1, 1, 1))
 
 
 def test_linear_schedule_endpoints():

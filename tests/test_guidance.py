@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import SmoothEps
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
@@ -388,15 +389,6 @@ class TinyDiscriminator(torch.nn.Module):
     def embed(self, x, t):
         h = torch.tanh(x.flatten(1) @ self.proj + t[:, None].to(x.dtype) / 100)
         return h * 0 if self.constant else h
-
-
-class SmoothEps(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, t, **kw):
-        return torch.tanh(x * 0.7 + torch.sin(t.float() / 50).reshape(-1, 1, 1, 1))
 
 
 @pytest.mark.parametrize("beta_form", ["paper", "log_ratio"])

@@ -1,14 +1,15 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_unet
 
 from lowdensity.core.training import NonFiniteLossError, learning_rate, train, trajectory_config
 from lowdensity.data import Split, save_split
 from lowdensity.networks.ddpm import ddpm_losses, load_ddpm, training_diffusion
-from lowdensity.networks.unet import UNet
 from lowdensity.stages.ddpm import train_ddpm
 
 DIFFUSION = {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}
@@ -53,17 +54,7 @@ def handful_of_images(n=8, size=8):
 
 def make_model_and_losses(split):
     torch.manual_seed(0)
-    model = UNet(
-        image_size=8,
-        in_channels=1,
-        model_channels=16,
-        out_channels=1,
-        num_res_blocks=1,
-        attention_resolutions=(4,),
-        channel_mult=(1, 2),
-        dropout=0.1,
-        num_classes=2,
-    )
+    model = small_unet(dropout=0.1, num_classes=2)
     compute = ddpm_losses(
         training_diffusion(DIFFUSION),
         torch.from_numpy(split.images),
@@ -213,25 +204,21 @@ def test_nan_loss_stops_with_the_step_number(tmp_path):
 
 def test_train_ddpm_writes_model_and_loss_log(tmp_path):
     save_split(handful_of_images(), tmp_path / "train.npz")
-    params = {"ddpm": {"model": MODEL, "train": train_cfg(steps=4)}, "diffusion": DIFFUSION}
-    train_ddpm(
-        params=params,
-        data=str(tmp_path / "train.npz"),
-        model=str(tmp_path / "model.pt"),
-        loss_csv=str(tmp_path / "loss.csv"),
-        checkpoint=str(tmp_path / "ck.pt"),
-        device="cpu",
-    )
-    model, meta = load_ddpm(str(tmp_path / "model.pt"), torch.device("cpu"))
+    run = run_ddpm(tmp_path, "run", ddpm_params(steps=4))
+    model, meta = load_ddpm(str(run / "model.pt"), torch.device("cpu"))
     assert meta["steps"] == 4 and meta["class_names"] == ["a", "b"] and meta["diffusion"] == DIFFUSION
     assert not model.training
-    log = pd.read_csv(tmp_path / "loss.csv")
+    log = pd.read_csv(run / "loss.csv")
     assert log["step"].tolist() == [2, 4] and {"loss", "mse", "lr", "grad_norm"} <= set(log.columns)
 
 
-def run_ddpm(tmp_path, name, **train):
+def ddpm_params(**train) -> dict:
+    return {"ddpm": {"model": MODEL, "train": train_cfg(**train)}, "diffusion": DIFFUSION}
+
+
+def run_ddpm(tmp_path, name, params) -> Path:
+    """`train_ddpm` on tmp_path/train.npz, its files in tmp_path/name."""
     folder = tmp_path / name
-    params = {"ddpm": {"model": MODEL, "train": train_cfg(**train)}, "diffusion": DIFFUSION}
     train_ddpm(
         params=params,
         data=str(tmp_path / "train.npz"),
@@ -249,8 +236,8 @@ def test_an_ema_snapshot_is_the_model_a_run_stopped_there_writes(tmp_path):
     bit for bit the file a 5-step run writes (weights, architecture, steps), also when the long
     run was interrupted after the snapshot and resumed from its checkpoint."""
     save_split(handful_of_images(), tmp_path / "train.npz")
-    long = run_ddpm(tmp_path, "long", steps=12, snapshots=[5, 9])
-    short = run_ddpm(tmp_path, "short", steps=5)
+    long = run_ddpm(tmp_path, "long", ddpm_params(steps=12, snapshots=[5, 9]))
+    short = run_ddpm(tmp_path, "short", ddpm_params(steps=5))
     snapshot = torch.load(long / "snapshots" / "step_5.pt", weights_only=True)
     reference = torch.load(short / "model.pt", weights_only=True)
     assert snapshot.keys() == reference.keys() and snapshot["steps"] == 5
@@ -260,9 +247,9 @@ def test_an_ema_snapshot_is_the_model_a_run_stopped_there_writes(tmp_path):
     }
     # interrupted at step 10 (its checkpoint every 5): the resumed run still writes both snapshots
     resumed = tmp_path / "resumed"
-    run_ddpm(tmp_path, "resumed", steps=10, snapshots=[5, 9])
+    run_ddpm(tmp_path, "resumed", ddpm_params(steps=10, snapshots=[5, 9]))
     (resumed / "snapshots" / "step_5.pt").unlink()  # as Snakemake removes an incomplete job's outputs
-    run_ddpm(tmp_path, "resumed", steps=12, snapshots=[5, 9])
+    run_ddpm(tmp_path, "resumed", ddpm_params(steps=12, snapshots=[5, 9]))
     for step in (5, 9):
         a = torch.load(resumed / "snapshots" / f"step_{step}.pt", weights_only=True)["state_dict"]
         assert_same_state(a, torch.load(long / "snapshots" / f"step_{step}.pt", weights_only=True)["state_dict"])
@@ -276,46 +263,17 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
     """`train-ddpm --gpus 2`: 2 gloo ranks under torchrun on the CPU (a 2-GPU job uses NCCL): each rank trains
     on its half of every batch and DistributedDataParallel averages the gradients, so the
     weights follow one process training on whole batches (up to summation order)."""
-    import json
     import os
     import subprocess
-    import sys
 
     save_split(handful_of_images(16), str(tmp_path / "train.npz"))
     params = {
         "ddpm": {"model": {**MODEL, "dropout": 0.0}, "train": train_cfg(steps=6, batch_size=8)},
         "diffusion": DIFFUSION,
     }
-    one, two = tmp_path / "one", tmp_path / "two"
-    train_ddpm(
-        params=params,
-        data=str(tmp_path / "train.npz"),
-        model=str(one / "model.pt"),
-        loss_csv=str(one / "loss.csv"),
-        checkpoint=str(one / "ck.pt"),
-        device="cpu",
-    )
+    one, two = run_ddpm(tmp_path, "one", params), tmp_path / "two"
     # what the rule runs when resources.train_ddpm.gpu = 2: the command re-executes itself under torchrun
-    cmd = [
-        sys.executable,
-        "-m",
-        "lowdensity.cli",
-        "--gpus",
-        "2",
-        "train-ddpm",
-        "--params",
-        json.dumps(params),
-        "--data",
-        str(tmp_path / "train.npz"),
-        "--model",
-        str(two / "model.pt"),
-        "--loss_csv",
-        str(two / "loss.csv"),
-        "--checkpoint",
-        str(two / "ck.pt"),
-        "--device",
-        "cpu",
-    ]
+    cmd = train_command(tmp_path, params, two, gpus=2)
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
@@ -332,27 +290,20 @@ def test_two_data_parallel_processes_follow_the_single_process_run(tmp_path):
 
 def assert_ends_like_an_uninterrupted_run(tmp_path, params, folder):
     """The weights a run resumed in `folder` ends with are those of one run never interrupted."""
-    whole = tmp_path / "whole"
-    train_ddpm(
-        params=params,
-        data=str(tmp_path / "train.npz"),
-        model=str(whole / "model.pt"),
-        loss_csv=str(whole / "loss.csv"),
-        checkpoint=str(whole / "ck.pt"),
-        device="cpu",
-    )
+    whole = run_ddpm(tmp_path, "whole", params)
     assert_same_state(
         torch.load(folder / "model.pt", weights_only=True)["state_dict"],
         torch.load(whole / "model.pt", weights_only=True)["state_dict"],
     )
 
 
-def train_command(tmp_path, params, folder) -> list[str]:
-    """`lowdensity train-ddpm` as its rule runs it, in a fresh interpreter."""
+def train_command(tmp_path, params, folder, gpus: int = 1) -> list[str]:
+    """`lowdensity train-ddpm` as its rule runs it, in a fresh interpreter (`--gpus` when > 1)."""
     import json
     import sys
 
-    cmd = [sys.executable, "-m", "lowdensity.cli", "train-ddpm", "--params", json.dumps(params)]
+    launcher = ["--gpus", str(gpus)] if gpus > 1 else []
+    cmd = [sys.executable, "-m", "lowdensity.cli", *launcher, "train-ddpm", "--params", json.dumps(params)]
     cmd += ["--data", str(tmp_path / "train.npz"), "--model", str(folder / "model.pt"), "--loss_csv"]
     return cmd + [str(folder / "loss.csv"), "--checkpoint", str(folder / "ck.pt"), "--device", "cpu"]
 

@@ -1,22 +1,8 @@
 import pytest
 import torch
+from conftest import small_unet
 
 from lowdensity.networks.unet import EncoderUNet, UNet, count_parameters, timestep_embedding
-
-
-def small_unet(**kw):
-    args = dict(
-        image_size=8,
-        in_channels=1,
-        model_channels=16,
-        out_channels=1,
-        num_res_blocks=1,
-        attention_resolutions=(4,),
-        channel_mult=(1, 2),
-        num_classes=3,
-    )
-    args.update(kw)
-    return UNet(**args)
 
 
 def test_unet_shapes_and_learned_sigma_output():
