@@ -10,7 +10,6 @@ file is missing, truncated or lacks an array.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import pickle
 import re
@@ -199,10 +198,6 @@ def atomic_torch_save(obj, path) -> None:
 def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
-
-
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_to_csv(df, path) -> None:
