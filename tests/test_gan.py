@@ -286,9 +286,18 @@ def test_pretrained_biggan_deep_samples_through_the_pipeline(toy_data, tmp_path)
         attention_layer_position=1,
     )
     torch.manual_seed(0)
+    model = biggan.BigGAN(config)
+    # Spectral norm divides each weight by u·Wv; at random init u and v are random, so
+    # u·Wv can be ~0.01 and sixteen such layers overflow to NaN on some CPUs. Released
+    # weights hold converged power-iteration vectors: store the true top singular pair.
+    for module in model.modules():
+        if hasattr(module, "weight_u"):
+            left, _, right = torch.linalg.svd(module.weight_orig.detach().flatten(1), full_matrices=False)
+            module.weight_u.copy_(left[:, 0])
+            module.weight_v.copy_(right[0])
     folder = tmp_path / "biggan"
     folder.mkdir()
-    torch.save(biggan.BigGAN(config).state_dict(), folder / "pytorch_model.bin")
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
     path, _, _ = toy_data
     gan = {"truncation": None, "pretrained": {"path": str(folder), "truncation": 0.4, "imagenet_classes": [207, 208]}}
