@@ -4,7 +4,14 @@ import re
 import pytest
 import yaml
 
-from lowdensity.config import ConfigError, deep_merge, load_config, validate_config
+from lowdensity.config import (
+    ConfigError,
+    deep_merge,
+    estimated_core_hours,
+    load_config,
+    planning_estimate,
+    validate_config,
+)
 
 
 @pytest.fixture()
@@ -153,3 +160,25 @@ def test_yaml_nan_is_refused(tmp_path, repo):
     bad.write_text("guidance:\n  beta: .nan\n")
     with pytest.raises(ConfigError, match=r"'guidance\.beta': nan is not a finite number"):
         load_config(repo / "config.yaml", bad)
+
+
+def test_core_hour_estimates_scale_the_measured_run_by_work_and_network_size(default):
+    """The default against its own measurement gives back the measured times; twice the training steps
+    twice the hours, twice the U-Net's width four times (multiply-adds grow with channels²)."""
+    measured = [{"rule": "train_ddpm", "wall_s": "3600"}, {"rule": "sample_baseline", "wall_s": "1800"}]
+    assert estimated_core_hours(default, default, measured) == {"train_ddpm": 1.0, "sample_baseline": 0.5}
+    longer = deep_merge(default, {"ddpm": {"train": {"steps": 2 * default["ddpm"]["train"]["steps"]}}})
+    assert estimated_core_hours(longer, default, measured)["train_ddpm"] == pytest.approx(2.0)
+    wider = deep_merge(default, {"ddpm": {"model": {"channels": 2 * default["ddpm"]["model"]["channels"]}}})
+    assert estimated_core_hours(wider, default, measured) == pytest.approx({"train_ddpm": 4.0, "sample_baseline": 2.0})
+
+
+def test_planning_estimate_names_the_run_it_scales(default, repo, tmp_path):
+    (tmp_path / "default_runs.csv").write_text(
+        "date,commit,machine,cores,stage_costs,minutes_with_setup,note\n"
+        "2026-01-01,abc1234,Some CPU,2,costs.csv,40,\n2026-01-02,def5678,Other CPU,2,,30,no table kept\n"
+    )
+    (tmp_path / "costs.csv").write_text("rule,jobs,wall_s\ntrain_ddpm,1,5400\n")
+    lines = planning_estimate(default, repo / "config.yaml", tmp_path)
+    assert "2026-01-01 at abc1234 on Some CPU" in lines[0] and lines[1:] == ["  train_ddpm: 1.5 h"]
+    assert planning_estimate(default, repo / "config.yaml", tmp_path / "nowhere") == []

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import small_unet
 
-from lowdensity.core.training import NonFiniteLossError, learning_rate, train, trajectory_config
+from lowdensity.core.training import NonFiniteLossError, fingerprint, learning_rate, train, trajectory_config
 from lowdensity.data import Split, save_split
 from lowdensity.networks.ddpm import ddpm_losses, load_ddpm, training_diffusion
 from lowdensity.stages.ddpm import train_ddpm
@@ -86,8 +86,9 @@ def weights_after(tmp_path, name, runs, **cfg):
     split = handful_of_images()
     for steps in runs:
         model, compute = make_model_and_losses(split)
+        config = train_cfg(steps=steps, **cfg)
         ema, history = train(
-            model, compute, train_cfg(steps=steps, **cfg), tmp_path / f"{name}.pt", "run", torch.device("cpu")
+            model, compute, config, tmp_path / f"{name}.pt", fingerprint(trajectory_config(config)), torch.device("cpu")
         )
     state = torch.load(tmp_path / f"{name}.pt", weights_only=True)
     return state["model"], ema.state_dict(), history
@@ -381,6 +382,24 @@ def test_a_shorter_run_does_not_return_the_longer_runs_weights(tmp_path, caplog)
     assert_same_state(ema, fresh_ema)
     assert history == fresh_history and history[-1]["step"] == 8
     assert not all(torch.equal(model[k], longer_model[k]) for k in model)
+
+
+def test_a_reconfigured_run_keeps_the_previous_checkpoint_and_reverting_restores_it(tmp_path, caplog):
+    """Snakemake deletes a model before its job reruns; if the new configuration then fails, the
+    previous one's final checkpoint is still there: reverting resumes from it at its last step and
+    gives back that model bit for bit, with no step trained."""
+    first_model, first_ema, first_history = weights_after(tmp_path, "run", [8])
+    weights_after(tmp_path, "run", [3], lr=1e-4)  # another configuration, stopped early
+    kept = list(tmp_path.glob("run.pt.*"))
+    assert len(kept) == 1 and "kept as" in caplog.text and str(kept[0]) in caplog.text
+    caplog.clear()
+    model, ema, history = weights_after(tmp_path, "run", [8])  # the first configuration again
+    assert f"resuming from {kept[0]} at step 8" in caplog.text
+    assert_same_state(model, first_model)
+    assert_same_state(ema, first_ema)
+    assert history == first_history
+    # the kept file became the checkpoint again; the second configuration's is now the one kept
+    assert [p.name for p in tmp_path.glob("run.pt.*")] != [kept[0].name] and len(list(tmp_path.glob("run.pt.*"))) == 1
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty"])

@@ -787,3 +787,17 @@ def test_figure_numbers_reads_what_the_rules_wrote(tiny_run, repo):
         f"{sets.median_avgknn[s]:.2f}" for s in ("real", "baseline", "guided", "gan")
     )
     assert "fig4a median hardness at α = 0 / 1" in numbers and all(numbers.values())
+
+
+def test_a_dry_run_prints_each_large_stages_estimated_hours(snakemake_exe, repo, tmp_path):
+    """Planning the paper-scale CIFAR-10 run on CPUs shows, before anything runs, that its DDPM
+    training is thousands of core-hours, scaled from the recorded default run."""
+    cmd = [snakemake_exe, "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n"]
+    result = subprocess.run(
+        [*cmd, "--configfile", str(repo / "configs/cifar10.yaml")], capture_output=True, text=True, timeout=300, env=ENV
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "estimated core-hours per stage on CPUs (scaled from the default run of" in result.stderr
+    hours = {m[1]: m[2] for m in re.finditer(r"^  (\w+): ([\d,.]+) h$", result.stderr, flags=re.M)}
+    assert set(hours) >= {"train_ddpm", "sample_baseline", "sample_guided"}
+    assert float(hours["train_ddpm"].replace(",", "")) > 1000

@@ -4,6 +4,7 @@ the schema shipped with the package (`workflow/schemas/config.schema.yaml`), wit
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import math
 import os
@@ -258,6 +259,63 @@ def workload_problems(config: dict) -> list[str]:
         for stage, (key, work) in stage_workloads(config).items()
         if work > bound
     ]
+
+
+def network_size(config: dict, stage: str) -> float:
+    """A stage's network cost relative to width 1 and one residual block per level: channels² ×
+    residual blocks × levels, the terms a U-Net's multiply-adds grow with at a fixed resolution."""
+    section = {"train_ddpm": "ddpm", "sample_baseline": "ddpm", "sample_guided": "ddpm"}.get(stage, stage[6:])
+    model = config[section]["model"]
+    return float(model["channels"] ** 2 * model["num_res_blocks"] * len(model["channel_mult"]))
+
+
+def estimated_core_hours(config: dict, reference: dict, reference_costs: list[dict]) -> dict[str, float]:
+    """Each large stage's core-hours, scaled from a measured run of `reference` (the default
+    configuration) by pixel-steps (`stage_workloads`) × network size (`network_size`).
+    `reference_costs`: that run's stage table (benchmarks/runs/default_*.csv rows: rule, wall_s; its
+    jobs ran one thread each, so wall seconds are core-seconds). Rough, and said so where printed:
+    a planning aid against days-long surprises, not a scheduler's estimate."""
+    measured = {row["rule"]: float(row["wall_s"]) for row in reference_costs}
+    planned, baseline = stage_workloads(config), stage_workloads(reference)
+    return {
+        stage: measured[stage]
+        / 3600
+        * (work / baseline[stage][1])
+        * (network_size(config, stage) / network_size(reference, stage))
+        for stage, (_, work) in planned.items()
+        if stage in measured
+    }
+
+
+def planning_estimate(config: dict, reference_config: str | Path, runs_dir: str | Path) -> list[str]:
+    """Lines a dry run prints: each large stage's estimated core-hours, scaled from the newest
+    default run recorded in `runs_dir`/default_runs.csv that kept its stage table. Empty when
+    no such run is recorded (a checkout without benchmarks/)."""
+    runs_dir = Path(runs_dir)
+    index = runs_dir / "default_runs.csv"
+    if not index.exists():
+        return []
+    with index.open() as handle:
+        kept = [row for row in csv.DictReader(handle) if row["stage_costs"] and (runs_dir / row["stage_costs"]).exists()]
+    if not kept:
+        return []
+    run = kept[-1]
+    with (runs_dir / run["stage_costs"]).open() as handle:
+        costs = list(csv.DictReader(handle))
+    reference = yaml.safe_load(Path(reference_config).read_text())
+    hours = estimated_core_hours(config, reference, costs)
+    head = (
+        f"estimated core-hours per stage on CPUs (scaled from the default run of {run['date']} at "
+        f"{run['commit']} on {run['machine']}, {runs_dir / run['stage_costs']}, by images × steps × "
+        "network size; rough, and a GPU is many times faster):"
+    )
+    return [head] + [f"  {stage}: {_duration(value)}" for stage, value in hours.items()]
+
+
+def _duration(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:,.0f} h" if hours >= 100 else f"{hours:.2g} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.1f} s"
 
 
 def gpu_visible() -> bool:

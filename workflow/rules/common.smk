@@ -5,7 +5,7 @@ import threading
 
 import sys
 
-from lowdensity.config import ConfigError, deep_merge, missing_local_files, validate_config
+from lowdensity.config import ConfigError, deep_merge, missing_local_files, planning_estimate, validate_config
 from lowdensity.layout import (
     WEIGHT_PATTERN,
     cell_name,
@@ -24,6 +24,13 @@ validate_config(config, check_files=False)
 MISSING_FILES = missing_local_files(config)
 for problem in MISSING_FILES:
     print(f"warning: {problem}", file=sys.stderr)
+
+
+# Printed when a dry run or a run plans (the executor, and so whether this is a dry run, is
+# chosen only after the workflow is read); jobs that read the workflow again stay quiet.
+if workflow.is_main_process:
+    for line in planning_estimate(config, f"{workflow.basedir}/config.yaml", f"{workflow.basedir}/benchmarks/runs"):
+        print(line, file=sys.stderr)
 
 
 onstart:

@@ -142,45 +142,80 @@ def memory_format(model: torch.nn.Module, channels_last: bool = False) -> torch.
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
+def kept_checkpoint(checkpoint_path: Path, run_fingerprint: str) -> Path:
+    """Where a differently configured run's checkpoint is kept: `checkpoint.pt.<fingerprint>`."""
+    return checkpoint_path.with_name(f"{checkpoint_path.name}.{run_fingerprint}")
+
+
 def resume_state(checkpoint_path: Path, run_fingerprint: str, steps: int, device, desc: str) -> dict | None:
     """The checkpoint to resume from: one that belongs to this run (same fingerprint) and is not
     past its configured end. A checkpoint of a longer run is not cut back, since its weights are
     not those of the shorter one: training starts afresh. A checkpoint that cannot be read
-    (truncated, empty) is moved aside, named in the log, and training starts afresh."""
-    if not checkpoint_path.exists():
+    (truncated, empty) is moved aside, named in the log, and training starts afresh.
+
+    A checkpoint of a differently configured run is kept, not overwritten, as
+    `kept_checkpoint(path, its fingerprint)` (one such file: an older one is deleted), since
+    Snakemake deletes that run's model before a new job starts: reverting the configuration then
+    resumes from it — at its last step, the model is back without training."""
+    state = _read_checkpoint(checkpoint_path, desc)
+    if state is not None and state["fingerprint"] != run_fingerprint:
+        kept = kept_checkpoint(checkpoint_path, state["fingerprint"])
+        if is_main_process():  # one rank moves files; the others only read
+            for older in checkpoint_path.parent.glob(f"{checkpoint_path.name}.{'[0-9a-f]' * 16}"):
+                if older != kept_checkpoint(checkpoint_path, run_fingerprint):
+                    older.unlink(missing_ok=True)
+            os.replace(checkpoint_path, kept)
+        log.warning(
+            "%s: %s belongs to a differently configured run: kept as %s (reverting the configuration "
+            "resumes from it); training this configuration from the start",
+            desc,
+            checkpoint_path,
+            kept,
+        )
+        state = None
+    if state is None:
+        state = _read_checkpoint(kept_checkpoint(checkpoint_path, run_fingerprint), desc)
+    if state is None:
+        return None
+    if state["step"] > steps:
+        log.warning(
+            "%s: ignoring the checkpoint at step %d, past the configured %d steps; training from the start",
+            desc,
+            state["step"],
+            steps,
+        )
+        return None
+    log.warning("%s: resuming from %s at step %d", desc, state["path"], state["step"])
+    return state
+
+
+def _read_checkpoint(path: Path, desc: str) -> dict | None:
+    """The checkpoint at `path` (with its `path`), None if there is none; an unreadable one is moved
+    to `<name>.unreadable-<time>` and named in the log."""
+    if not path.exists():
         return None
     try:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        fingerprint_, step = state["fingerprint"], int(state["step"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["step"] = int(state["step"])
+        state["fingerprint"] = str(state["fingerprint"])
+    except FileNotFoundError:  # another data-parallel rank moved it
+        return None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as err:
-        aside = checkpoint_path.with_name(f"{checkpoint_path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
-            os.replace(checkpoint_path, aside)
+            os.replace(path, aside)
         except FileNotFoundError:  # another data-parallel rank moved it first
             pass
         log.warning(
             "%s: the checkpoint %s cannot be read (%s: %s); moved it to %s and training from the start",
             desc,
-            checkpoint_path,
+            path,
             type(err).__name__,
             err,
             aside,
         )
         return None
-    if fingerprint_ != run_fingerprint:
-        log.warning("%s: ignoring %s (it belongs to a differently configured run)", desc, checkpoint_path)
-        return None
-    if step > steps:
-        log.warning(
-            "%s: ignoring %s: it is at step %d, past the configured %d steps; training from the start",
-            desc,
-            checkpoint_path,
-            step,
-            steps,
-        )
-        return None
-    log.warning("%s: resuming from %s at step %d", desc, checkpoint_path, step)
-    return state
+    return {**state, "path": path}
 
 
 def world() -> tuple[int, int]:
@@ -291,6 +326,7 @@ def train(
             },
             checkpoint_path,
         )
+        kept_checkpoint(checkpoint_path, run_fingerprint).unlink(missing_ok=True)  # superseded
 
     warmup = int(train_cfg.get("warmup_steps", 0))
     schedule = train_cfg.get("lr_schedule", "constant")
@@ -312,7 +348,10 @@ def train(
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"{desc}: loss is {loss.item()} at step {step}; stopping (last checkpoint: {checkpoint_path})"
+                    f"{desc}: loss is {loss.item()} at step {step}; stopping. {checkpoint_path} holds this run's "
+                    "last checkpointed step; a previous configuration's run, if one finished here, is kept "
+                    f"beside it as {checkpoint_path.name}.<fingerprint>: reverting the configuration and "
+                    "rerunning gives its model back without training"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
