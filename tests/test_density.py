@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import cdist
 
 from lowdensity.metrics.density import LocalOutlierFactor, avg_knn, closest_pairs
-from lowdensity.metrics.knn import improved_precision_recall, inside_balls, knn, knn_radii
+from lowdensity.metrics.knn import ball_pairs, improved_precision_recall, inside_balls, knn, knn_radii
 
 
 def brute_knn(q, r, k, exclude_self=False):
@@ -140,6 +141,59 @@ def test_inside_balls_far_from_the_origin_falls_back_to_float64(monkeypatch):
     )
     np.testing.assert_array_equal(inside_balls(support, radii, points, block=32), brute_inside(support, radii, points))
     assert any(decided)
+
+
+def brute_pairs(support, radii, points):
+    """Every pair's float64 difference, squared and summed as the radii were (a point on another
+    ball's sphere — a support point that is its centre's k-th neighbour — is then inside, as it is
+    exactly; numpy's or cdist's summation order puts it 4e-16 outside)."""
+    d = (torch.as_tensor(points)[:, None] - torch.as_tensor(support)[None]).square().sum(-1).sqrt()
+    return np.nonzero(d.numpy() <= radii[None])
+
+
+@pytest.mark.parametrize("block", [5, 64, None])
+@pytest.mark.parametrize("offset", [0.0, 5000.0])
+def test_ball_pairs_equal_brute_force(block, offset):
+    """Every (point, ball) pair, certified in float32 or decided in float64 (far from the origin,
+    where float32 cannot resolve the powers), equals the float64 test of every pair: points on a
+    support point, duplicates (radius 0) and points far outside included."""
+    rng = np.random.default_rng(9)
+    support = offset + rng.normal(size=(150, 16))
+    support[10] = support[11]
+    radii = knn_radii(support, 1)
+    points = np.concatenate([offset + rng.normal(0.3, 1.0, size=(120, 16)), support[:20], support[10:11], 50 + support[:5]])
+    found = ball_pairs(support, radii, points, block=block)
+    expected = brute_pairs(support, radii, points)
+    np.testing.assert_array_equal(found[0], expected[0])
+    np.testing.assert_array_equal(found[1], expected[1])
+
+
+@pytest.mark.parametrize("n_real, n_fake, dim, shift", [(200, 150, 8, 0.3), (500, 300, 64, 0.0), (120, 400, 4, 1.0)])
+def test_precision_recall_density_coverage_equal_prdc(n_real, n_fake, dim, shift):
+    """prdc (Naeem et al.'s reference code, `compute_prdc` with nearest_k = k) on random sets, one
+    with duplicated fakes: all four metrics equal to 1e-6."""
+    prdc = pytest.importorskip("prdc")
+    rng = np.random.default_rng(n_real)
+    real = rng.normal(size=(n_real, dim)).astype(np.float32)
+    fake = (rng.normal(size=(n_fake, dim)) * 1.1 + shift).astype(np.float32)
+    fake[-10:] = fake[:10]
+    for k in (1, 3, 5):
+        ours = improved_precision_recall(real, fake, k=k)
+        reference = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+        assert ours == pytest.approx({key: float(v) for key, v in reference.items()}, abs=1e-6), k
+
+
+def test_density_and_coverage_closed_forms():
+    """Fakes equal to the reals: every real ball holds its own centre, so coverage is 1, and each
+    fake lies in its own ball and in those of the reals it is among the k nearest of."""
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(60, 5))
+    radii = np.sort(cdist(real, real), axis=1)[:, 3]
+    metrics = improved_precision_recall(real, real, k=3)
+    assert metrics["coverage"] == 1.0 and metrics["precision"] == 1.0
+    assert metrics["density"] == pytest.approx((cdist(real, real) <= radii[None]).sum() / (3 * 60))
+    far = improved_precision_recall(real, real + 100, k=3)
+    assert far["density"] == 0.0 and far["coverage"] == 0.0
 
 
 @pytest.mark.parametrize("block", [16, None])

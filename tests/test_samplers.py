@@ -19,6 +19,7 @@ from lowdensity.guidance.minority import (
     self_guided_cond_fn,
     self_guided_loss,
 )
+from lowdensity.metrics.knn import knn_radii
 from lowdensity.networks.ddpm import load_ddpm, training_diffusion
 from lowdensity.stages.sampler_comparison import frechet_distance
 from lowdensity.stages.samplers import sample_with
@@ -181,9 +182,8 @@ def brute_force_rarity(real, radii, fake):
 def test_rarity_equals_brute_force_including_samples_outside_every_ball():
     rng = np.random.default_rng(3)
     real = rng.normal(size=(120, 4))
-    d = cdist(real, real)
-    np.fill_diagonal(d, np.inf)
-    radii = np.sort(d, axis=1)[:, 2]  # k = 3
+    radii = np.sort(cdist(real, real), axis=1)[:, 3]  # k = 3 as the published code: column 0 is the point itself
+    np.testing.assert_allclose(radii, knn_radii(real, 3), rtol=1e-12)  # the radii the pipeline stores
     fake = np.concatenate([rng.normal(size=(40, 4)), rng.normal(8, 1, (5, 4))])  # the last five outside every ball
     ours = rarity_scores(real, radii, fake, block=16)
     expected = brute_force_rarity(real, radii, fake)

@@ -281,8 +281,11 @@ def minority_guidance_cond_fn(classifier, target: int, scale: float):
 
 
 def rarity_scores(real: np.ndarray, real_radii: np.ndarray, fake: np.ndarray, block: int = 2048) -> np.ndarray:
-    """Han et al. (2022): for each fake feature inside at least one real k-NN ball, the smallest
-    radius among the balls that contain it; NaN for a fake inside none. Distances in float64."""
+    """Han et al. (2022), Eq. 2: for each fake feature inside at least one real k-NN ball, the
+    smallest radius among the balls that contain it; NaN for a fake inside none. Distances in
+    float64. `real_radii` are each real point's distance to its k-th nearest *other* real point
+    (`knn_radii`, the pipeline's stored neighbours): the published code takes column k of the
+    sorted distance rows, where column 0 is the point itself at distance 0 — the same radius."""
     real64 = torch.from_numpy(np.asarray(real, dtype=np.float64))
     radii = torch.from_numpy(np.asarray(real_radii, dtype=np.float64))
     out = np.full(len(fake), np.nan)

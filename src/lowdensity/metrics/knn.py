@@ -262,16 +262,65 @@ def inside_balls(
     return inside.cpu().numpy()
 
 
-def coverage(
+def ball_pairs(
     support: np.ndarray,
     radii: np.ndarray,
     points: np.ndarray,
     block: int | None = None,
     device: str | torch.device = "cpu",
-) -> float:
-    """Fraction of `points` inside at least one support point's ball (radius `radii`)."""
-    inside = inside_balls(support, radii, points, block, device)
-    return float(inside.mean()) if len(inside) else float("nan")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (point, support point) pair with ‖p − s_j‖ ≤ ρ_j, as two int64 index arrays (sorted
+    by point, then support). The float32 power ‖p − s_j‖² − ρ_j² of each pair is certified
+    inside (≤ −bound) or outside (> bound) by its rounding bound (module docstring); the pairs in
+    between are decided by float64 differences. Equal to testing every pair in float64."""
+    device = torch.device(device)
+    block = block or default_block(device)
+    s32, p32 = _float32(support, device), _float32(points, device)
+    rho64 = torch.as_tensor(np.asarray(radii, dtype=np.float64), device=device)
+    s_sq64 = _squared_norms64(s32, block)
+    offsets = (s_sq64 - rho64**2).float()  # ‖s‖² − ρ² per support point, one float32 rounding
+    p_sq = _squared_norms(p32, block)
+    bound = _rounding_bound(_squared_norms64(p32, block), s_sq64.max(), s32.shape[1]) + 4 * FLOAT32_UNIT_ROUNDOFF * (
+        (rho64**2).max() + s_sq64.max()
+    )
+    slack32 = (bound * (1 + 1e-6)).float()  # widened to cover its own rounding to float32
+    found_points, found_support = [], []
+    for ps in range(0, len(p32), block):
+        pe = min(ps + block, len(p32))
+        slack = slack32[ps:pe, None]
+        for ss in range(0, len(s32), block):
+            se = min(ss + block, len(s32))
+            power = torch.addmm(offsets[None, ss:se], p32[ps:pe], s32[ss:se].T, alpha=-2).add_(p_sq[ps:pe, None])
+            inside = power <= -slack
+            unsure = torch.nonzero(~inside & (power <= slack))
+            if len(unsure):
+                rows, cols = unsure[:, 0] + ps, unsure[:, 1] + ss
+                gap = _rows64(points, rows.cpu().numpy(), device) - _rows64(support, cols.cpu().numpy(), device)
+                inside[unsure[:, 0], unsure[:, 1]] = gap.square().sum(1).sqrt() <= rho64[cols]
+            pairs = torch.nonzero(inside)
+            found_points.append(pairs[:, 0] + ps)
+            found_support.append(pairs[:, 1] + ss)
+    if not found_points:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    point_index, support_index = torch.cat(found_points), torch.cat(found_support)
+    order = torch.argsort(point_index * len(support) + support_index)
+    return point_index[order].cpu().numpy(), support_index[order].cpu().numpy()
+
+
+def precision_density_coverage(
+    point_index: np.ndarray, support_index: np.ndarray, num_points: int, num_support: int, k: int
+) -> dict:
+    """From the pairs of `ball_pairs` (fake points in real k-NN balls): improved precision
+    (Kynkäänniemi et al. 2019: the fraction of fakes in at least one real ball), density (Naeem
+    et al. 2020, Eq. 4: the balls holding each fake, summed, over k × fakes; 1 when fakes are
+    distributed like reals) and coverage (Naeem et al., Eq. 5: the fraction of real balls
+    holding at least one fake)."""
+    counts = np.bincount(point_index, minlength=num_points)
+    return {
+        "precision": float((counts > 0).mean()) if num_points else float("nan"),
+        "density": float(counts.sum() / (k * num_points)) if num_points else float("nan"),
+        "coverage": float(len(np.unique(support_index)) / num_support),
+    }
 
 
 def improved_precision_recall(
@@ -284,11 +333,18 @@ def improved_precision_recall(
 ) -> dict:
     """Kynkäänniemi et al. (2019): precision = fraction of fake points inside some real point's
     k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically.
+    With them, from the same pairs of fakes and real balls, Naeem et al.'s (2020) density and
+    coverage (`precision_density_coverage`), as prdc computes them with `nearest_k = k`.
     `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set."""
     search = {"device": device, "block": block}
     if real_radii is None:
         real_radii = knn_radii(real, k, **search)
+    fake_in_real = ball_pairs(real, real_radii, fake, **search)
+    recall = inside_balls(fake, knn_radii(fake, k, **search), real, **search)
+    fidelity = precision_density_coverage(*fake_in_real, len(fake), len(real), k)
     return {
-        "precision": coverage(real, real_radii, fake, **search),
-        "recall": coverage(fake, knn_radii(fake, k, **search), real, **search),
+        "precision": fidelity["precision"],
+        "recall": float(recall.mean()) if len(recall) else float("nan"),
+        "density": fidelity["density"],
+        "coverage": fidelity["coverage"],
     }
