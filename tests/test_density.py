@@ -6,6 +6,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from lowdensity.metrics.density import LocalOutlierFactor, avg_knn, closest_pairs
+from lowdensity.metrics.diversity import vendi_scores
 from lowdensity.metrics.knn import ball_pairs, improved_precision_recall, inside_balls, knn, knn_radii
 
 
@@ -161,7 +162,9 @@ def test_ball_pairs_equal_brute_force(block, offset):
     support = offset + rng.normal(size=(150, 16))
     support[10] = support[11]
     radii = knn_radii(support, 1)
-    points = np.concatenate([offset + rng.normal(0.3, 1.0, size=(120, 16)), support[:20], support[10:11], 50 + support[:5]])
+    points = np.concatenate(
+        [offset + rng.normal(0.3, 1.0, size=(120, 16)), support[:20], support[10:11], 50 + support[:5]]
+    )
     found = ball_pairs(support, radii, points, block=block)
     expected = brute_pairs(support, radii, points)
     np.testing.assert_array_equal(found[0], expected[0])
@@ -335,7 +338,8 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     fake, fake_labels = rng.normal(0.3, 1.1, size=(60, 12)).astype(np.float32), np.arange(60) % 3
     save_features(str(tmp_path / "reference.npy"), ref, ref_labels)
     save_features(str(tmp_path / "guided.npy"), fake, fake_labels)
-    cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3}
+    intervals = {"bootstrap": 50, "vendi_bootstrap": 10, "level": 0.9, "seed": 0, "vendi_orders": [1, 2]}
+    cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3, "intervals": intervals}
     reference_neighbours(
         params=cfg, reference=str(tmp_path / "reference.npy"), out=str(tmp_path / "own.npz"), device="cpu"
     )
@@ -363,7 +367,13 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     )
     summary = pd.read_csv(tmp_path / "s.csv").iloc[0]
     expected = improved_precision_recall(ref, fake, k=3)
-    assert summary["precision"] == expected["precision"] and summary["recall"] == expected["recall"]
+    for metric in ("precision", "recall", "density", "coverage"):
+        assert summary[metric] == expected[metric], metric
+    assert summary["vendi"] == pytest.approx(vendi_scores(fake, [1])[1], rel=1e-12)
+    assert summary["vendi_q2"] == pytest.approx(vendi_scores(fake, [2])[2], rel=1e-12)
+    for metric in ("precision", "density", "coverage", "vendi", "vendi_q2"):
+        assert summary[f"{metric}_low"] <= summary[metric] <= summary[f"{metric}_high"], metric
+    assert "recall_low" not in summary  # the fakes' own balls change with each resample: no interval
 
 
 def test_label_hardness_one_class_at_a_time_equals_the_class_gaussians():

@@ -296,7 +296,9 @@ def planning_estimate(config: dict, reference_config: str | Path, runs_dir: str 
     if not index.exists():
         return []
     with index.open() as handle:
-        kept = [row for row in csv.DictReader(handle) if row["stage_costs"] and (runs_dir / row["stage_costs"]).exists()]
+        kept = [
+            row for row in csv.DictReader(handle) if row["stage_costs"] and (runs_dir / row["stage_costs"]).exists()
+        ]
     if not kept:
         return []
     run = kept[-1]

@@ -74,7 +74,7 @@ rule density_metrics:
     resources:
         **stage_resources("metrics"),
     params:
-        cfg=evaluation_keys("knn_k", "lof_k", "precision_k"),
+        cfg=evaluation_keys("knn_k", "lof_k", "precision_k", "intervals"),
         device=config["device"],
     shell:
         "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"

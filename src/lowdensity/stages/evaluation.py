@@ -31,6 +31,7 @@ from lowdensity.io import (
 from lowdensity.metrics.cost import cost_table, render_table
 from lowdensity.metrics.density import LocalOutlierFactor, avg_knn, closest_pairs
 from lowdensity.metrics.fidelity import fidelity
+from lowdensity.metrics.intervals import fidelity_and_diversity
 from lowdensity.metrics.knn import improved_precision_recall, knn
 from lowdensity.networks.ddpm import load_ddpm, sampling_diffusion
 from lowdensity.runtime import select_device
@@ -216,11 +217,12 @@ def set_density_metrics(
 ) -> None:
     """One image set in one space. Per image: hardness (class Gaussians fitted on the reference
     features, Eq. 3), AvgkNN (k = knn_k) and LOF (k = lof_k) against the reference; for the set:
-    improved precision and recall (k = precision_k) and the medians. The reference side (its own
+    improved precision and recall, density and coverage (k = precision_k), the Vendi scores and
+    the medians, with bootstrap intervals (`fidelity_and_diversity`). The reference side (its own
     neighbours) comes from `reference_neighbours`, so each set is one independent job.
 
     Args:
-        params: {"knn_k": ..., "lof_k": ..., "precision_k": ...} of the evaluation section.
+        params: {"knn_k", "lof_k", "precision_k", "intervals"} of the evaluation section.
         extractor: the feature space's name.
         reference: the reference's features.
         neighbours: the reference's own neighbours (reference-neighbours).
@@ -257,13 +259,19 @@ def set_density_metrics(
         )
         for metric, v in values.items()
     ]
-    pr = improved_precision_recall(
-        ref["features"], data["features"], k=params["precision_k"], real_radii=radii, device=dev
+    measured = fidelity_and_diversity(
+        ref["features"],
+        data["features"],
+        k=params["precision_k"],
+        intervals=params["intervals"],
+        real_radii=radii,
+        device=dev,
     )
     summary = {
         "set": set_name,
         "extractor": extractor,
-        **pr,
+        **{row["metric"]: row["value"] for row in measured},
+        **{f"{row['metric']}_{end}": row[end] for row in measured for end in ("low", "high") if np.isfinite(row[end])},
         "k": params["precision_k"],
         "n": len(data["labels"]),
         "num_reference": len(ref["labels"]),
