@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Material for MkDocs prints an announcement of its successor on every build; the build itself is clean.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test lint format docs slurm-test setup data lock clean
+.PHONY: run test lint format docs gpu-check slurm-test setup data lock clean
 
 # Quiet unless it fails: pip's output goes to $(VENV)/setup.log, whose tail is shown on failure.
 setup: $(VENV)/.installed
@@ -73,6 +73,11 @@ format: setup
 docs: setup
 	lowdensity render-docs --pages '[configuration, performance, gpu_hours]'
 	mkdocs build --strict
+
+# On a machine with CUDA: the paper-scale training, sampling and search costs in a few minutes,
+# written to benchmarks/runs/gpu-<date>.csv (the GPU-hours page reads it). Without CUDA it says so.
+gpu-check: setup
+	python benchmarks/gpu_check.py
 
 slurm-test: setup data
 	bash tests/slurm/run.sh

@@ -396,9 +396,9 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_config(*paths: str | Path) -> dict:
-    """Load and merge YAML files left to right, then validate."""
+def load_config(*paths: str | Path, check_files: bool = True) -> dict:
+    """Load and merge YAML files left to right, then validate (`check_files`: as `validate_config`'s)."""
     config: dict = {}
     for path in paths:
         config = deep_merge(config, yaml.load(Path(path).read_text(), Loader=YAML_LOADER) or {})
-    return validate_config(config)
+    return validate_config(config, check_files=check_files)

@@ -207,10 +207,18 @@ def render_gpu_hours(runs_dir: str | Path) -> str:
     measured = sorted(runs_dir.glob("gpu-*.csv"))
     lines = [GENERATED_NOTE.format(source="benchmarks/runs/gpu*.csv")]
     if measured:
+        check = pd.read_csv(measured[-1])
         lines += [
-            f"**Measured**: the newest GPU check, `benchmarks/runs/{measured[-1].name}`.",
+            f"**Measured** on {check['gpu'].iloc[0]} by the newest GPU check (`make gpu-check`, "
+            f"`benchmarks/runs/{measured[-1].name}`, commit {check['commit'].iloc[0]}):",
             "",
-            markdown_table(pd.read_csv(measured[-1])),
+            markdown_table(check[["part", "metric", "value", "unit", "detail"]]),
+            "",
+            "### GPU-hours from the measurement",
+            "",
+            markdown_table(measured_gpu_hours(check, runs_dir.parents[1] / "configs/cifar10.yaml")),
+            "",
+            "The stages the check does not time are in the estimate below.",
             "",
         ]
     else:
@@ -241,3 +249,29 @@ def render_gpu_hours(runs_dir: str | Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def measured_gpu_hours(check: pd.DataFrame, cifar10_config: Path) -> pd.DataFrame:
+    """The hours the GPU check's rates give at paper scale: CIFAR-10's DDPM training (steps ×
+    batch of `configs/cifar10.yaml` over the measured images per second), its guided set (images
+    × the measured seconds per image) and the ImageNet-scale exact searches (as timed)."""
+    import yaml
+
+    config = yaml.safe_load(cifar10_config.read_text())
+    value = check.set_index("part")["value"]
+    train, sampling = config["ddpm"]["train"], config["sampling"]
+    guided = config.get("guidance", {}).get("num_samples") or sampling["num_samples"]
+    rows = [
+        (
+            "train_ddpm (CIFAR-10)",
+            train["steps"] * train["batch_size"] / value["train_ddpm"] / 3600,
+            f"{train['steps']:,} steps × batch {train['batch_size']}",
+        ),
+        ("sample_guided (CIFAR-10)", guided * value["sample_guided"] / 3600, f"{guided:,} images"),
+        (
+            "k-NN + precision (ImageNet scale)",
+            (value["knn"] + value["precision"]) / 3600,
+            "50,000 samples × 1,281,167 references × 2,048",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["stage", "GPU-hours", "work"]).round({"GPU-hours": 3})
