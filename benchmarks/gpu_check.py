@@ -58,7 +58,9 @@ def train_rate(cfg: dict, device: torch.device, steps: int, seconds: float) -> d
     unet = UNet(**unet_kwargs(cfg["ddpm"]["model"], 32, 3, 10, learned)).to(device).train()
     batch = cfg["ddpm"]["train"]["batch_size"]
     images = torch.randint(0, 256, (4 * batch, 3, 32, 32), dtype=torch.uint8)
-    compute = ddpm_losses(training_diffusion(cfg["diffusion"]), images, torch.arange(4 * batch) % 10, batch, device, True)
+    compute = ddpm_losses(
+        training_diffusion(cfg["diffusion"]), images, torch.arange(4 * batch) % 10, batch, device, True
+    )
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
 
@@ -160,7 +162,9 @@ def main():
         print(f"{part:>16} {metric:<22} {value:12.4g} {unit:<10} {detail}", flush=True)
 
     train = train_rate(cfg, device, 2 if args.smoke else args.train_steps, args.train_seconds)
-    detail = f"{train['parameters'] / 1e6:.1f}M-parameter U-Net, 32x32, batch {train['batch']}, bf16, {train['steps']} steps"
+    detail = (
+        f"{train['parameters'] / 1e6:.1f}M-parameter U-Net, 32x32, batch {train['batch']}, bf16, {train['steps']} steps"
+    )
     record("train_ddpm", "images_per_s", train["images_per_s"], "images/s", detail)
     seconds = guided_seconds_per_image(cfg, device, sizes["guided_batch"], sizes["sample_steps"])
     detail = f"batch {sizes['guided_batch']}, {sizes['sample_steps']} steps timed, scaled to {cfg['sampling']['steps']}"

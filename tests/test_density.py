@@ -339,7 +339,7 @@ def test_set_metrics_from_memory_mapped_files_equal_the_in_memory_computation(tm
     save_features(str(tmp_path / "reference.npy"), ref, ref_labels)
     save_features(str(tmp_path / "guided.npy"), fake, fake_labels)
     intervals = {"bootstrap": 50, "vendi_bootstrap": 10, "level": 0.9, "seed": 0, "vendi_orders": [1, 2]}
-    cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3, "intervals": intervals}
+    cfg = {"knn_k": 5, "lof_k": 20, "precision_k": 3, "intervals": intervals, "knn_backend": "faiss"}
     reference_neighbours(
         params=cfg, reference=str(tmp_path / "reference.npy"), out=str(tmp_path / "own.npz"), device="cpu"
     )
@@ -420,3 +420,23 @@ def test_features_extracted_in_chunks_equal_one_pass(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got["labels"], labels)
     np.testing.assert_allclose(got["features"], expected, rtol=1e-5, atol=1e-6)
     assert len(labels) == 45 and got["features"].shape == (45, expected.shape[1])
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_the_faiss_backend_gives_the_same_neighbours(exclude_self):
+    """faiss only proposes the float32 candidates; the float64 re-rank and its certification are
+    ours, so both backends return the same distances and indices — duplicates (whose own entry
+    faiss may not list first) and exact ties included."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(12)
+    references = rng.normal(size=(700, 24)).astype(np.float32)
+    references[[5, 6, 7]] = references[8]  # a point with three duplicates
+    references[20] = references[21] + 1e-7
+    queries = references if exclude_self else np.concatenate([rng.normal(size=(90, 24)), references[:10]])
+    for k in (1, 4, 9):
+        ours = knn(queries, references, k, exclude_self=exclude_self, block=128)
+        theirs = knn(queries, references, k, exclude_self=exclude_self, backend="faiss")
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        np.testing.assert_array_equal(ours[1], theirs[1])
+    with pytest.raises(ValueError, match="knn backend must be one of"):
+        knn(queries, references, 1, backend="annoy")

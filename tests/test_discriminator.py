@@ -151,7 +151,8 @@ def test_fidelity_rows_agree_with_improved_precision_and_prd():
     rng = np.random.default_rng(1)
     reference, samples = rng.normal(size=(400, 6)), rng.normal(0.3, 1.2, size=(120, 6))
     prd_cfg = {"num_clusters": 8, "num_angles": 1001, "num_runs": 3}
-    rows = {r["metric"]: r for r in fidelity_with_intervals(reference, samples, 3, prd_cfg, 50, 0.9, seed=0)}
+    intervals = {"bootstrap": 50, "vendi_bootstrap": 10, "level": 0.9, "seed": 0, "vendi_orders": [1]}
+    rows = {r["metric"]: r for r in fidelity_with_intervals(reference, samples, 3, prd_cfg, intervals)}
     assert rows["improved_precision"]["value"] == pytest.approx(
         improved_precision_recall(reference, samples, 3)["precision"]
     )
@@ -159,5 +160,10 @@ def test_fidelity_rows_agree_with_improved_precision_and_prd():
     assert rows["prd_f1/8"]["value"] == pytest.approx(curve["f_1/8"]) and rows["prd_f8"]["value"] == pytest.approx(
         curve["f_8"]
     )
-    for row in rows.values():
-        assert 0 <= row["low"] <= row["high"] <= 1 and row["n"] == 120 and row["bootstrap"] == 50
+    expected = improved_precision_recall(reference, samples, 3)
+    assert rows["density"]["value"] == expected["density"] and rows["coverage"]["value"] == expected["coverage"]
+    assert np.isnan(rows.pop("recall")["low"])  # the fakes' own balls change with each resample: no interval
+    for metric, row in rows.items():
+        top = 120 if metric == "vendi" else (np.inf if metric == "density" else 1)
+        assert row["low"] <= row["value"] <= row["high"] <= top and row["n"] == 120, metric
+        assert row["bootstrap"] == (10 if metric == "vendi" else 50), metric

@@ -20,7 +20,7 @@ from lowdensity.stages.evaluation import labels_path, save_features
 
 STAGE = [sys.executable, "-m", "lowdensity.cli"]
 INTERVALS = {"bootstrap": 20, "vendi_bootstrap": 5, "level": 0.9, "seed": 0, "vendi_orders": [1]}
-DENSITY = {"knn_k": 3, "lof_k": 3, "precision_k": 3, "intervals": INTERVALS}
+DENSITY = {"knn_k": 3, "lof_k": 3, "precision_k": 3, "intervals": INTERVALS, "knn_backend": "torch"}
 REFERENCE = "results/features/classifier/reference.npy"
 SET = "results/features/classifier/baseline.npy"
 NEIGHBOURS = "results/metrics/classifier/reference_neighbours.npz"

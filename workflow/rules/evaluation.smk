@@ -45,7 +45,7 @@ rule reference_neighbours:
     resources:
         **stage_resources("metrics"),
     params:
-        cfg=evaluation_keys("lof_k", "precision_k"),
+        cfg=evaluation_keys("lof_k", "precision_k", "knn_backend"),
         device=config["device"],
     shell:
         "lowdensity reference-neighbours --params {params.cfg:q} --reference {input} --out {output} --device {params.device} 2> {log}"
@@ -74,7 +74,7 @@ rule density_metrics:
     resources:
         **stage_resources("metrics"),
     params:
-        cfg=evaluation_keys("knn_k", "lof_k", "precision_k", "intervals"),
+        cfg=evaluation_keys("knn_k", "lof_k", "precision_k", "intervals", "knn_backend"),
         device=config["device"],
     shell:
         "lowdensity density-metrics --params {params.cfg:q} --extractor {wildcards.extractor} --reference {input.reference}"
@@ -133,7 +133,7 @@ rule memorization:
     resources:
         **stage_resources("metrics"),
     params:
-        cfg=evaluation_keys("memorization"),
+        cfg=evaluation_keys("memorization", "knn_backend"),
         device=config["device"],
     shell:
         "lowdensity memorization --params {params.cfg:q} --reference {input.reference} --guided {input.guided}"

@@ -50,8 +50,12 @@ rule fig4b_fidelity:
     params:
         cfg=json.dumps(
             {
-                **{k: G["fig4b"][k] for k in ("alpha", "bootstrap", "level", "seed", "prd")},
+                **{k: G["fig4b"][k] for k in ("alpha", "prd")},
                 "precision_k": G["precision"]["k"],
+                "intervals": {
+                    **{k: G["fig4b"][k] for k in ("bootstrap", "level", "seed")},
+                    **{k: config["evaluation"]["intervals"][k] for k in ("vendi_bootstrap", "vendi_orders")},
+                },
             },
             sort_keys=True,
         ),

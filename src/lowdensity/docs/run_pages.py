@@ -39,7 +39,27 @@ def number(value, digits: int = 3) -> str:
 
 
 def interval(value, low, high, digits: int = 3) -> str:
+    """`value [low, high]`, or the value alone where the metric has no interval (recall)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return number(value, digits)
     return f"{number(value, digits)} [{number(low, digits)}, {number(high, digits)}]"
+
+
+def fidelity_columns(sets: pd.DataFrame) -> pd.DataFrame:
+    """A set summary (indexed by set) as the pages show it: the medians, then each fidelity and
+    diversity metric with its interval where the table has one, n, and FID where present."""
+    shown = pd.DataFrame(index=sets.index)
+    for metric in ("median_hardness", "median_avgknn", "median_lof"):
+        shown[metric] = [number(v, 4) for v in sets[metric]]
+    for metric in ("precision", "recall", "density", "coverage", "vendi"):
+        if metric in sets.columns:
+            low = sets.get(f"{metric}_low", pd.Series(np.nan, index=sets.index))
+            high = sets.get(f"{metric}_high", pd.Series(np.nan, index=sets.index))
+            shown[metric] = [interval(v, lo, hi) for v, lo, hi in zip(sets[metric], low, high)]
+    shown["n"] = sets["n"]
+    if "fid" in sets.columns:
+        shown["fid"] = [number(v, 4) for v in sets["fid"]]
+    return shown.reset_index()
 
 
 @dataclass(frozen=True)
@@ -296,10 +316,7 @@ class RunPages:
             "",
         ]
 
-        table = sets.reset_index()[
-            ["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
-            + (["fid"] if "fid" in sets.columns else [])
-        ]
+        table = fidelity_columns(sets)
         lines += [
             "## Figure 7: density of real, baseline, guided and GAN images",
             "",
@@ -308,9 +325,11 @@ class RunPages:
             "**The paper:** baseline samples have the real data's density distribution; guided samples come from "
             "low-density neighbourhoods on all three metrics.",
             "",
-            f"`results/metrics/{self.first}_sets.csv` (FID from `{self.first}_fidelity.csv`, in this space):",
+            f"`results/metrics/{self.first}_sets.csv` (FID from `{self.first}_fidelity.csv`, in this space; "
+            "density and coverage: Naeem et al. 2020; Vendi: the effective number of distinct samples, "
+            "Friedman & Dieng 2023; [95% bootstrap intervals]):",
             "",
-            markdown_table(table.round(4)),
+            markdown_table(table),
             "",
             self.density_verdict(sets).markdown() + ".",
             "",
@@ -329,11 +348,7 @@ class RunPages:
             lines += [
                 f"`results/metrics/{space}_sets.csv`:",
                 "",
-                markdown_table(
-                    other.reset_index()[
-                        ["set", "median_hardness", "median_avgknn", "median_lof", "precision", "recall", "n"]
-                    ].round(4)
-                ),
+                markdown_table(fidelity_columns(other)),
                 "",
                 self.density_verdict(other).markdown() + ".",
                 "",

@@ -422,15 +422,15 @@ def draw_figD1(table_csv: str, out_pdf: str) -> None:
 
 
 def draw_figS1(table_csv: str, out_pdf: str) -> None:
-    """Figure S1: precision against density per sampler over its strengths (labels: strength),
-    one panel per (space, density measure) of the table."""
+    """Figure S1: precision or coverage against density per sampler over its strengths (labels:
+    strength), one panel per (space, density measure, y metric) of the table."""
     plt = _plt()
     table = pd.read_csv(table_csv)
     panels = _in_order(table["panel"])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, layout="constrained")
     for ax, panel in zip(axes[0], panels):
         rows = table[table["panel"] == panel]
-        space, x_label = panel.split(": ", 1)
+        space, x_label = panel.split(": ", 1)[0], panel.split(": ", 1)[1].rsplit(" / ", 1)[0]
         for sampler, group in rows.groupby("sampler", sort=False):
             style = (
                 {"marker": "*", "markersize": 12, "linestyle": "none", "color": "black"}
@@ -443,8 +443,8 @@ def draw_figS1(table_csv: str, out_pdf: str) -> None:
                     ax.annotate(f"{r.strength:g}", (r.x, r.y), fontsize=6, xytext=(2, 2), textcoords="offset points")
         ax.set_title(f"{space} space", fontsize=9)
         ax.set_xlabel(f"{x_label} (→ lower density)")
-        ax.set_ylabel("precision")
+        ax.set_ylabel(rows["y_metric"].iloc[0])
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Fidelity against density per sampler (labels: strength)", fontsize=9)
+    fig.suptitle("Fidelity and coverage against density per sampler (labels: strength)", fontsize=9)
     _save(fig, out_pdf)

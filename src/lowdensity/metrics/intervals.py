@@ -55,6 +55,7 @@ def fidelity_and_diversity(
     intervals: dict,
     real_radii: np.ndarray | None = None,
     device: str | torch.device = "cpu",
+    backend: str = "torch",
 ) -> list[dict]:
     """Tidy rows (metric, value, low, high) for a fake set against real features: improved
     precision and recall (Kynkäänniemi et al.), density and coverage (Naeem et al.), all with k-NN
@@ -62,13 +63,13 @@ def fidelity_and_diversity(
 
     `intervals`: {"bootstrap", "vendi_bootstrap", "level", "seed", "vendi_orders"} (the
     evaluation section's `intervals`): replicates for the ball metrics and for Vendi, the
-    interval's coverage, the generator's seed."""
+    interval's coverage, the generator's seed. `backend`: the k-NN searches' (`knn.knn`)."""
     if real_radii is None:
-        real_radii = knn_radii(real, k, device=device)
+        real_radii = knn_radii(real, k, device=device, backend=backend)
     pairs = ball_pairs(real, real_radii, fake, device=device)
     values = precision_density_coverage(*pairs, len(fake), len(real), k)
     replicates = pairs_bootstrap(*pairs, len(fake), len(real), k, intervals["bootstrap"], intervals["seed"])
-    recall = inside_balls(fake, knn_radii(fake, k, device=device), real, device=device)
+    recall = inside_balls(fake, knn_radii(fake, k, device=device, backend=backend), real, device=device)
     values["recall"] = float(recall.mean())
     orders = list(intervals["vendi_orders"])
     for q, value in vendi_scores(fake, orders).items():
@@ -78,7 +79,7 @@ def fidelity_and_diversity(
     rows = []
     for metric in ("precision", "recall", "density", "coverage", *map(vendi_name, orders)):
         low, high = (
-            centred_interval(values[metric], replicates[metric], intervals["level"])
+            centred_interval(values[metric], replicates[metric], intervals["level"], _range(metric, len(fake)))
             if metric in replicates
             else (np.nan,) * 2
         )
@@ -86,11 +87,21 @@ def fidelity_and_diversity(
     return rows
 
 
-def centred_interval(value: float, replicates: np.ndarray, level: float) -> tuple[float, float]:
+def _range(metric: str, num_samples: int) -> tuple[float, float]:
+    """Where a metric's values lie: fractions in [0, 1], density in [0, ∞), Vendi in [1, n]."""
+    if metric == "density":
+        return 0.0, np.inf
+    return (1.0, float(num_samples)) if metric.startswith("vendi") else (0.0, 1.0)
+
+
+def centred_interval(
+    value: float, replicates: np.ndarray, level: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float]:
     """The replicates' central `level` range, moved so that their median falls on `value`.
     Resampling with replacement repeats about a third of the samples; for means (precision,
     density) that changes nothing, but coverage and Vendi count *distinct* samples and fall by a
     bias the resampled sets have and the sampler's own draws do not (in the tests' set of 60 fakes:
-    coverage 0.25, its replicates' median 0.17). Centring keeps the spread and drops that bias."""
+    coverage 0.25, its replicates' median 0.17). Centring keeps the spread and drops that bias; the
+    ends are then clipped to `bounds`, the metric's range."""
     low, median, high = np.quantile(replicates, [(1 - level) / 2, 0.5, (1 + level) / 2])
-    return float(value + low - median), float(value + high - median)
+    return float(max(value + low - median, bounds[0])), float(min(value + high - median, bounds[1]))

@@ -169,9 +169,30 @@ def _float32_candidates(
     return best_d, best_i
 
 
+def _faiss_candidates(q: torch.Tensor, r: torch.Tensor, m: int, self_search: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_float32_candidates` by faiss's exhaustive float32 search (its BLAS path computes the
+    same ‖a‖² + ‖b‖² − 2ab, so the same rounding bound holds), on as many threads as torch uses.
+    A self-search asks for one more neighbour and drops each point's own entry (or, where
+    duplicates pushed it out, the farthest)."""
+    import faiss
+
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    queries, references = np.ascontiguousarray(q.numpy()), np.ascontiguousarray(r.numpy())
+    distances, indices = faiss.knn(queries, references, m + int(self_search))
+    if self_search:
+        own = indices == np.arange(len(indices))[:, None]
+        own[~own.any(1), -1] = True
+        keep = ~own
+        distances, indices = distances[keep].reshape(len(q), m), indices[keep].reshape(len(q), m)
+    return torch.from_numpy(distances), torch.from_numpy(indices).long()
+
+
 def _rounding_bound(q_sq64: torch.Tensor, r_sq64_max: torch.Tensor, dim: int) -> torch.Tensor:
     """Bound on the float32 error of ‖a‖² + ‖b‖² − 2ab (inputs rounded to float32 included)."""
     return 2 * (dim + 2) * FLOAT32_UNIT_ROUNDOFF * (q_sq64 + r_sq64_max)
+
+
+KNN_BACKENDS = ("torch", "faiss")
 
 
 def knn(
@@ -182,13 +203,19 @@ def knn(
     block: int | None = None,
     device: str | torch.device = "cpu",
     margin: int = 8,
+    backend: str = "torch",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances (sorted ascending) and indices of the k nearest references of every query,
     equal to a float64 brute-force search (ties: lower reference index first), computed on
     `device` in blocks of `block` rows (None: 4096 on the CPU, from free memory on CUDA).
 
     With `exclude_self`, queries are the references themselves and each point's own entry is
-    skipped (its k nearest *other* points). `margin`: extra float32 candidates per row."""
+    skipped (its k nearest *other* points). `margin`: extra float32 candidates per row.
+    `backend`: who finds the float32 candidates — our blocked GEMM (`torch`) or faiss's exact
+    `IndexFlatL2` search (`faiss`, CPU only); the float64 re-rank and certification are the same,
+    so both give the same answer."""
+    if backend not in KNN_BACKENDS:
+        raise ValueError(f"knn backend must be one of {KNN_BACKENDS}, not {backend!r}")
     device = torch.device(device)
     block = block or default_block(device)
     available = len(references) - int(exclude_self)
@@ -199,7 +226,10 @@ def knn(
     m = min(k + margin, available)
     r32 = _float32(references, device)
     q32 = r32 if exclude_self else _float32(queries, device)
-    cand_f32, cand = _float32_candidates(q32, r32, m, exclude_self, block)
+    if backend == "faiss" and device.type == "cpu":
+        cand_f32, cand = _faiss_candidates(q32, r32, m, exclude_self)
+    else:
+        cand_f32, cand = _float32_candidates(q32, r32, m, exclude_self, block)
     # exact distances of the candidates, ordered by (distance, index)
     cand = torch.sort(cand, dim=1).values
     dim = r32.shape[1]
@@ -330,17 +360,19 @@ def improved_precision_recall(
     real_radii: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     block: int | None = None,
+    backend: str = "torch",
 ) -> dict:
     """Kynkäänniemi et al. (2019): precision = fraction of fake points inside some real point's
     k-NN ball (radius: distance to its k-th nearest other real point); recall symmetrically.
     With them, from the same pairs of fakes and real balls, Naeem et al.'s (2020) density and
     coverage (`precision_density_coverage`), as prdc computes them with `nearest_k = k`.
-    `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set."""
+    `real_radii` (from `knn_radii`) saves recomputing the real balls for every fake set; `backend`:
+    the radii's k-NN searches' (`knn`)."""
     search = {"device": device, "block": block}
     if real_radii is None:
-        real_radii = knn_radii(real, k, **search)
+        real_radii = knn_radii(real, k, backend=backend, **search)
     fake_in_real = ball_pairs(real, real_radii, fake, **search)
-    recall = inside_balls(fake, knn_radii(fake, k, **search), real, **search)
+    recall = inside_balls(fake, knn_radii(fake, k, backend=backend, **search), real, **search)
     fidelity = precision_density_coverage(*fake_in_real, len(fake), len(real), k)
     return {
         "precision": fidelity["precision"],

@@ -166,14 +166,21 @@ def reference_neighbours(*, params: dict, reference: str, out: str, device: str 
     k-distances and lrd and the precision balls of every set's metrics, searched once on `device`.
 
     Args:
-        params: {"lof_k": ..., "precision_k": ...} of the evaluation section.
+        params: {"lof_k", "precision_k", "knn_backend"} of the evaluation section.
         reference: the reference's features.
         out: its neighbours (.npz).
         device: where the search runs (auto: CUDA when present).
     """
     ref = load_features(reference)
     k = max(params["lof_k"], params["precision_k"])
-    distances, indices = knn(ref["features"], ref["features"], k, exclude_self=True, device=select_device(device))
+    distances, indices = knn(
+        ref["features"],
+        ref["features"],
+        k,
+        exclude_self=True,
+        device=select_device(device),
+        backend=params["knn_backend"],
+    )
     atomic_savez(out, distances=distances, indices=indices, k=k)
 
 
@@ -222,7 +229,7 @@ def set_density_metrics(
     neighbours) comes from `reference_neighbours`, so each set is one independent job.
 
     Args:
-        params: {"knn_k", "lof_k", "precision_k", "intervals"} of the evaluation section.
+        params: {"knn_k", "lof_k", "precision_k", "intervals", "knn_backend"} of the evaluation section.
         extractor: the feature space's name.
         reference: the reference's features.
         neighbours: the reference's own neighbours (reference-neighbours).
@@ -238,9 +245,13 @@ def set_density_metrics(
     lof = LocalOutlierFactor(ref["features"], k=params["lof_k"], neighbours=own)
     radii = own[0][:, params["precision_k"] - 1]
     data = load_features(features, like=ref)
-    near = knn(
-        data["features"], ref["features"], max(params["knn_k"], params["lof_k"]), device=dev
-    )  # one search, both metrics
+    near = knn(  # one search, both metrics
+        data["features"],
+        ref["features"],
+        max(params["knn_k"], params["lof_k"]),
+        device=dev,
+        backend=params["knn_backend"],
+    )
     values = {
         "hardness": label_hardness(ref["features"], ref["labels"], data["features"], data["labels"]),
         "avgknn": avg_knn(data["features"], ref["features"], k=params["knn_k"], neighbours=near),
@@ -266,6 +277,7 @@ def set_density_metrics(
         intervals=params["intervals"],
         real_radii=radii,
         device=dev,
+        backend=params["knn_backend"],
     )
     summary = {
         "set": set_name,
@@ -335,8 +347,9 @@ def memorization(
         ref["features"],
         min(max(cfg["neighbours"], cfg["top_pairs"]), len(ref["labels"])),
         device=dev,
+        backend=params["knn_backend"],
     )
-    d_real, idx_real = knn(real_set["features"], ref["features"], 1, device=dev)
+    d_real, idx_real = knn(real_set["features"], ref["features"], 1, device=dev, backend=params["knn_backend"])
     rows = []
     for name, dist, nearest, labels in [
         ("guided", d_guided[:, 0], idx[:, 0], guided_set["labels"]),

@@ -488,7 +488,8 @@ def figD1(*, accuracy: dict[str, str], overrides: dict[str, dict], out: str, csv
 
 def figS1(*, table: str, hardness_space: str, out: str, csv: str) -> None:
     """Figure S1: precision against median AvgkNN (each evaluation space) and against median
-    hardness (`hardness_space`), one curve per sampler over its strengths, the baseline a point.
+    hardness (`hardness_space`), and coverage (Naeem et al.) against median AvgkNN (each space),
+    one curve per sampler over its strengths, the baseline a point.
 
     Args:
         table: the samplers' table (samplers-table).
@@ -497,12 +498,15 @@ def figS1(*, table: str, hardness_space: str, out: str, csv: str) -> None:
         csv: the figure's numbers.
     """
     points = pd.read_csv(table).sort_values(["sampler", "strength"])
-    panels = [(space, "median_avgknn", "median AvgkNN") for space in points["space"].unique()]
-    panels.append((hardness_space, "median_hardness", "median hardness"))
+    spaces = list(points["space"].unique())
+    panels = [(space, "median_avgknn", "median AvgkNN", "precision") for space in spaces]
+    panels.append((hardness_space, "median_hardness", "median hardness", "precision"))
+    panels += [(space, "median_avgknn", "median AvgkNN", "coverage") for space in spaces]
     shown = [
-        group.assign(panel=f"{space}: {x_label}", x=group[x_key], y=group["precision"])
-        for space, x_key, x_label in panels
+        group.assign(panel=f"{space}: {x_label} / {y_key}", x=group[x_key], y=group[y_key], y_metric=y_key)
+        for space, x_key, x_label, y_key in panels
         for _, group in points[points["space"] == space].groupby("sampler", sort=False)
     ]
-    atomic_to_csv(pd.concat(shown, ignore_index=True)[["panel", "sampler", "strength", "space", "x", "y"]], csv)
+    columns = ["panel", "sampler", "strength", "space", "x", "y", "y_metric"]
+    atomic_to_csv(pd.concat(shown, ignore_index=True)[columns], csv)
     paper.draw_figS1(csv, out)

@@ -16,7 +16,8 @@ import torch
 from lowdensity.data import load_split, read_sample_set
 from lowdensity.guidance.classifier import embed_images, load_encoder, load_gaussians
 from lowdensity.io import atomic_to_csv, read_npz
-from lowdensity.metrics.knn import improved_precision_recall, inside_balls, knn_radii
+from lowdensity.metrics.intervals import centred_interval, fidelity_and_diversity
+from lowdensity.metrics.knn import improved_precision_recall, knn_radii
 from lowdensity.runtime import select_device
 from lowdensity.stages.evaluation import load_image_set
 
@@ -113,56 +114,50 @@ def score_sample_sets(
     atomic_to_csv(pd.DataFrame(precision_rows), precision_csv)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    return tuple(float(v) for v in np.quantile(values, [(1 - level) / 2, (1 + level) / 2]))
-
-
 def fidelity_with_intervals(
     reference: np.ndarray,
     samples: np.ndarray,
     k: int,
     prd_cfg: dict,
-    bootstrap: int,
-    level: float,
-    seed: int,
+    intervals: dict,
     *,
     reference_radii: np.ndarray | None = None,
     device: str | torch.device = "cpu",
 ) -> list[dict]:
-    """Improved precision (Kynkäänniemi et al., k-NN balls of the reference) and PRD's F_1/8
-    (precision) and F_8 (recall) (Sajjadi et al.) of `samples` against `reference` features,
-    each with a percentile bootstrap interval over resampled samples: the precision's from
-    the per-sample ball membership, PRD's from one clustering per replicate (so its interval
-    holds both the sampling and the clustering spread)."""
+    """`fidelity_and_diversity`'s rows (improved precision — named `improved_precision` here —,
+    recall, density, coverage, Vendi scores) and PRD's F_1/8 (precision) and F_8 (recall)
+    (Sajjadi et al.) of `samples` against `reference` features, with centred bootstrap intervals
+    over resampled samples (`intervals`: bootstrap, vendi_bootstrap, level, seed, vendi_orders);
+    PRD's from one clustering per replicate, so its interval holds both the sampling and the
+    clustering spread."""
     from lowdensity.metrics.prd import max_f_beta, one_clustering, prd
 
-    if reference_radii is None:
-        reference_radii = knn_radii(reference, k, device=device)
-    inside = inside_balls(reference, reference_radii, samples, device=device)
+    rows = fidelity_and_diversity(
+        reference, samples, k=k, intervals=intervals, real_radii=reference_radii, device=device
+    )
+    rows = [{**row, "metric": "improved_precision" if row["metric"] == "precision" else row["metric"]} for row in rows]
+    seed, level = intervals["seed"], intervals["level"]
     rng = np.random.default_rng(seed)
-    boot_precision = [inside[rng.integers(0, len(inside), len(inside))].mean() for _ in range(bootstrap)]
     curve = prd(samples, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], prd_cfg["num_runs"], seed)
     boot_f = []
-    for b in range(bootstrap):
+    for b in range(intervals["bootstrap"]):
         resampled = samples[rng.integers(0, len(samples), len(samples))]
         p, r = one_clustering(
             resampled, reference, prd_cfg["num_clusters"], prd_cfg["num_angles"], rng, seed + 1000 + b
         )
         boot_f.append((max_f_beta(p, r, 1 / 8), max_f_beta(p, r, 8)))
     boot_f = np.asarray(boot_f)
-    rows = [
-        {
-            "metric": "improved_precision",
-            "value": float(inside.mean()),
-            **dict(zip(("low", "high"), _interval(np.asarray(boot_precision), level))),
-        }
-    ]
     for j, (metric, key) in enumerate((("prd_f1/8", "f_1/8"), ("prd_f8", "f_8"))):
-        rows.append(
-            {"metric": metric, "value": curve[key], **dict(zip(("low", "high"), _interval(boot_f[:, j], level)))}
-        )
+        low, high = centred_interval(curve[key], boot_f[:, j], level)
+        rows.append({"metric": metric, "value": curve[key], "low": low, "high": high})
     return [
-        {**row, "n": len(samples), "num_reference": len(reference), "bootstrap": bootstrap, "level": level}
+        {
+            **row,
+            "n": len(samples),
+            "num_reference": len(reference),
+            "bootstrap": intervals["vendi_bootstrap" if row["metric"].startswith("vendi") else "bootstrap"],
+            "level": level,
+        }
         for row in rows
     ]
 
@@ -181,7 +176,8 @@ def fig4b_fidelity(
     (`reference_neighbours`, for the balls), `cells` a space to {β: the cell's features}.
 
     Args:
-        params: figure 4b's α, bootstrap, level, seed, PRD settings and precision_k.
+        params: figure 4b's α, PRD settings and precision_k, and `intervals` (figure 4b's bootstrap,
+            level and seed, with the evaluation's Vendi orders and replicates).
         references: feature space → the reference's features.
         neighbours: feature space → the reference's own neighbours.
         cells: feature space → β (as written in the cell's name) → the cell's features.
@@ -199,15 +195,7 @@ def fig4b_fidelity(
         for beta, path in sorted((float(b), p) for b, p in cells[space].items()):
             samples = np.array(load_features(path)["features"])
             for row in fidelity_with_intervals(
-                reference["features"],
-                samples,
-                k,
-                params["prd"],
-                params["bootstrap"],
-                params["level"],
-                params["seed"],
-                reference_radii=radii,
-                device=dev,
+                reference["features"], samples, k, params["prd"], params["intervals"], reference_radii=radii, device=dev
             ):
                 rows.append({"space": space, "alpha": params["alpha"], "beta": beta, **row})
     atomic_to_csv(pd.DataFrame(rows), out)

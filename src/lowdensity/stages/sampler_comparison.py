@@ -1,8 +1,9 @@
 """The low-density samplers side by side (`snakemake samplers`): one table, figure S1 and Table 1
 per sampler, all from the sweep's sample files and their features in each evaluation space.
 
-Per point (sampler, strength) and space: improved precision and recall and the medians of
-hardness, AvgkNN and LOF (`density_metrics`, unchanged), the Fréchet distance of the point's
+Per point (sampler, strength) and space: improved precision and recall, density and coverage,
+the Vendi scores (with their intervals) and the medians of hardness, AvgkNN and LOF
+(`density_metrics`, unchanged), the Fréchet distance of the point's
 features to the reference's (FID when the space is Inception's; here the space's own), the
 Rarity score (Han et al. 2022; median over the samples inside some real k-NN ball, and the
 fraction inside none), and the sampler's seconds per image as it measured them.
@@ -24,6 +25,11 @@ STRENGTH_NAMES = {
     "self_guided": "scale",
     "minority_guidance": "w",
 }
+
+
+# The set summary's fidelity and diversity columns a point's row carries, with their intervals
+# (precision, precision_low, precision_high, …, vendi, vendi_q2, …).
+SUMMARY_METRICS = ("precision", "recall", "density", "coverage", "vendi")
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,8 +69,7 @@ def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict]
                     "strength": strength,
                     "space": space,
                     "n": int(summary["n"]),
-                    "precision": summary["precision"],
-                    "recall": summary["recall"],
+                    **summary[[c for c in summary.index if c.split("_")[0] in SUMMARY_METRICS]].to_dict(),
                     "median_hardness": summary["median_hardness"],
                     "median_avgknn": summary["median_avgknn"],
                     "median_lof": summary["median_lof"],
@@ -107,14 +112,15 @@ def write_markdown(table_csv: str, out_md: str) -> None:
     """A Markdown table of each sampler's points with fidelity, density and cost (results/samplers.md)."""
     table = pd.read_csv(table_csv)
     lines = [
-        "| sampler | strength | space | precision | recall | median AvgkNN "
+        "| sampler | strength | space | precision | recall | density | coverage | Vendi | median AvgkNN "
         "| median hardness | FD | median Rarity | outside | s/image |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
         lines.append(
             f"| {r.sampler} | {r.strength:g} | {r.space} | "
-            f"{r.precision:.3f} | {r.recall:.3f} | {r.median_avgknn:.3g} | "
+            f"{r.precision:.3f} | {r.recall:.3f} | {r.density:.3f} | {r.coverage:.3f} | {r.vendi:.3g} | "
+            f"{r.median_avgknn:.3g} | "
             f"{r.median_hardness:.3g} | {r.frechet_distance:.3g} | "
             f"{r.median_rarity:.3g} | {r.outside_every_ball:.2f} | "
             f"{r.seconds_per_image:.3g} |"
