@@ -50,7 +50,8 @@ class FeatureExtractor:
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-1] != self.input_size:
                 x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-            out.append(self.model.forward_head(self.model.forward_features((x - mean) / std), pre_logits=True).cpu())
+            features = self.model.forward_head(self.model.forward_features((x - mean) / std), pre_logits=True)
+            out.append(features.float().cpu())  # float32 also under bf16 autocast
         return torch.cat(out).numpy() if out else np.zeros((0, self.model.num_features), dtype=np.float32)
 
     @torch.no_grad()
