@@ -227,7 +227,8 @@ def render_gpu_hours(runs_dir: str | Path) -> str:
             "    No GPU check has been recorded (`benchmarks/runs/gpu-*.csv` is absent). The hours below are "
             "extrapolated from the H100 timings of the default networks in `benchmarks/runs/sampling_speed.csv`, "
             "scaled by the networks' FLOPs, and from published training times; none of them was run at paper "
-            "scale. Treat them as planning figures of the right order of magnitude.",
+            "scale. Treat them as planning figures of the right order of magnitude. `make gpu-check` on a GPU "
+            "node (a few minutes) records a measurement, from which this page then computes the hours.",
             "",
         ]
     estimate = pd.read_csv(runs_dir / "gpu_hours_estimate.csv")
