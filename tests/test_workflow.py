@@ -367,7 +367,7 @@ def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo,
     for name, row in sets.iterrows():
         cells = shown[name]
         values = [float(cell.split()[0]) for cell in cells[: len(columns)]]  # "value [low, high]" or "value"
-        assert values == pytest.approx([row[c] for c in columns], rel=1e-3, abs=1e-3)  # shown to 3-4 figures
+        assert values == pytest.approx([row[c] for c in columns], rel=5e-3)  # shown to 3 or 4 significant figures
         for column, cell in zip(columns[3:], cells[3 : len(columns)]):
             if column != "recall":
                 assert cell.split()[1:] == [f"[{row[column + '_low']:.3g},", f"{row[column + '_high']:.3g}]"], column
