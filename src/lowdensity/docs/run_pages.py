@@ -327,7 +327,7 @@ class RunPages:
             "",
             f"`results/metrics/{self.first}_sets.csv` (FID from `{self.first}_fidelity.csv`, in this space; "
             "density and coverage: Naeem et al. 2020; Vendi: the effective number of distinct samples, "
-            "Friedman & Dieng 2023; [95% bootstrap intervals]):",
+            "Friedman & Dieng 2023; [bootstrap intervals at `evaluation.intervals.level`]):",
             "",
             markdown_table(table),
             "",

@@ -42,7 +42,9 @@ def kernel_eigenvalues(unit: torch.Tensor, weights: torch.Tensor | None = None) 
     else:
         root = w.sqrt()
         gram = (unit * root[:, None]) @ (unit * root[:, None]).T
-    return torch.linalg.eigvalsh(gram / total).clamp_min(0).numpy()
+    # float64 eigenvalues even for float32 products: float32 eigvalsh returned NaN on some
+    # resampled kernels (many zero rows, so many zero eigenvalues)
+    return torch.linalg.eigvalsh(gram.double() / total).clamp_min(0).numpy()
 
 
 def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float) -> float:
@@ -61,8 +63,8 @@ def vendi_scores(features: np.ndarray, orders: list[float]) -> dict[float, float
 
 def vendi_bootstrap(features: np.ndarray, orders: list[float], replicates: int, seed: int) -> dict[float, np.ndarray]:
     """VS_q of `replicates` sets resampled with replacement (multiplicities from one generator
-    seeded by `seed`), for percentile intervals. float32 products: the eigenvalues only need the
-    few significant digits an interval shows."""
+    seeded by `seed`), for percentile intervals. float32 products (the eigenvalues only need the
+    few significant digits an interval shows), float64 eigendecompositions."""
     unit = unit_rows(features).float()
     rng = np.random.default_rng(seed)
     n = len(unit)
@@ -72,4 +74,6 @@ def vendi_bootstrap(features: np.ndarray, orders: list[float], replicates: int, 
         eigenvalues = kernel_eigenvalues(unit, weights).astype(np.float64)
         for q in orders:
             values[q][b] = vendi_from_eigenvalues(eigenvalues, q)
+    if any(np.isnan(v).any() for v in values.values()):
+        raise FloatingPointError("a Vendi bootstrap replicate is NaN: its kernel's eigendecomposition failed")
     return values
