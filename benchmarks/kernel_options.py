@@ -18,13 +18,19 @@ Threads default to one, as each job of the default run has.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import torch
+
+# Compile from scratch, as a fresh clone would: inductor's on-disk caches otherwise turn the
+# measured compile time into a cache lookup after the first run.
+os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "0")
+os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "0")
+import torch  # noqa: E402
 
 from lowdensity.config import load_config
 from lowdensity.core.training import compute_precision
