@@ -197,6 +197,18 @@ def render_performance(runs_dir: str | Path, image: str | Path, image_link: str)
             markdown_table(pd.read_csv(speed, dtype={"commit": str}, keep_default_na=False)),
             "",
         ]
+    kernels = sorted(runs_dir.glob("kernel_options_*.txt"))  # each record names its commit, machine and date
+    if kernels:
+        lines += ["### Kernel options and profiles", ""]
+    for record in kernels:
+        lines += [
+            f"From `benchmarks/runs/{record.name}` (`benchmarks/kernel_options.py --profile`):",
+            "",
+            "```text",
+            record.read_text().rstrip(),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
