@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lowdensity.metrics.diversity import vendi_bootstrap, vendi_scores
-from lowdensity.metrics.knn import ball_pairs, inside_balls, knn_radii, precision_density_coverage
+from lowdensity.metrics.knn import ball_pairs, knn_radii, precision_density_coverage, recall
 
 
 def pairs_bootstrap(
@@ -69,8 +69,7 @@ def fidelity_and_diversity(
     pairs = ball_pairs(real, real_radii, fake, device=device)
     values = precision_density_coverage(*pairs, len(fake), len(real), k)
     replicates = pairs_bootstrap(*pairs, len(fake), len(real), k, intervals["bootstrap"], intervals["seed"])
-    recall = inside_balls(fake, knn_radii(fake, k, device=device, backend=backend), real, device=device)
-    values["recall"] = float(recall.mean())
+    values["recall"] = recall(real, fake, k, backend=backend, device=device)
     orders = list(intervals["vendi_orders"])
     for q, value in vendi_scores(fake, orders).items():
         values[vendi_name(q)] = value

@@ -192,6 +192,21 @@ def _rounding_bound(q_sq64: torch.Tensor, r_sq64_max: torch.Tensor, dim: int) ->
     return 2 * (dim + 2) * FLOAT32_UNIT_ROUNDOFF * (q_sq64 + r_sq64_max)
 
 
+def _power_bound(p32: torch.Tensor, s_sq64_max: torch.Tensor, rho64: torch.Tensor, block: int) -> torch.Tensor:
+    """Bound on the float32 error of each point's power ‖p‖² + (‖s‖² − ρ²) − 2 p·s: the distance
+    part's, and that of ‖s‖² − ρ² rounded to float32."""
+    return _rounding_bound(_squared_norms64(p32, block), s_sq64_max, p32.shape[1]) + 4 * FLOAT32_UNIT_ROUNDOFF * (
+        (rho64**2).max() + s_sq64_max
+    )
+
+
+def recall(real: np.ndarray, fake: np.ndarray, k: int, backend: str = "torch", **search) -> float:
+    """Improved recall (Kynkäänniemi et al. 2019): the fraction of real points inside some fake
+    point's k-NN ball."""
+    inside = inside_balls(fake, knn_radii(fake, k, backend=backend, **search), real, **search)
+    return float(inside.mean()) if len(inside) else float("nan")
+
+
 KNN_BACKENDS = ("torch", "faiss")
 
 
@@ -272,11 +287,7 @@ def inside_balls(
     rho64 = torch.as_tensor(np.asarray(radii, dtype=np.float64), device=device)
     power_f32, _ = _float32_candidates(p32, s32, 1, False, block, offsets=-(rho64**2).float())
     power_f32 = power_f32[:, 0].double()
-    # float32 rounding of the distance part, and of −ρ² (rounded to float32 and added to ‖s‖²)
-    s_sq_max = _squared_norms64(s32, block).max()
-    bound = _rounding_bound(_squared_norms64(p32, block), s_sq_max, s32.shape[1]) + 4 * FLOAT32_UNIT_ROUNDOFF * (
-        (rho64**2).max() + s_sq_max
-    )
+    bound = _power_bound(p32, _squared_norms64(s32, block).max(), rho64, block)
     inside = power_f32 + bound <= 0
     unsure = ~inside & (power_f32 - bound <= 0)
     rows = torch.nonzero(unsure).ravel()
@@ -310,9 +321,7 @@ def ball_pairs(
     s_sq64 = _squared_norms64(s32, block)
     offsets = (s_sq64 - rho64**2).float()  # ‖s‖² − ρ² per support point, one float32 rounding
     p_sq = _squared_norms(p32, block)
-    bound = _rounding_bound(_squared_norms64(p32, block), s_sq64.max(), s32.shape[1]) + 4 * FLOAT32_UNIT_ROUNDOFF * (
-        (rho64**2).max() + s_sq64.max()
-    )
+    bound = _power_bound(p32, s_sq64.max(), rho64, block)
     slack32 = (bound * (1 + 1e-6)).float()  # widened to cover its own rounding to float32
     found_points, found_support = [], []
     for ps in range(0, len(p32), block):
@@ -372,11 +381,10 @@ def improved_precision_recall(
     if real_radii is None:
         real_radii = knn_radii(real, k, backend=backend, **search)
     fake_in_real = ball_pairs(real, real_radii, fake, **search)
-    recall = inside_balls(fake, knn_radii(fake, k, backend=backend, **search), real, **search)
     fidelity = precision_density_coverage(*fake_in_real, len(fake), len(real), k)
     return {
         "precision": fidelity["precision"],
-        "recall": float(recall.mean()) if len(recall) else float("nan"),
+        "recall": recall(real, fake, k, backend=backend, **search),
         "density": fidelity["density"],
         "coverage": fidelity["coverage"],
     }
