@@ -167,3 +167,111 @@ def test_fidelity_rows_agree_with_improved_precision_and_prd():
         top = 120 if metric == "vendi" else (np.inf if metric == "density" else 1)
         assert row["low"] <= row["value"] <= row["high"] <= top and row["n"] == 120, metric
         assert row["bootstrap"] == (10 if metric == "vendi" else 50), metric
+
+
+def test_the_likelihood_law_weights_each_t_by_beta_over_one_minus_alphabar():
+    """DG's importance sampling on a discrete chain: P(t = k) ∝ β_k / (1 − ᾱ_k) for k < max, by a
+    loop over the schedule; 200,000 draws follow it (χ²)."""
+    from lowdensity.core.diffusion import GaussianDiffusion, linear_beta_schedule
+
+    diffusion = GaussianDiffusion(linear_beta_schedule(100))
+    for law in ({"max": None, "power": 1.0, "law": "likelihood"}, {"max": 30, "power": 2.0, "law": "likelihood"}):
+        t_max = law["max"] or 100
+        weights, alphabar = [], 1.0
+        for beta in diffusion.betas:
+            alphabar *= 1.0 - beta
+            weights.append(beta / (1.0 - alphabar))
+        expected = np.zeros(100)
+        expected[:t_max] = np.array(weights[:t_max]) / sum(weights[:t_max])
+        probabilities = timestep_probabilities(100, law, diffusion.betas)
+        np.testing.assert_allclose(probabilities, expected, rtol=1e-12)
+        draws = torch.cat(
+            [draw_timesteps(20_000, 100, law, torch.Generator().manual_seed(s), diffusion.betas) for s in range(10)]
+        ).numpy()
+        assert draws.max() < t_max
+        observed = np.bincount(draws, minlength=100)[:t_max]
+        assert stats.chisquare(observed, probabilities[:t_max] * len(draws)).pvalue > 1e-3
+        assert probabilities[0] == probabilities.max()  # the cleanest step weighs most
+    with pytest.raises(ValueError, match="needs the chain's betas"):
+        timestep_probabilities(100, {"max": None, "power": 1.0, "law": "likelihood"})
+    with pytest.raises(ValueError, match="timesteps.law must be"):
+        timestep_probabilities(100, {"max": None, "power": 1.0, "law": "cosine"})
+
+
+def test_roc_auc_per_timestep_counts_the_pairs_the_logit_difference_orders(tmp_path):
+    """The discriminator's ROC-AUC is P(score of a real > score of a synthetic) (+ ½ for ties), the
+    Mann–Whitney count over every (real, synthetic) pair of its held-out images."""
+    from lowdensity.core.diffusion import GaussianDiffusion, linear_beta_schedule
+    from lowdensity.guidance.classifier import embed_images, evaluate_by_timestep
+
+    torch.manual_seed(0)
+    model = EncoderUNet(**encoder_kwargs(MODEL, 8, 1, 2)).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 1, 8, 8), dtype=np.uint8)
+    labels = np.array([SYNTHETIC, REAL] * 12)
+    diffusion = GaussianDiffusion(linear_beta_schedule(100))
+    table = evaluate_by_timestep(model, Split(images, labels, ("synthetic", "real")), diffusion, [0, 50], seed=3)
+    for t, auc in zip(table["timestep"], table["roc_auc"]):
+        _, logits = embed_images(model, images, t, diffusion, seed=3, with_logits=True)
+        score = logits[:, REAL] - logits[:, SYNTHETIC]
+        real, synthetic = score[labels == REAL], score[labels == SYNTHETIC]
+        pairs = (real[:, None] > synthetic[None]).sum() + 0.5 * (real[:, None] == synthetic[None]).sum()
+        assert auc == pytest.approx(pairs / (len(real) * len(synthetic)), abs=1e-12)
+
+
+def test_the_frozen_classifier_build_trains_only_its_head(tmp_path):
+    """features: frozen_classifier keeps the classifier's encoder bit for bit, trains the
+    time-conditioned head, loads back as the same network, and passes gradients to x (guidance)."""
+    from lowdensity.guidance.classifier import load_encoder
+    from lowdensity.networks.unet import FrozenEncoderHead
+    from lowdensity.stages.guidance import train_encoder
+
+    torch.manual_seed(0)
+    arch = encoder_kwargs(MODEL, 8, 1, 10)
+    classifier = EncoderUNet(**arch)
+    atomic_torch_save({"state_dict": classifier.state_dict(), "arch": arch}, tmp_path / "clf.pt")
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8), np.arange(40) % 2, ("synthetic", "real"))
+    train = {"steps": 6, "batch_size": 8, "lr": 0.01, "warmup_steps": 0, "ema_decay": 0.0, "checkpoint_every": 3}
+    cfg = {
+        "model": {**MODEL, "dropout": 0.1},
+        "features": "frozen_classifier",
+        "head_width": 16,
+        "timesteps": {"max": None, "power": 1.0, "law": "likelihood"},
+        "train": {**train, "log_every": 3, "seed": 2},
+        "eval_timesteps": [0, 50],
+    }
+    params = {"discriminator": cfg, "diffusion": {"num_steps": 100, "schedule": "linear", "variance": "fixed_small"}}
+    paths = dict(model_path=str(tmp_path / "d.pt"), accuracy_csv=str(tmp_path / "a.csv"), device="cpu")
+    with pytest.raises(ValueError, match="frozen_classifier"):
+        train_encoder(
+            params,
+            "discriminator",
+            train_split=split,
+            val_split=split,
+            checkpoint_path=str(tmp_path / "c0.pt"),
+            **paths,
+        )
+    torch.manual_seed(2)
+    untrained_head = FrozenEncoderHead(encoder=arch, width=16, embedding_dim=8, num_outputs=2, dropout=0.1)
+    ema = train_encoder(
+        params,
+        "discriminator",
+        train_split=split,
+        val_split=split,
+        checkpoint_path=str(tmp_path / "c.pt"),
+        init_path=str(tmp_path / "clf.pt"),
+        **paths,
+    )
+    model, state = load_encoder(paths["model_path"], torch.device("cpu"))
+    assert isinstance(model, FrozenEncoderHead) and state["build"] == "frozen_classifier"
+    for key, value in classifier.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
+    assert not torch.equal(model.head.weight, untrained_head.head.weight)  # the head trained
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 5, 20, 90])
+    ema.eval()
+    assert torch.equal(model(x, t), ema(x, t))
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x, t)[:, REAL].sum(), x)
+    assert grad.abs().sum() > 0
+    assert "roc_auc" in open(paths["accuracy_csv"]).readline()

@@ -7,9 +7,15 @@ classifier). The discriminator has two classes: 0 = synthetic (baseline samples)
 1 = real (training images), as in paper Eq. 6; the paper says only that it shares the
 classifier's architecture, so how it is trained is configurable (`discriminator.*`):
 
-- `timesteps: {max, power}`: t = ⌊max · u^power⌋ with u ~ U(0, 1); power 1 and max T is
-  ADM's uniform draw, power > 1 weights training towards low noise, where the
-  real-vs-synthetic cues live (`timestep_probabilities` gives the law);
+- `timesteps: {max, power, law}`: with `law: power` (the default) t = ⌊max · u^power⌋ with
+  u ~ U(0, 1); power 1 and max T is ADM's uniform draw, power > 1 weights training towards low
+  noise, where the real-vs-synthetic cues live. `law: likelihood` draws t < max with
+  P(t) ∝ β_t / (1 − ᾱ_t), the likelihood weighting of the chain's terms, which is Discriminator
+  Guidance's importance sampling of t (Kim et al. 2023) on a discrete chain
+  (`timestep_probabilities` gives either law);
+- `features: own` trains the whole encoder (`init` says from what); `frozen_classifier` keeps the
+  trained classifier's encoder frozen and trains a small time-conditioned head on its embedding
+  (`networks.unet.FrozenEncoderHead`), as Discriminator Guidance builds its discriminator;
 - `init: classifier` starts from the trained classifier's weights with a new two-way head
   (the paper's H′ shares its architecture), `scratch` from a random initialisation;
 - `train.random_flip` flips half of each batch horizontally (both classes alike);
@@ -32,7 +38,7 @@ from lowdensity.core.training import (
 from lowdensity.data import Split, to_model_range
 from lowdensity.guidance.gaussians import ClassGaussians
 from lowdensity.io import load_weights
-from lowdensity.networks.unet import EncoderUNet, load_network
+from lowdensity.networks.unet import EncoderUNet, FrozenEncoderHead, network_from_state
 
 SYNTHETIC, REAL = 0, 1
 
@@ -53,27 +59,49 @@ def encoder_kwargs(model_cfg: dict, resolution: int, channels: int, num_outputs:
     )
 
 
-def timestep_probabilities(num_steps: int, timesteps_cfg: dict | None) -> np.ndarray:
-    """P(t = k), k = 0 … T−1, of `draw_timesteps`: t = ⌊m · u^p⌋ with u ~ U(0, 1), m = `max`
-    (default T) and p = `power` (default 1), so P(t = k) = ((k+1)/m)^(1/p) − (k/m)^(1/p) for k < m."""
-    t_max, power = timestep_law(num_steps, timesteps_cfg)
-    k = np.arange(t_max + 1, dtype=np.float64)
+def timestep_probabilities(num_steps: int, timesteps_cfg: dict | None, betas: np.ndarray | None = None) -> np.ndarray:
+    """P(t = k), k = 0 … T−1, of `draw_timesteps`. Law `power`: t = ⌊m · u^p⌋ with u ~ U(0, 1),
+    m = `max` (default T) and p = `power` (default 1), so P(t = k) = ((k+1)/m)^(1/p) − (k/m)^(1/p)
+    for k < m. Law `likelihood`: P(t = k) ∝ β_k / (1 − ᾱ_k) for k < m (the chain's `betas`)."""
+    t_max, power, law = timestep_law(num_steps, timesteps_cfg)
     probabilities = np.zeros(num_steps)
+    if law == "likelihood":
+        if betas is None:
+            raise ValueError("timesteps.law 'likelihood' needs the chain's betas")
+        betas = np.asarray(betas, dtype=np.float64)
+        weights = betas / (1.0 - np.cumprod(1.0 - betas))
+        probabilities[:t_max] = weights[:t_max] / weights[:t_max].sum()
+        return probabilities
+    k = np.arange(t_max + 1, dtype=np.float64)
     probabilities[:t_max] = np.diff((k / t_max) ** (1.0 / power))
     return probabilities
 
 
-def timestep_law(num_steps: int, timesteps_cfg: dict | None) -> tuple[int, float]:
+def timestep_law(num_steps: int, timesteps_cfg: dict | None) -> tuple[int, float, str]:
+    """(max, power, law) of a `timesteps` section, with their defaults (T, 1, power)."""
     cfg = timesteps_cfg or {}
     t_max = int(cfg.get("max") or num_steps)
     if not 1 <= t_max <= num_steps:
         raise ValueError(f"timesteps.max must be in 1 … {num_steps} (diffusion.num_steps), not {t_max}")
-    return t_max, float(cfg.get("power", 1.0))
+    law = cfg.get("law", "power")
+    if law not in ("power", "likelihood"):
+        raise ValueError(f"timesteps.law must be 'power' or 'likelihood', not {law!r}")
+    return t_max, float(cfg.get("power", 1.0)), law
 
 
-def draw_timesteps(n: int, num_steps: int, timesteps_cfg: dict | None, generator: torch.Generator) -> torch.Tensor:
-    """n training timesteps: uniform on {0 … T−1} (ADM) by default, else t = ⌊max · u^power⌋."""
-    t_max, power = timestep_law(num_steps, timesteps_cfg)
+def draw_timesteps(
+    n: int,
+    num_steps: int,
+    timesteps_cfg: dict | None,
+    generator: torch.Generator,
+    betas: np.ndarray | None = None,
+) -> torch.Tensor:
+    """n training timesteps: uniform on {0 … T−1} (ADM) by default, else t = ⌊max · u^power⌋, or
+    drawn from the likelihood law of `timestep_probabilities` (which needs the chain's `betas`)."""
+    t_max, power, law = timestep_law(num_steps, timesteps_cfg)
+    if law == "likelihood":
+        probabilities = torch.from_numpy(timestep_probabilities(num_steps, timesteps_cfg, betas))
+        return torch.multinomial(probabilities, n, replacement=True, generator=generator)
     if t_max == num_steps and power == 1.0:
         return torch.randint(num_steps, (n,), generator=generator)
     u = torch.rand(n, generator=generator, dtype=torch.float64)
@@ -94,7 +122,7 @@ def noisy_ce_losses(
 
     def compute(model, generator):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
-        t = draw_timesteps(batch_size, diffusion.num_timesteps, timesteps_cfg, generator)
+        t = draw_timesteps(batch_size, diffusion.num_timesteps, timesteps_cfg, generator, diffusion.betas)
         noise = torch.randn((batch_size, *images.shape[1:]), generator=generator)
         flip = (
             torch.rand(batch_size, generator=generator) < 0.5
@@ -153,7 +181,11 @@ def evaluate_by_timestep(
     model, split: Split, diffusion: GaussianDiffusion, timesteps, seed: int, dark_thresholds=()
 ) -> pd.DataFrame:
     """Accuracy and cross-entropy of g(f(x_t, t)) on `split` at each t: on the images as they
-    are (condition 'as is') and, for each threshold c, with `remove_dark_cue(images, c)`."""
+    are (condition 'as is') and, for each threshold c, with `remove_dark_cue(images, c)`. A
+    two-class network (the discriminator) also gets the ROC-AUC of its logit difference
+    (real − synthetic), which does not depend on where the decision threshold sits."""
+    from sklearn.metrics import roc_auc_score
+
     conditions = [("as is", split.images)] + [
         (f"dark <= {c} set to 0", remove_dark_cue(split.images, c)) for c in dark_thresholds
     ]
@@ -163,15 +195,16 @@ def evaluate_by_timestep(
         for t in timesteps:
             _, logits = embed_images(model, images, int(t), diffusion, seed=seed, with_logits=True)
             logits = torch.from_numpy(logits)
-            rows.append(
-                {
-                    "condition": condition,
-                    "timestep": int(t),
-                    "accuracy": float((logits.argmax(1) == labels).float().mean()),
-                    "loss": float(F.cross_entropy(logits, labels)),
-                    "n": len(labels),
-                }
-            )
+            row = {
+                "condition": condition,
+                "timestep": int(t),
+                "accuracy": float((logits.argmax(1) == labels).float().mean()),
+                "loss": float(F.cross_entropy(logits, labels)),
+                "n": len(labels),
+            }
+            if logits.shape[1] == 2 and len(np.unique(split.labels)) == 2:
+                row["roc_auc"] = float(roc_auc_score(split.labels == REAL, (logits[:, REAL] - logits[:, SYNTHETIC])))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -194,8 +227,13 @@ def init_from_classifier(model: EncoderUNet, classifier_path: str) -> None:
     model.load_state_dict({k: v for k, v in state["state_dict"].items() if not k.startswith("head.")}, strict=False)
 
 
-def load_encoder(path: str, device: torch.device) -> tuple[EncoderUNet, dict]:
-    return load_network(path, EncoderUNet, device)
+ENCODER_BUILDS = {"own": EncoderUNet, "frozen_classifier": FrozenEncoderHead}  # discriminator.features
+
+
+def load_encoder(path: str, device: torch.device) -> tuple[EncoderUNet | FrozenEncoderHead, dict]:
+    """A trained classifier or discriminator of either build (the file's `build`, `own` if absent)."""
+    state = load_weights(path)
+    return network_from_state(state, ENCODER_BUILDS[state.get("build", "own")], device), state
 
 
 def bucket_edges(num_steps: int, num_buckets: int) -> np.ndarray:

@@ -292,16 +292,74 @@ class EncoderUNet(nn.Module):
         return self.head(self.embed(x, t))
 
 
+class FrozenEncoderHead(nn.Module):
+    """A two-class network as Discriminator Guidance builds its discriminator (Kim et al. 2023): a
+    frozen, already trained time-conditioned encoder (the classifier's f(x, t)) and a small head
+    trained on its embedding, conditioned on t as well:
+
+        h₁ = SiLU(W₁ f(x, t) + a₁(t)),  h₂ = SiLU(W₂ h₁ + a₂(t)),  embed(x, t) = W₃ h₂ ∈ R^k,
+
+    with a_i(t) linear maps of the sinusoidal embedding of t, dropout after each h, and the linear
+    head g on embed(x, t), as `EncoderUNet`'s. DG's head is a small U-Net encoder over ADM's last
+    feature map; here the head reads the classifier's pooled embedding, the features the paper's
+    Gaussians (Eq. 3) are fitted on. The encoder stays frozen and in eval mode; gradients still
+    flow through it to x, which guidance needs.
+    """
+
+    def __init__(
+        self,
+        *,
+        encoder: dict,
+        width: int,
+        embedding_dim: int,
+        num_outputs: int,
+        dropout: float = 0.0,
+        time_dim: int = 64,
+    ):
+        super().__init__()
+        encoder = {**encoder, **{k: tuple(encoder[k]) for k in ("attention_resolutions", "channel_mult")}}
+        self.encoder = EncoderUNet(**encoder).requires_grad_(False)
+        self.time_dim = time_dim
+        self.layers = nn.ModuleList([nn.Linear(self.encoder.embedding_dim, width), nn.Linear(width, width)])
+        self.time_shifts = nn.ModuleList([nn.Linear(time_dim, width), nn.Linear(time_dim, width)])
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(width, embedding_dim)
+        self.head = nn.Linear(embedding_dim, num_outputs)
+        self.embedding_dim = embedding_dim
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()  # frozen: its dropout stays off while the head trains
+        return self
+
+    def embed(self, x, t):
+        h = self.encoder.embed(x, t)
+        t_emb = timestep_embedding(t, self.time_dim)
+        for layer, shift in zip(self.layers, self.time_shifts):
+            h = self.dropout(F.silu(layer(h) + shift(t_emb)))
+        return self.project(h)
+
+    def forward(self, x, t):
+        return self.head(self.embed(x, t))
+
+
+def network_from_state(state: dict, network_class: type[nn.Module], device: torch.device) -> nn.Module:
+    """The network of a weights file's contents (its `arch`, the constructor's arguments, and its
+    `state_dict`): frozen, in eval mode, on `device`."""
+    arch = dict(state["arch"])
+    for key in ("attention_resolutions", "channel_mult"):
+        if key in arch:
+            arch[key] = tuple(arch[key])
+    model = network_class(**arch)
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval().requires_grad_(False)
+
+
 def load_network(path, network_class: type[nn.Module], device: torch.device) -> tuple[nn.Module, dict]:
     """A trained network from a file holding its `arch` (constructor arguments) and
     `state_dict`: frozen, in eval mode, on `device`; also returns the file's contents."""
     state = load_weights(path)
-    arch = dict(state["arch"])
-    for key in ("attention_resolutions", "channel_mult"):
-        arch[key] = tuple(arch[key])
-    model = network_class(**arch)
-    model.load_state_dict(state["state_dict"])
-    return model.to(device).eval().requires_grad_(False), state
+    return network_from_state(state, network_class, device), state
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -466,7 +466,7 @@ def figA7(
 
 def figD1(*, accuracy: dict[str, str], overrides: dict[str, dict], out: str, csv: str) -> None:
     """Figure D1: the discriminator study, one tidy row per (variant, condition, timestep) with
-    accuracy, cross-entropy and n: held-out accuracy against t for every variant, and at t = 0
+    accuracy, ROC-AUC, cross-entropy and n: held-out accuracy against t for every variant, and at t = 0
     with the dark-background cue removed from both sets.
 
     Args:
@@ -482,7 +482,8 @@ def figD1(*, accuracy: dict[str, str], overrides: dict[str, dict], out: str, csv
         ],
         ignore_index=True,
     )
-    atomic_to_csv(table[["variant", "overrides", "condition", "timestep", "accuracy", "loss", "n"]], csv)
+    columns = ["variant", "overrides", "condition", "timestep", "accuracy", "roc_auc", "loss", "n"]
+    atomic_to_csv(table[[c for c in columns if c in table.columns]], csv)
     paper.draw_figD1(csv, out)
 
 

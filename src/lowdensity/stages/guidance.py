@@ -36,10 +36,22 @@ from lowdensity.guidance.classifier import (
 )
 from lowdensity.guidance.gaussians import ClassGaussians
 from lowdensity.guidance.guided import Guide, GuidedCell, make_cond_fn
-from lowdensity.io import atomic_to_csv, atomic_torch_save
+from lowdensity.io import atomic_to_csv, atomic_torch_save, load_weights
 from lowdensity.networks.ddpm import training_diffusion
-from lowdensity.networks.unet import EncoderUNet, count_parameters
+from lowdensity.networks.unet import EncoderUNet, FrozenEncoderHead, count_parameters
 from lowdensity.runtime import select_device
+
+
+def frozen_head_kwargs(cfg: dict, classifier_arch: dict, num_outputs: int) -> dict:
+    """`FrozenEncoderHead`'s arguments: the classifier's architecture, and the head's width,
+    embedding (k of Eq. 3, `model.embedding_dim`) and dropout (`model.dropout`) from `cfg`."""
+    return {
+        "encoder": dict(classifier_arch),
+        "width": cfg["head_width"],
+        "embedding_dim": cfg["model"]["embedding_dim"],
+        "num_outputs": num_outputs,
+        "dropout": cfg["model"]["dropout"],
+    }
 
 
 def train_encoder(
@@ -54,19 +66,30 @@ def train_encoder(
     device: str,
     init_path: str | None = None,
     dark_thresholds=(),
-) -> EncoderUNet:
+) -> EncoderUNet | FrozenEncoderHead:
     """Train a time-conditioned encoder (the classifier g∘f, the discriminator H′ or minority
     guidance's classifier) of `params[section]` on noisy images of `train_split` with the chain of
     `params['diffusion']`, resumable from `checkpoint_path`; write its EMA weights to `model_path`
     and its accuracy on `val_split` per timestep (also with dark pixels ≤ each of
-    `dark_thresholds` set to 0) to `accuracy_csv`. `init_path`: the classifier it starts from."""
+    `dark_thresholds` set to 0) to `accuracy_csv`. `init_path`: the classifier it starts from
+    (`init: classifier`) or whose frozen encoder it trains a head on (`features: frozen_classifier`)."""
     cfg, diffusion_cfg = params[section], params["diffusion"]
     dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
-    arch = encoder_kwargs(cfg["model"], train_split.resolution, train_split.channels, len(train_split.class_names))
+    build = cfg.get("features", "own")
+    num_outputs = len(train_split.class_names)
     torch.manual_seed(cfg["train"]["seed"])
-    model = EncoderUNet(**arch)
-    if init_path:
-        init_from_classifier(model, init_path)
+    if build == "frozen_classifier":
+        if not init_path:
+            raise ValueError(f"{section}.features is 'frozen_classifier': the trained classifier's model.pt is needed")
+        classifier = load_weights(init_path)
+        arch = frozen_head_kwargs(cfg, classifier["arch"], num_outputs)
+        model = FrozenEncoderHead(**arch)
+        model.encoder.load_state_dict(classifier["state_dict"])
+    else:
+        arch = encoder_kwargs(cfg["model"], train_split.resolution, train_split.channels, num_outputs)
+        model = EncoderUNet(**arch)
+        if init_path:
+            init_from_classifier(model, init_path)
     diffusion = training_diffusion(diffusion_cfg)
     compute = noisy_ce_losses(
         diffusion,
@@ -86,9 +109,7 @@ def train_encoder(
         array_digest(train_split.images, train_split.labels),
     )
     ema, history = train(model, compute, cfg["train"], checkpoint_path, run_id, dev, desc=f"train_{section}")
-    law = timestep_law(
-        diffusion.num_timesteps, cfg.get("timesteps")
-    )  # the guided sampler consults the network only at t < max
+    t_max, power, law = timestep_law(diffusion.num_timesteps, cfg.get("timesteps"))  # consulted only at t < max
     if not is_main_process():
         return ema
     accuracy = evaluate_by_timestep(
@@ -98,10 +119,11 @@ def train_encoder(
         {
             "state_dict": {k: v.cpu() for k, v in ema.state_dict().items()},
             "arch": arch,
+            "build": build,
             "class_names": list(train_split.class_names),
             "parameters": count_parameters(ema),
             "history": history,
-            "timesteps": dict(zip(("max", "power"), law)),
+            "timesteps": {"max": t_max, "power": power, "law": law},
         },
         model_path,
     )
@@ -214,9 +236,11 @@ def train_discriminator(
         classifier: the trained classifier (discriminator.init: classifier).
     """
     cfg = params["discriminator"]
-    if cfg.get("init", "scratch") == "classifier" and not classifier:
+    needs_classifier = cfg.get("init", "scratch") == "classifier" or cfg.get("features", "own") == "frozen_classifier"
+    if needs_classifier and not classifier:
         raise ValueError(
-            "discriminator.init is 'classifier': the trained classifier's model.pt is needed (--classifier)"
+            "discriminator.init is 'classifier' or discriminator.features is 'frozen_classifier': "
+            "the trained classifier's model.pt is needed (--classifier)"
         )
     train_split, held_out = discriminator_splits(load_split(data), samples, cfg)
     train_encoder(
@@ -228,7 +252,7 @@ def train_discriminator(
         accuracy_csv=accuracy,
         checkpoint_path=checkpoint,
         device=device,
-        init_path=classifier if cfg.get("init", "scratch") == "classifier" else None,
+        init_path=classifier if needs_classifier else None,
         dark_thresholds=cfg.get("dark_thresholds", ()),
     )
 
