@@ -22,6 +22,7 @@ include: "workflow/rules/gan.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/samplers.smk"
+include: "workflow/rules/fidelity_study.smk"
 
 
 rule all:

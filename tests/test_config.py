@@ -120,6 +120,8 @@ def test_deep_merge_overrides_nested_values():
             r"'ddpm\.train\.snapshots': steps \[5000\] come after the run's end \(ddpm\.train\.steps = 1800\)",
         ),
         ({"classifier": {"train": {"snapshots": [10]}}}, r"'classifier\.train\.snapshots': EMA snapshots are written"),
+        ({"fidelity_study": {"betas": [1.0, 2.0]}}, r"'fidelity_study\.betas': \[1\.0, 2\.0\] must hold 0"),
+        ({"discriminator": {"timesteps": {"law": "cosine"}}}, r"discriminator\.timesteps\.law"),
         (
             {"sampling": {"num_samples": 1_000_000_000, "shards": 4}},
             r"'sampling\.num_samples': stage sample_baseline would do 2\.6e\+13 pixel-steps .*set allow_large: true",

@@ -263,7 +263,7 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "discriminator_ablation"))
     if jobs:  # (a SLURM run may have made it already)
         assert jobs == {
-            "train_discriminator_variant": 2,
+            "train_discriminator_variant": 3,
             "sample_discriminator_pool": 2,
             "gather_samples": 1,
             "discriminator_ablation": 1,
@@ -283,14 +283,51 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     )
     snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
     table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
-    assert sorted(set(table["variant"])) == ["default", "from_classifier", "more_data"]
-    assert len(table.query("variant != 'default'")) == 2 * 3 * 2  # variants × conditions × timesteps
+    assert sorted(set(table["variant"])) == ["default", "frozen_head", "from_classifier", "more_data"]
+    assert len(table.query("variant != 'default'")) == 3 * 3 * 2  # variants × conditions × timesteps
+    assert table["roc_auc"].between(0, 1).all()
     assert (
         table["accuracy"].between(0, 1).all() and (table["n"] == 2 * 5).all()
     )  # holdout 0.25 of 20 baseline samples, each side
     assert (tiny_run / "paper_figures/figD1.pdf").read_bytes()[:4] == b"%PDF"
     pool = np.load(tiny_run / "results/samples/discriminator_pool.npz")
     assert pool["seeds"].tolist() == [1_000_020 + i for i in range(10)]  # the baseline's seed stream continued
+
+
+def test_fidelity_study_runs_every_rung_and_cell(tiny_run, snakemake_exe, repo):
+    """`snakemake fidelity_study`: one baseline set, H′ and Gaussians per rung (each snapshot and the
+    trained model), one job per (rung, α, β, form) cell (β = 0 once), the tidy table and figure D2.
+    A rung's α = β = 0 cell is its baseline set's prefix bit for bit, and the trained model's rung
+    is the pipeline's own baseline set."""
+    import pandas as pd
+
+    jobs = planned_jobs(snakemake(snakemake_exe, repo, tiny_run, "-n", "fidelity_study"))
+    if jobs:  # (a SLURM run may have made it already)
+        cells = 2 * 2 * (1 + 2)  # rungs × α × (β = 0, and β = 1 in two forms)
+        assert {k: jobs[k] for k in ("study_baseline", "study_discriminator", "study_cell", "rung_fidelity")} == {
+            "study_baseline": 2,
+            "study_discriminator": 2,
+            "study_cell": cells,
+            "rung_fidelity": 2,
+        }
+        assert jobs["extract_features"] == 2 * (cells + 2)  # two spaces × (cells and baselines)
+    snakemake(snakemake_exe, repo, tiny_run, "fidelity_study")
+    study = tiny_run / "results/fidelity_study"
+    for rung in ("step10", "step30"):
+        baseline, zero = np.load(study / rung / "baseline.npz"), np.load(study / rung / "cells/a0_b0.npz")
+        np.testing.assert_array_equal(zero["images"], baseline["images"][:8])
+    main = np.load(tiny_run / "results/samples/baseline.npz")
+    np.testing.assert_array_equal(np.load(study / "step30/baseline.npz")["images"], main["images"])
+    table = pd.read_csv(tiny_run / "results/fidelity_study.csv")
+    assert sorted(set(table["rung"])) == [10, 30]
+    gains = table[table["set"] == "gain"]
+    assert len(gains) == 2 * 2 * 2 * 2  # rungs × spaces × α × forms, at β = 1
+    assert (gains["low"] <= gains["value"]).all() and (gains["value"] <= gains["high"]).all()
+    h_prime = table[(table["set"] == "discriminator") & (table["metric"] == "roc_auc")]
+    assert len(h_prime) == 2 * 2 and h_prime["value"].between(0, 1).all()  # rungs × eval timesteps
+    cells = table[table["set"] == "cell"]
+    assert {"improved_precision", "prd_f8", "recall"} <= set(cells["metric"])
+    assert (tiny_run / "paper_figures/figD2.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_sampler_sweep_makes_exactly_the_configured_points(tiny_run, snakemake_exe, repo, tmp_path):

@@ -45,6 +45,8 @@ STAGES = {
     "samplers-table": "lowdensity.stages.sampler_comparison:samplers_table",
     "table1-samplers": "lowdensity.stages.sampler_comparison:table1_samplers",
     "stage-costs": "lowdensity.stages.stage_costs:stage_costs",
+    "rung-fidelity": "lowdensity.stages.fidelity_study:rung_fidelity",
+    "figD2": "lowdensity.stages.fidelity_study:figD2",
     "render-docs": "lowdensity.docs.render:render_docs",
     **{
         name: f"lowdensity.stages.figures:{name}"

@@ -113,6 +113,12 @@ def related_key_problems(config: dict) -> list[str]:
         "ddpm.train.snapshots",
         f"steps {late} come after the run's end (ddpm.train.steps = {ddpm_train.get('steps')})",
     )
+    study = config.get("fidelity_study", {})
+    check(
+        0 in study.get("betas", [0]),
+        "fidelity_study.betas",
+        f"{study.get('betas')} must hold 0, each sweep's reference",
+    )
     t_max = config.get("discriminator", {}).get("timesteps", {}).get("max")
     check(t_max is None or t_max <= T, "discriminator.timesteps.max", f"{t_max} exceeds diffusion.num_steps = {T}")
 

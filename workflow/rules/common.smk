@@ -263,18 +263,73 @@ def ablation_variants():
 
 
 ABLATION = ablation_variants()
+
+
+# ---- the fidelity study (workflow/rules/fidelity_study.smk)
+
+STUDY = config["fidelity_study"]
+
+
+def study_discriminator():
+    """The rungs' H′: `discriminator` with the study's overrides, trained on the rung's baseline
+    set alone (no extra pool: the pool is the final model's), validated like the section itself."""
+    merged = deep_merge(config["discriminator"], {**STUDY["discriminator"], "extra_samples": 0})
+    try:
+        validate_config({**config, "discriminator": merged}, check_files=False)
+    except ConfigError as err:
+        raise ConfigError(f"config key 'fidelity_study.discriminator': {err}") from None
+    return merged
+
+
+def study_cells():
+    """Cell name → its weights: every (α, β, form) of the sweep; a β = 0 cell is the same in every
+    form, so it is sampled once (form `paper`)."""
+    cells = {}
+    for alpha in STUDY["alphas"]:
+        for beta in STUDY["betas"]:
+            for form in STUDY["beta_forms"] if beta else ["paper"]:
+                name = f"a{weight_text(alpha)}_b{weight_text(beta)}" + (f"_{form}" if beta else "")
+                cells[name] = {"alpha": float(alpha), "beta": float(beta), "form": form}
+    return cells
+
+
+STUDY_DISCRIMINATOR = study_discriminator()
+STUDY_CELLS = study_cells()
+RUNGS = [f"step{n}" for n in sorted({*config["ddpm"]["train"].get("snapshots", []), config["ddpm"]["train"]["steps"]})]
+
+
+def rung_model(wildcards):
+    """The DDPM of a rung: the trained model at ddpm.train.steps, else that step's EMA snapshot."""
+    step = int(wildcards.rung.removeprefix("step"))
+    if step == config["ddpm"]["train"]["steps"]:
+        return "results/ddpm/model.pt"
+    return f"results/ddpm/snapshots/step_{step}.pt"
+
+
+def study_cell_inputs(wildcards):
+    """A study cell reads its rung's DDPM, the classifier when α ≠ 0 and the rung's H′ when β ≠ 0."""
+    weights = STUDY_CELLS[wildcards.cell]
+    inputs = {"ddpm": rung_model(wildcards)}
+    if weights["alpha"]:
+        inputs.update(GUIDES["classifier"])
+    if weights["beta"]:
+        folder = f"results/fidelity_study/{wildcards.rung}/discriminator"
+        inputs.update(discriminator_model=f"{folder}/model.pt", discriminator_gaussians=f"{folder}/gaussians.pt")
+    return inputs
+
+
 POOL_SIZE = max([config["discriminator"]["extra_samples"]] + [v["extra_samples"] for v in ABLATION.values()])
 
 
 def discriminator_inputs(disc_cfg):
     """What training a discriminator of this configuration reads: the data, the baseline set
-    (and the extra pool), and the classifier when it starts from it."""
+    (and the extra pool), and the classifier when it starts from it or trains a head on it."""
     inputs = {
         "train": "results/data/train.npz",
         "samples": ["results/samples/baseline.npz"]
         + (["results/samples/discriminator_pool.npz"] if disc_cfg["extra_samples"] else []),
     }
-    if disc_cfg["init"] == "classifier":
+    if disc_cfg["init"] == "classifier" or disc_cfg["features"] == "frozen_classifier":
         inputs["classifier"] = "results/classifier/model.pt"
     return inputs
 
@@ -296,6 +351,13 @@ EVALUATED_SETS = ["real"] + GENERATORS
 DDIM_RUNS = [(sampler, steps) for sampler in ("baseline", "guided") for steps in config["figA7"]["steps"]]
 DDIM_SETS = {f"ddim_{sampler}_{steps}": f"results/samples/ddim/{sampler}_{steps}.npz" for sampler, steps in DDIM_RUNS}
 IMAGE_SETS.update(DDIM_SETS)
+STUDY_SETS = {  # the fidelity study's sets: each rung's baseline and cells
+    f"study_{rung}_{name}": f"results/fidelity_study/{rung}/"
+    + ("baseline.npz" if name == "baseline" else f"cells/{name}.npz")
+    for rung in RUNGS
+    for name in ["baseline", *STUDY_CELLS]
+}
+IMAGE_SETS.update(STUDY_SETS)
 FIG4B_CELLS = {
     b: cell_name("hardness", config["guidance"]["fig4b"]["alpha"], b) for b in config["guidance"]["fig4b"]["betas"]
 }

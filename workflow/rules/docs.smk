@@ -18,6 +18,7 @@ localrules:
     docs_static,
     docs_results,
     docs_samplers,
+    docs_fidelity_study,
 
 
 rule docs_static:
@@ -89,9 +90,33 @@ rule docs_samplers:
         " --extractors {params.extractors:q} --config_label {params.config_label:q} > {log} 2>&1"
 
 
+rule docs_fidelity_study:
+    """The fidelity study page's numbers, from `snakemake fidelity_study`."""
+    input:
+        rules.fidelity_study.output,
+    output:
+        page="docs/generated/fidelity_study.md",
+        images=directory("docs/generated/img/fidelity_study"),
+    log:
+        "logs/docs/fidelity_study.log",
+    conda:
+        "../../envs/lowdensity.yaml"
+    resources:
+        **stage_resources("light"),
+    params:
+        repo=REPO,
+        extractors=json.dumps(EXTRACTORS),
+        config_label=CONFIG_LABEL,
+    shell:
+        "lowdensity render-docs --pages '[fidelity_study]' --repo {params.repo:q} --out docs/generated"
+        " --extractors {params.extractors:q} --config_label {params.config_label:q} > {log} 2>&1"
+
+
 rule docs:
-    """Every generated page of the documentation (runs the whole pipeline and the samplers' comparison)."""
+    """Every generated page of the documentation (runs the whole pipeline, the samplers' comparison
+    and the fidelity study)."""
     input:
         rules.docs_static.output,
         rules.docs_results.output,
         rules.docs_samplers.output,
+        rules.docs_fidelity_study.output,

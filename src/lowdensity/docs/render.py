@@ -13,7 +13,7 @@ from lowdensity.docs.static_pages import render_configuration, render_gpu_hours,
 from lowdensity.io import atomic_write_text
 
 STATIC_PAGES = ("configuration", "performance", "gpu_hours")
-RUN_PAGES = ("results", "samplers")
+RUN_PAGES = ("results", "samplers", "fidelity_study")
 
 
 def render_docs(
@@ -32,7 +32,7 @@ def render_docs(
     stamped with the commit and this machine. With `readme`, its results block is rewritten too.
 
     Args:
-        pages: which pages: configuration, performance, gpu_hours, results, samplers.
+        pages: which pages: configuration, performance, gpu_hours, results, samplers, fidelity_study.
         repo: the repository (schema, config.yaml, benchmarks/runs).
         workdir: the run's folder holding results/ and paper_figures/.
         out: where the pages go.
@@ -77,6 +77,14 @@ def render_docs(
                 )
                 atomic_write_text(readme, replace_readme_block(text, block))
                 written.append(Path(readme))
+        if "fidelity_study" in pages:
+            # included into docs/fidelity-study.md, so its images are linked from there
+            write(
+                "fidelity_study",
+                RunPages(
+                    workdir, extractors, out / "img/fidelity_study", "generated/img/fidelity_study"
+                ).fidelity_study_page(header),
+            )
         if "samplers" in pages:
             # included into docs/samplers.md, so its images are linked from there
             write(

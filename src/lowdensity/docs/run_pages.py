@@ -454,6 +454,39 @@ class RunPages:
             lines += [f"## {title}", "", shows, "", self.figure(name, title), ""]
         return "\n".join(lines)
 
+    def fidelity_study_page(self, stamp: str) -> str:
+        """The fidelity study's numbers from results/fidelity_study.csv (`snakemake fidelity_study`):
+        per rung what H′ sees and how far the baseline is from real, the gain of the largest β in
+        every form and α, and where that gain separates from zero."""
+        from lowdensity.io import ArtifactError
+
+        path = self.results / "fidelity_study.csv"
+        if not path.exists():
+            raise ArtifactError(
+                f"{path} not found: the fidelity study has not run here; `snakemake fidelity_study` runs it"
+            )
+        table = pd.read_csv(path)
+        study = FidelityStudy(table, self.first)
+        lines = [GENERATED_NOTE.format(source="src/lowdensity/docs/run_pages.py, or rerun `snakemake docs`"), stamp, ""]
+        lines += [self.figure("figD2", "Figure D2"), ""]
+        lines += [
+            f"Per rung (`results/fidelity_study.csv`): H′'s held-out ROC-AUC at t = 0 and at the largest t where it "
+            f"stays above {study.SEEN:g}, the rung's baseline set against the real held-out set in the {self.first} "
+            f"space, and the improved-precision gain of β = {study.top_beta:g} over β = 0 in that space (paired over "
+            "the cells' seeds, with its interval) for each β form and α:",
+            "",
+            markdown_table(study.rung_table()),
+            "",
+            "Where the gain separates from zero (its interval excludes 0), in each space:",
+            "",
+            *[f"- {line}" for line in study.verdicts()],
+            "",
+            f"Precision of every cell (improved precision [interval], {self.first} space / classifier space):",
+            "",
+            markdown_table(study.cell_table()),
+        ]
+        return "\n".join(lines)
+
     def samplers_page(self, stamp: str) -> str:
         """The successors' comparison from results/samplers.csv and table1_samplers.csv (`snakemake samplers`)."""
         from lowdensity.io import ArtifactError
@@ -534,3 +567,89 @@ def replace_readme_block(readme: str, block: str) -> str:
     head, rest = readme.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     return f"{head}{README_START}\n{block}\n{README_END}{tail}"
+
+
+class FidelityStudy:
+    """The fidelity study's tidy table read for the page: rungs, gains and verdicts."""
+
+    SEEN = 0.6  # an ROC-AUC this far above chance counts as H′ seeing the difference
+
+    def __init__(self, table: pd.DataFrame, extractor: str):
+        self.table, self.extractor = table, extractor
+        self.rungs = sorted(table["rung"].unique())
+        gains = table[table["set"] == "gain"]
+        self.top_beta = gains["beta"].max()
+        self.gains = gains[gains["beta"] == self.top_beta]
+        self.forms = sorted(set(self.gains["form"]), key=lambda form: (form != "paper", form))  # the paper's first
+        self.alphas = sorted(self.gains["alpha"].unique(), reverse=True)
+        self.auc = table[(table["set"] == "discriminator") & (table["metric"] == "roc_auc")]
+
+    def _rows(self, **match) -> pd.DataFrame:
+        rows = self.table
+        for column, value in match.items():
+            rows = rows[rows[column] == value]
+        return rows
+
+    def seen_until(self, rung) -> str:
+        """The largest evaluated t at which the rung's H′ ROC-AUC is at least SEEN ('–' if none)."""
+        rows = self.auc[(self.auc["rung"] == rung) & (self.auc["value"] >= self.SEEN)]
+        return str(int(rows["timestep"].max())) if len(rows) else "–"
+
+    def gain(self, rung, space, form, alpha) -> pd.Series:
+        g = self.gains
+        return g[(g["rung"] == rung) & (g["space"] == space) & (g["form"] == form) & (g["alpha"] == alpha)].iloc[0]
+
+    def rung_table(self) -> pd.DataFrame:
+        rows = []
+        for rung in self.rungs:
+            auc0 = self.auc[(self.auc["rung"] == rung)].sort_values("timestep").iloc[0]["value"]
+            base = self._rows(rung=rung, space=self.extractor, set="baseline").set_index("metric")
+            row = {
+                "DDPM step": rung,
+                "H′ ROC-AUC at t = 0": number(auc0),
+                f"H′ ROC-AUC ≥ {self.SEEN:g} up to t": self.seen_until(rung),
+                "baseline precision": interval(*base.loc["improved_precision", ["value", "low", "high"]]),
+                "recall": number(base.loc["recall", "value"]),
+                "FID": number(base.loc["fid", "value"], 4),
+            }
+            for form in self.forms:
+                for alpha in self.alphas:
+                    g = self.gain(rung, self.extractor, form, alpha)
+                    row[f"gain, {form}, α = {alpha:g}"] = interval(g["value"], g["low"], g["high"], 2)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def verdicts(self) -> list[str]:
+        """One line per (space, form, α): the rungs where β raises precision, lowers it, or does neither."""
+        lines = []
+        for space in list(dict.fromkeys(self.gains["space"])):
+            for form in self.forms:
+                for alpha in self.alphas:
+                    groups = {"raises precision on": [], "lowers it on": [], "no detectable change on": []}
+                    for rung in self.rungs:
+                        g = self.gain(rung, space, form, alpha)
+                        key = (
+                            "raises precision on"
+                            if g["low"] > 0
+                            else "lowers it on"
+                            if g["high"] < 0
+                            else "no detectable change on"
+                        )
+                        groups[key].append(f"step {rung} ({interval(g['value'], g['low'], g['high'], 2)})")
+                    said = "; ".join(f"{key} {', '.join(items)}" for key, items in groups.items() if items)
+                    lines.append(f"**{space}, {form} form, α = {alpha:g}**: β = {self.top_beta:g} {said}.")
+        return lines
+
+    def cell_table(self) -> pd.DataFrame:
+        cells = self.table[(self.table["set"] == "cell") & (self.table["metric"] == "improved_precision")]
+        rows = []
+        for (rung, alpha, beta, form), group in cells.groupby(["rung", "alpha", "beta", "form"], sort=True):
+            by_space = group.set_index("space")
+            shown = [
+                interval(*by_space.loc[space, ["value", "low", "high"]]) if space in by_space.index else ""
+                for space in (self.extractor, "classifier")
+            ]
+            rows.append(
+                {"DDPM step": rung, "α": f"{alpha:g}", "β": f"{beta:g}", "form": form, "precision": " / ".join(shown)}
+            )
+        return pd.DataFrame(rows)

@@ -421,6 +421,78 @@ def draw_figD1(table_csv: str, out_pdf: str) -> None:
     _save(fig, out_pdf)
 
 
+def draw_figD2(table_csv: str, extractor: str, out_pdf: str) -> None:
+    """The fidelity study (`stages.fidelity_study`): (a) the precision gain of the largest β over
+    β = 0 against each rung's H′ ROC-AUC at t = 0, one line per (β form, α), with intervals;
+    (b) every rung's H′ ROC-AUC against t; (c) precision against β per rung at the largest α."""
+    plt = _plt()
+    table = pd.read_csv(table_csv)
+    h_prime = table[(table["set"] == "discriminator") & (table["metric"] == "roc_auc")]
+    auc0 = h_prime[h_prime["timestep"] == h_prime["timestep"].min()].set_index("rung")["value"]
+    gains = table[(table["set"] == "gain") & (table["space"] == extractor)]
+    top = gains["beta"].max()
+    cells = table[(table["set"] == "cell") & (table["space"] == extractor) & (table["metric"] == "improved_precision")]
+    forms = _in_order(gains["form"])
+    alphas = sorted(gains["alpha"].unique())
+    colours = dict(zip(forms, plt.cm.tab10(np.arange(len(forms)))))
+    rungs = sorted(table["rung"].unique())
+    fig, (ax_g, ax_t, ax_b) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for form in forms:
+        for alpha, style in zip(alphas, ("--", "-", ":", "-.")):
+            rows = gains[(gains["form"] == form) & (gains["alpha"] == alpha) & (gains["beta"] == top)]
+            rows = rows.assign(x=rows["rung"].map(auc0)).sort_values("x")
+            ax_g.errorbar(
+                rows["x"],
+                rows["value"],
+                yerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]],
+                fmt="o" + style,
+                color=colours[form],
+                ms=4,
+                capsize=2,
+                label=f"{form}, α = {alpha:g}",
+            )
+    for rung, x in auc0.items():
+        ax_g.annotate(f"step {rung}", (x, 0), textcoords="offset points", xytext=(0, -12), fontsize=6, ha="center")
+    ax_g.axhline(0, color="grey", lw=0.8, ls=":")
+    ax_g.set_xlabel("H′ held-out ROC-AUC at t = 0 (the rung's distance to real)")
+    ax_g.set_ylabel(f"precision gain, β = {top:g} over β = 0")
+    ax_g.set_title(f"(a) gain of β in the {extractor} space", fontsize=9)
+    ax_g.legend(fontsize=7)
+    shades = plt.cm.viridis(np.linspace(0, 0.85, len(rungs)))
+    for rung, shade in zip(rungs, shades):
+        rows = h_prime[h_prime["rung"] == rung].sort_values("timestep")
+        ax_t.plot(rows["timestep"], rows["value"], "o-", color=shade, ms=3, label=f"step {rung}")
+        for form in forms:
+            rows = cells[(cells["rung"] == rung) & (cells["alpha"] == max(alphas))]
+            rows = rows[(rows["form"] == form) | (rows["beta"] == 0)].sort_values("beta")
+            ax_b.errorbar(
+                rows["beta"],
+                rows["value"],
+                yerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]],
+                fmt="o-" if form == forms[0] else "s--",
+                color=shade,
+                ms=3,
+                capsize=2,
+                label=f"step {rung}, {form}",
+            )
+    ax_t.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_t.set_xscale("symlog", linthresh=10)
+    ticks = sorted(set(h_prime["timestep"].astype(int)))
+    ax_t.set_xlim(0, max(ticks) * 1.1)
+    ax_t.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+    ax_t.set_xlabel("timestep t of x_t (symmetric log scale)")
+    ax_t.set_ylabel("H′ held-out ROC-AUC")
+    ax_t.set_title("(b) what H′ sees, per rung", fontsize=9)
+    ax_t.legend(fontsize=7)
+    ax_b.set_xlabel("β")
+    ax_b.set_ylabel("improved precision")
+    ax_b.set_title(f"(c) precision against β at α = {max(alphas):g}", fontsize=9)
+    ax_b.legend(fontsize=6, ncol=2)
+    fig.suptitle("Figure D2: the gain of β against how far each rung is from real", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_pdf)
+
+
 def draw_figS1(table_csv: str, out_pdf: str) -> None:
     """Figure S1: precision or coverage against density per sampler over its strengths (labels:
     strength), one panel per (space, density measure, y metric) of the table."""
