@@ -20,35 +20,14 @@ import numpy as np
 import pandas as pd
 
 from lowdensity.io import atomic_to_csv
-from lowdensity.metrics.intervals import centred_interval
-from lowdensity.metrics.knn import ball_pairs, knn_radii, recall
+from lowdensity.metrics.intervals import centred_interval, paired_gain
+from lowdensity.metrics.knn import inside_balls, knn_radii, recall
 from lowdensity.runtime import select_device
 from lowdensity.stages.evaluation import load_features
 from lowdensity.stages.guided_eval import fidelity_with_intervals
 from lowdensity.stages.sampler_comparison import frechet_distance
 
 COLUMNS = ["rung", "space", "set", "alpha", "beta", "form", "timestep", "metric", "value", "low", "high", "n"]
-
-
-def inside_real_balls(real: np.ndarray, radii: np.ndarray, fake: np.ndarray, device) -> np.ndarray:
-    """Per fake sample: whether it lies in some real sample's k-NN ball (improved precision is the mean)."""
-    points, _ = ball_pairs(real, radii, fake, device=device)
-    return np.bincount(points, minlength=len(fake)) > 0
-
-
-def paired_gain(
-    reference: np.ndarray, treated: np.ndarray, bootstrap: int, level: float, seed: int
-) -> tuple[float, float, float]:
-    """mean(treated) − mean(reference) of two per-sample indicators on the same seeds, with its
-    interval from resampling sample indices jointly (the pairs' common noise cancels)."""
-    if len(reference) != len(treated):
-        raise ValueError(f"paired cells must have as many samples: {len(reference)} and {len(treated)}")
-    difference = treated.astype(np.float64) - reference.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    replicates = difference[rng.integers(0, len(difference), (bootstrap, len(difference)))].mean(1)
-    value = float(difference.mean())
-    low, high = centred_interval(value, replicates, level, (-1.0, 1.0))
-    return value, low, high
 
 
 def rung_fidelity(
@@ -101,7 +80,7 @@ def rung_fidelity(
         real_features = np.array(load_features(real_path)["features"])
         radii = knn_radii(real_features, k, device=dev, backend=backend)
         base = np.array(load_features(baseline[space])["features"])
-        inside = inside_real_balls(real_features, radii, base, dev)
+        inside = inside_balls(real_features, radii, base, device=dev)
         spread = np.random.default_rng(params["seed"]).integers(0, len(base), (params["bootstrap"], len(base)))
         low, high = centred_interval(inside.mean(), inside[spread].mean(1), params["level"])
         row(space, "baseline", "improved_precision", float(inside.mean()), low=low, high=high, n=len(base))
@@ -111,7 +90,7 @@ def rung_fidelity(
         for name, path in cells[space].items():
             w = weights[name]
             samples = np.array(load_features(path)["features"])
-            indicators[name] = inside_real_balls(real_features, radii, samples, dev)
+            indicators[name] = inside_balls(real_features, radii, samples, device=dev)
             for r in fidelity_with_intervals(
                 real_features, samples, k, params["prd"], intervals, reference_radii=radii, device=dev
             ):
