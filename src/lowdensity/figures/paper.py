@@ -487,7 +487,7 @@ def draw_figD2(table_csv: str, extractor: str, out_pdf: str) -> None:
     ax_b.set_xlabel("β")
     ax_b.set_ylabel("improved precision")
     ax_b.set_title(f"(c) precision against β at α = {max(alphas):g}", fontsize=9)
-    ax_b.legend(fontsize=6, ncol=2)
+    ax_b.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.suptitle("Figure D2: the gain of β against how far each rung is from real", fontsize=10)
     fig.tight_layout()
     _save(fig, out_pdf)
