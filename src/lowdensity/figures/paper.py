@@ -385,6 +385,16 @@ def draw_figA7(table_csv: str, out_pdf: str) -> None:
     _save(fig, out_pdf)
 
 
+def _timestep_axis(ax, timesteps) -> None:
+    """A discriminator's evaluation timesteps on a symmetric log axis, with chance (0.5) marked."""
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("symlog", linthresh=10)
+    ticks = sorted({int(t) for t in timesteps})
+    ax.set_xlim(0, max(ticks) * 1.1)
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+    ax.set_xlabel("timestep t of x_t (symmetric log scale)")
+
+
 def draw_figD1(table_csv: str, out_pdf: str) -> None:
     """The discriminator study: held-out accuracy against t for every variant (left), and at the
     lowest t with the dark-background cue removed from both sets (right)."""
@@ -403,12 +413,7 @@ def draw_figD1(table_csv: str, out_pdf: str) -> None:
         ax_c.bar(
             np.arange(len(conditions)) + (i - (len(variants) - 1) / 2) * width, at0["accuracy"], width, color=colour
         )
-    ax_t.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_t.set_xscale("symlog", linthresh=10)
-    ticks = sorted(set(table["timestep"]))
-    ax_t.set_xlim(0, max(ticks) * 1.1)
-    ax_t.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
-    ax_t.set_xlabel("timestep t of x_t (symmetric log scale)")
+    _timestep_axis(ax_t, table["timestep"])
     ax_t.set_ylabel("held-out accuracy (real vs baseline)")
     ax_t.set_title("(a) accuracy against noise level", fontsize=9)
     ax_t.legend(fontsize=7)
@@ -475,12 +480,7 @@ def draw_figD2(table_csv: str, extractor: str, out_pdf: str) -> None:
                 capsize=2,
                 label=f"step {rung}, {form}",
             )
-    ax_t.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_t.set_xscale("symlog", linthresh=10)
-    ticks = sorted(set(h_prime["timestep"].astype(int)))
-    ax_t.set_xlim(0, max(ticks) * 1.1)
-    ax_t.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
-    ax_t.set_xlabel("timestep t of x_t (symmetric log scale)")
+    _timestep_axis(ax_t, h_prime["timestep"])
     ax_t.set_ylabel("H′ held-out ROC-AUC")
     ax_t.set_title("(b) what H′ sees, per rung", fontsize=9)
     ax_t.legend(fontsize=7)
