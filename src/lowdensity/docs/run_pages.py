@@ -312,7 +312,8 @@ class RunPages:
             "",
             "What β can act on depends on what the discriminator H′ separates and at which noise levels the sampler "
             "consults it: see [the discriminator H′](../method.md#the-discriminator-h) and its held-out accuracy "
-            "above.",
+            "above, and the [fidelity study](../fidelity-study.md), which measures β's gain along a ladder of "
+            "weaker DDPMs.",
             "",
         ]
 
