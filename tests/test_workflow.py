@@ -380,9 +380,9 @@ def markdown_rows(page: str, heading: str) -> dict[str, list[str]]:
 
 
 def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo, tmp_path):
-    """`snakemake docs` renders the results and samplers pages of the tiny run, stamped with its configuration;
-    their numbers are the CSVs'; the repository's README is left alone (the run is elsewhere); and with these
-    pages the documentation site builds with `mkdocs build --strict`."""
+    """`snakemake docs` renders the results, samplers and fidelity-study pages of the tiny run, stamped with its
+    configuration; their numbers are the CSVs' (the study's verdicts follow its intervals); the repository's README
+    is left alone (the run is elsewhere); and with these pages the site builds with `mkdocs build --strict`."""
     import shutil
 
     import pandas as pd
@@ -416,6 +416,13 @@ def test_docs_render_the_runs_pages_from_its_csvs(tiny_run, snakemake_exe, repo,
         assert (generated / image).read_bytes()[:4] == b"\x89PNG", image
     samplers = (generated / "samplers.md").read_text()
     assert "results/samplers.csv" in samplers and "figS1.png" in samplers
+    study = (generated / "fidelity_study.md").read_text()
+    gains = pd.read_csv(tiny_run / "results/fidelity_study.csv").query("set == 'gain'")
+    for g in gains.itertuples():  # each rung's verdict follows its interval
+        verdict = "raises precision on" if g.low > 0 else "lowers it on" if g.high < 0 else "no detectable change on"
+        line = next(v for v in study.splitlines() if v.startswith(f"- **{g.space}, {g.form} form, α = {g.alpha:g}**"))
+        said = line.split(f"β = {g.beta:g} ", 1)[1]
+        assert re.search(rf"{verdict} [^;]*step {g.rung} \(", said), (line, g)
     site = tmp_path / "site-source"
     shutil.copytree(repo / "docs", site / "docs")
     shutil.copy(repo / "mkdocs.yml", site)
