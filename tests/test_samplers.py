@@ -19,9 +19,9 @@ from lowdensity.guidance.minority import (
     self_guided_cond_fn,
     self_guided_loss,
 )
+from lowdensity.metrics.fidelity import frechet_distance
 from lowdensity.metrics.knn import knn_radii
 from lowdensity.networks.ddpm import load_ddpm, training_diffusion
-from lowdensity.stages.sampler_comparison import frechet_distance
 from lowdensity.stages.samplers import sample_with
 from lowdensity.stages.sampling import sample_shard
 

@@ -1,4 +1,5 @@
-"""FID and improved precision/recall by torch-fidelity's metric code, in our evaluation spaces.
+"""FID and improved precision/recall by torch-fidelity's metric code, in our evaluation spaces, and
+our own Fréchet distance of two feature sets (the samplers' table and the fidelity study).
 
 torch-fidelity's own Inception weights cannot be downloaded here, so the features are those
 `extract_features` stored for each configured extractor (every image is embedded once, for
@@ -40,3 +41,15 @@ def fidelity(
         "precision": float(prc["precision"]),
         "recall": float(prc["recall"]),
     }
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) of two feature sets (Heusel et al. 2017);
+    tr (Σ_a Σ_b)^½ = Σ √λ of the symmetric Σ_a^½ Σ_b Σ_a^½ (no complex rounding residue)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)

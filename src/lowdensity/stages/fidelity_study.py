@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from lowdensity.io import atomic_to_csv
+from lowdensity.metrics.fidelity import frechet_distance
 from lowdensity.metrics.intervals import centred_interval, paired_gain
 from lowdensity.metrics.knn import inside_balls, knn_radii, recall
 from lowdensity.runtime import select_device
 from lowdensity.stages.evaluation import load_features
 from lowdensity.stages.guided_eval import fidelity_with_intervals
-from lowdensity.stages.sampler_comparison import frechet_distance
 
 COLUMNS = ["rung", "space", "set", "alpha", "beta", "form", "timestep", "metric", "value", "low", "high", "n"]
 

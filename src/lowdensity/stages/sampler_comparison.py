@@ -17,6 +17,7 @@ import pandas as pd
 from lowdensity.guidance.minority import rarity_scores
 from lowdensity.io import atomic_to_csv, atomic_write_text, read_npz
 from lowdensity.layout import parse_point
+from lowdensity.metrics.fidelity import frechet_distance
 
 STRENGTH_NAMES = {
     "baseline": "—",
@@ -30,18 +31,6 @@ STRENGTH_NAMES = {
 # The set summary's fidelity and diversity columns a point's row carries, with their intervals
 # (precision, precision_low, precision_high, …, vendi, vendi_q2, …).
 SUMMARY_METRICS = ("precision", "recall", "density", "coverage", "vendi")
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) of two feature sets (Heusel et al. 2017);
-    tr (Σ_a Σ_b)^½ = Σ √λ of the symmetric Σ_a^½ Σ_b Σ_a^½ (no complex rounding residue)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    w, v = np.linalg.eigh(cov_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
 
 
 def sampler_table(rarity_k: int, points: dict[str, str], spaces: dict[str, dict], out_csv: str) -> None:
