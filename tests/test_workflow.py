@@ -283,7 +283,7 @@ def test_ablation_wildcards_make_exactly_the_configured_variants(tiny_run, snake
     )
     snakemake(snakemake_exe, repo, tiny_run, "discriminator_ablation")
     table = pd.read_csv(tiny_run / "results/discriminator/ablation.csv")
-    assert sorted(set(table["variant"])) == ["default", "frozen_head", "from_classifier", "more_data"]
+    assert sorted(set(table["variant"])) == ["default", "from_classifier", "frozen_head", "more_data"]
     assert len(table.query("variant != 'default'")) == 3 * 3 * 2  # variants × conditions × timesteps
     assert table["roc_auc"].between(0, 1).all()
     assert (
