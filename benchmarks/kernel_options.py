@@ -4,14 +4,16 @@ eager measured in the same run, on whatever device the machine has.
     python benchmarks/kernel_options.py [--config config.yaml ...] [--threads 1] [--repeats 5]
                                         [--profile]
 
-Operations: one DDPM training step (the configured U-Net and batch: forward, backward, AdamW),
-one guided sampling step (U-Net forward, then a forward and backward through the classifier and
-the discriminator, at `sampling.batch_size`) and one feature batch (EfficientNet-Lite0 on 256
-images at its input size). Options: fp32 eager (the reference), bf16 autocast, channels-last,
-both, and `torch.compile` (fp32; its first call — the compilation — is printed apart and not in
-the per-op time). bf16 is measured only where the CPU has bfloat16 instructions (AVX-512 BF16 or
-AMX) or on CUDA: elsewhere autocast emulates it and the row says so. With --profile, the top
-operators of one fp32 eager call of each operation (torch.profiler, by self CPU time).
+Operations: one DDPM training step (the configured U-Net and batch: forward, backward, AdamW), one
+guided sampling step (U-Net forward, then a forward and backward through the classifier and the
+discriminator, at `sampling.batch_size`), one feature batch (EfficientNet-Lite0 on 256 images at
+its input size) and one GAN training step (`gan.train.d_steps` discriminator steps on real and
+generated images in one forward, then a generator step, with Adam). Options: fp32 eager (the
+reference), bf16 autocast, channels-last, both, and `torch.compile` (fp32; its first call — the
+compilation — is printed apart and not in the per-op time). bf16 is measured only where the CPU has
+bfloat16 instructions (AVX-512 BF16 or AMX) or on CUDA: elsewhere autocast emulates it and the row
+says so. With --profile, the top operators of one fp32 eager call of each operation
+(torch.profiler, by self CPU time).
 Threads default to one, as each job of the default run has.
 """
 
@@ -37,8 +39,9 @@ from lowdensity.core.training import compute_precision
 from lowdensity.guidance.guided import GuidedCell, make_cond_fn
 from lowdensity.metrics.features import load_efficientnet_lite0
 from lowdensity.networks.ddpm import ddpm_losses, training_diffusion, unet_kwargs
+from lowdensity.networks.gan import build_gan, hinge_discriminator_loss, hinge_generator_loss
 from lowdensity.networks.unet import UNet
-from lowdensity.runtime import select_device
+from lowdensity.runtime import native_bf16, select_device
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sampling_speed import random_guide  # noqa: E402
@@ -50,13 +53,6 @@ OPTIONS = {
     "bf16 + channels-last": {"precision": "bf16", "channels_last": True, "compile": False},
     "torch.compile": {"precision": "fp32", "channels_last": False, "compile": True},
 }
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 products run on bf16 hardware here (CUDA, or a CPU with AVX-512 BF16 / AMX)."""
-    if device.type == "cuda":
-        return True
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def seconds(fn, device, repeats):
@@ -74,7 +70,7 @@ def seconds(fn, device, repeats):
 
 
 def operations(cfg: dict, device: torch.device, option: dict):
-    """The three operations as closures, built under `option` (fresh networks for each)."""
+    """The four operations as closures, built under `option` (fresh networks for each)."""
     res, channels, classes = cfg["data"]["resolution"], 1, 10
     learned = cfg["diffusion"]["variance"] == "learned_range"
     torch.manual_seed(0)
@@ -130,7 +126,44 @@ def operations(cfg: dict, device: torch.device, option: dict):
         with context():
             extractor(feature_images, batch_size=256)
 
-    return {"training step": train_step, "guided sampling step": guided_step, "feature batch": feature_batch}
+    gan_cfg = cfg["gan"]
+    generator_net, discriminator_net = (
+        net.to(device, memory_format=layout)
+        for net in build_gan(
+            {"model": gan_cfg["model"], "image_size": res, "channels": channels, "num_classes": classes}
+        )
+    )
+    gan_nets = [torch.compile(n) if option["compile"] else n for n in (generator_net, discriminator_net)]
+    opt_g, opt_d = (
+        torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.0, 0.999)) for n in (generator_net, discriminator_net)
+    )
+    gan_batch = gan_cfg["train"]["batch_size"]
+    real = torch.rand(gan_batch, channels, res, res, device=device) * 2 - 1
+    gan_labels = torch.arange(gan_batch, device=device) % classes
+
+    def gan_step():
+        generate, discriminate = gan_nets
+        for _ in range(gan_cfg["train"]["d_steps"]):
+            with context():
+                with torch.no_grad():
+                    fake = generate(torch.randn(gan_batch, generator_net.z_dim, device=device), gan_labels)
+                logits = discriminate(torch.cat([real, fake]), torch.cat([gan_labels, gan_labels])).float()
+            opt_d.zero_grad(set_to_none=True)
+            hinge_discriminator_loss(logits[:gan_batch], logits[gan_batch:]).backward()
+            opt_d.step()
+        with context():
+            z = torch.randn(gan_batch, generator_net.z_dim, device=device)
+            logits = discriminate(generate(z, gan_labels), gan_labels).float()
+        opt_g.zero_grad(set_to_none=True)
+        hinge_generator_loss(logits).backward()
+        opt_g.step()
+
+    return {
+        "training step": train_step,
+        "guided sampling step": guided_step,
+        "feature batch": feature_batch,
+        "GAN training step": gan_step,
+    }
 
 
 def main():
@@ -155,7 +188,7 @@ def main():
             fn()
             first = time.perf_counter() - start
             results[(op_name, option_name)] = (seconds(fn, device, args.repeats), first)
-    for op_name in ("training step", "guided sampling step", "feature batch"):
+    for op_name in ("training step", "guided sampling step", "feature batch", "GAN training step"):
         reference = results[(op_name, "fp32 eager")][0]
         print(f"\n{op_name}")
         for option_name in OPTIONS:

@@ -94,12 +94,13 @@ def _real_hinge(discriminator, images, labels):
         return torch.relu(1 - discriminator(x, torch.from_numpy(labels).long())).mean().item()
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("channels_last, precision", [(False, "fp32"), (True, "fp32"), (True, "bf16")])
 def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_exactly(
-    toy_data, tmp_path, channels_last
+    toy_data, tmp_path, channels_last, precision
 ):
+    """In either layout and precision (bf16: the default's on a CPU with bf16 instructions)."""
     path, images, labels = toy_data
-    cfg = {"model": MODEL, "train": {**TRAIN, "channels_last": channels_last}}
+    cfg = {"model": MODEL, "train": {**TRAIN, "channels_last": channels_last, "precision": precision}}
     train_gan(
         params=cfg,
         data=str(path),
@@ -134,6 +135,7 @@ def test_training_lowers_the_discriminators_hinge_loss_on_real_data_and_resumes_
         checkpoint=str(cut / "ck.pt"),
         device="cpu",
     )
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["precision"] == precision
     full = torch.load(tmp_path / "model.pt", weights_only=True)["generator"]
     resumed = torch.load(cut / "model.pt", weights_only=True)["generator"]
     assert full.keys() == resumed.keys()

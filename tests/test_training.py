@@ -445,3 +445,39 @@ def test_bf16_and_channels_last_training_follow_fp32(tmp_path):
         _, losses = run(name, **kw)
         assert losses[-1] == pytest.approx(fp32[-1], rel=0.10), name
         assert losses[-1] < 0.6 * losses[0], name
+
+
+@pytest.mark.parametrize("hardware, resolved", [(False, "fp32"), (True, "bf16")])
+def test_auto_precision_is_the_hardwares_choice_bit_for_bit(tmp_path, monkeypatch, hardware, resolved):
+    """precision auto is bf16 on a CPU with bf16 instructions and fp32 on one without (decided when
+    the job starts): the model it trains equals, bit for bit, the run that names that precision,
+    and its file says which it was."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: hardware)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    save_split(handful_of_images(), tmp_path / "train.npz")
+    auto = torch.load(run_ddpm(tmp_path, "auto", ddpm_params(precision="auto")) / "model.pt", weights_only=True)
+    named = torch.load(run_ddpm(tmp_path, "named", ddpm_params(precision=resolved)) / "model.pt", weights_only=True)
+    assert auto["precision"] == named["precision"] == resolved
+    assert_same_state(auto["state_dict"], named["state_dict"])
+
+
+def test_a_checkpoint_is_resumed_only_in_its_own_precision(tmp_path, monkeypatch, caplog):
+    """A run interrupted in bf16 and rerun on a machine where auto means fp32 starts afresh (its
+    fingerprint names the resolved precision) and ends with the fp32 run's weights."""
+    save_split(handful_of_images(), tmp_path / "train.npz")
+    run_ddpm(tmp_path, "run", ddpm_params(steps=5, precision="bf16"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with caplog.at_level("INFO"):
+        moved = torch.load(run_ddpm(tmp_path, "run", ddpm_params(precision="auto")) / "model.pt", weights_only=True)
+    assert "training this configuration from the start" in caplog.text
+    fp32 = torch.load(run_ddpm(tmp_path, "fp32", ddpm_params(precision="fp32")) / "model.pt", weights_only=True)
+    assert moved["precision"] == "fp32"
+    assert_same_state(moved["state_dict"], fp32["state_dict"])
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    from lowdensity.runtime import resolve_precision
+
+    with pytest.raises(ValueError, match="'fp16'"):
+        resolve_precision("fp16", torch.device("cpu"))

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from lowdensity.io import atomic_torch_save
+from lowdensity.runtime import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,10 @@ class StopRequest:
 
 def compute_precision(device: torch.device, precision: str = "fp32"):
     """The context networks run in: bf16 autocast on `device` ('bf16': matrix products and
-    convolutions in bfloat16, reductions and the losses in float32), or none ('fp32')."""
-    if precision == "fp32":
+    convolutions in bfloat16, reductions and the losses in float32), none ('fp32'), or for 'auto'
+    whichever of the two `device` has hardware for (`runtime.resolve_precision`)."""
+    if resolve_precision(precision, device) == "fp32":
         return contextlib.nullcontext()
-    if precision != "bf16":
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 

@@ -12,7 +12,9 @@ to three channels. With `channels_last` (the default) the network's weights are 
 layout, and so are its activations from the first convolution on (the input is reordered inside
 it, bit for bit as if given in NHWC): oneDNN's convolutions and depthwise convolutions on CPUs run
 about 1.6× faster in it (EfficientNet-Lite0 at 64×64, one thread), and the features equal the
-NCHW ones up to float rounding (about 1e-5 of their scale).
+NCHW ones up to float rounding (about 1e-5 of their scale). With `precision` bf16 (or auto on bf16
+hardware) the network runs under bf16 autocast, about 2.5× faster on a CPU with AVX-512 BF16;
+features are returned in float32 either way.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowdensity.core.training import memory_format
+from lowdensity.core.training import compute_precision, memory_format
 from lowdensity.data import DataMissingError
+from lowdensity.runtime import resolve_precision
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -36,6 +39,7 @@ class FeatureExtractor:
     input_size: int
     mean: tuple
     std: tuple
+    precision: str = "fp32"
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -50,7 +54,8 @@ class FeatureExtractor:
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-1] != self.input_size:
                 x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-            features = self.model.forward_head(self.model.forward_features((x - mean) / std), pre_logits=True)
+            with compute_precision(device, self.precision):
+                features = self.model.forward_head(self.model.forward_features((x - mean) / std), pre_logits=True)
             out.append(features.float().cpu())  # float32 also under bf16 autocast
         return torch.cat(out).numpy() if out else np.zeros((0, self.model.num_features), dtype=np.float32)
 
@@ -104,8 +109,11 @@ def load_timm_extractor(
 
 
 def load_extractor(spec: dict, device: torch.device) -> FeatureExtractor:
-    """An extractor from its config entry: {name, input_size[, timm_name, weights][, channels_last]}."""
+    """An extractor from its config entry: {name, input_size[, timm_name, weights][, channels_last][, precision]}."""
     channels_last = spec.get("channels_last", True)
     if spec["name"] == "efficientnet_lite0":
-        return load_efficientnet_lite0(spec["input_size"], device, channels_last)
-    return load_timm_extractor(spec["timm_name"], spec["weights"], spec["input_size"], device, channels_last)
+        extractor = load_efficientnet_lite0(spec["input_size"], device, channels_last)
+    else:
+        extractor = load_timm_extractor(spec["timm_name"], spec["weights"], spec["input_size"], device, channels_last)
+    extractor.precision = resolve_precision(spec.get("precision", "fp32"), device)
+    return extractor

@@ -19,7 +19,7 @@ from lowdensity.data import load_split
 from lowdensity.io import atomic_to_csv, atomic_torch_save
 from lowdensity.networks.ddpm import ddpm_losses, training_diffusion, unet_kwargs
 from lowdensity.networks.unet import UNet, count_parameters
-from lowdensity.runtime import select_device
+from lowdensity.runtime import select_device, with_precision
 
 
 def train_ddpm(
@@ -49,9 +49,10 @@ def train_ddpm(
     ddpm_cfg, diffusion_cfg = params["ddpm"], params["diffusion"]
     split = load_split(data)
     dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
+    train_cfg = with_precision(ddpm_cfg["train"], dev)
     learn_sigma = diffusion_cfg["variance"] == "learned_range"
     arch = unet_kwargs(ddpm_cfg["model"], split.resolution, split.channels, len(split.class_names), learn_sigma)
-    torch.manual_seed(ddpm_cfg["train"]["seed"])
+    torch.manual_seed(train_cfg["seed"])
     network = UNet(**arch)
     diffusion = training_diffusion(diffusion_cfg)
     labels = torch.from_numpy(split.labels) if arch["num_classes"] else None
@@ -59,12 +60,12 @@ def train_ddpm(
         diffusion,
         torch.from_numpy(split.images),
         labels,
-        ddpm_cfg["train"]["batch_size"],
+        train_cfg["batch_size"],
         dev,
-        ddpm_cfg["train"]["random_flip"],
+        train_cfg["random_flip"],
     )
     run_id = fingerprint(
-        trajectory_config(ddpm_cfg["train"]),
+        trajectory_config(train_cfg),
         ddpm_cfg["model"],
         diffusion_cfg,
         array_digest(split.images, split.labels),
@@ -79,15 +80,16 @@ def train_ddpm(
             "steps": steps,
             "parameters": count_parameters(network),
             "class_names": list(split.class_names),
+            "precision": train_cfg["precision"],
         }
 
     def write_snapshot(step: int, state_dict: dict) -> None:
         atomic_torch_save(weights_file(state_dict, step), Path(snapshots) / f"step_{step}.pt")
 
     ema, history = train(
-        network, compute, ddpm_cfg["train"], checkpoint, run_id, dev, desc="train_ddpm", on_snapshot=write_snapshot
+        network, compute, train_cfg, checkpoint, run_id, dev, desc="train_ddpm", on_snapshot=write_snapshot
     )
     if not is_main_process():
         return
-    atomic_torch_save(weights_file(ema.state_dict(), ddpm_cfg["train"]["steps"]), model)
+    atomic_torch_save(weights_file(ema.state_dict(), train_cfg["steps"]), model)
     atomic_to_csv(pd.DataFrame(history), loss_csv)

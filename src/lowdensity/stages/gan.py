@@ -18,6 +18,7 @@ from lowdensity.core.noise import NoiseSource
 from lowdensity.core.training import (
     NonFiniteLossError,
     array_digest,
+    compute_precision,
     ema_update,
     fingerprint,
     learning_rate,
@@ -39,7 +40,7 @@ from lowdensity.networks.gan import (
     standing_statistics,
     truncated_normal,
 )
-from lowdensity.runtime import select_device
+from lowdensity.runtime import select_device, with_precision
 from lowdensity.stages.sampling import write_shard
 
 
@@ -65,7 +66,7 @@ def train_gan(*, params: dict, data: str, model: str, loss_csv: str, checkpoint:
         "channels": int(images.shape[1]),
         "num_classes": len(split.class_names),
     }
-    t = params["train"]
+    t = with_precision(params["train"], dev)
     torch.manual_seed(t["seed"])  # initial weights and spectral-norm vectors
     generator, discriminator = (memory_format(net.to(dev), t.get("channels_last", False)) for net in build_gan(arch))
     ema = copy.deepcopy(generator).requires_grad_(False)
@@ -122,11 +123,14 @@ def train_gan(*, params: dict, data: str, model: str, loss_csv: str, checkpoint:
             idx = torch.randint(n, (bs,), generator=rng)
             z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
             y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
-            with torch.no_grad():
-                fake = generator(z, y_fake)
-            # real and fake in one forward (D has no batch statistics): one spectral-norm power
-            # iteration per D step, as BigGAN's D(G(z), x) call
-            logits = discriminator(torch.cat([images[idx].to(dev), fake]), torch.cat([labels[idx].to(dev), y_fake]))
+            with compute_precision(dev, t["precision"]):
+                with torch.no_grad():
+                    fake = generator(z, y_fake)
+                # real and fake in one forward (D has no batch statistics): one spectral-norm power
+                # iteration per D step, as BigGAN's D(G(z), x) call
+                logits = discriminator(
+                    torch.cat([images[idx].to(dev), fake]), torch.cat([labels[idx].to(dev), y_fake])
+                ).float()
             real_logits, fake_logits = logits[:bs], logits[bs:]
             d_loss = hinge_discriminator_loss(real_logits, fake_logits)
             if not torch.isfinite(d_loss):
@@ -140,7 +144,9 @@ def train_gan(*, params: dict, data: str, model: str, loss_csv: str, checkpoint:
         z = torch.randn(bs, generator.z_dim, generator=rng).to(dev)
         y_fake = torch.randint(arch["num_classes"], (bs,), generator=rng).to(dev)
         discriminator.requires_grad_(False)  # the generator step needs no gradient of D's weights
-        g_loss = hinge_generator_loss(discriminator(generator(z, y_fake), y_fake))
+        with compute_precision(dev, t["precision"]):
+            fake_logits_g = discriminator(generator(z, y_fake), y_fake).float()
+        g_loss = hinge_generator_loss(fake_logits_g)
         if not torch.isfinite(g_loss):
             raise NonFiniteLossError(
                 f"train_gan: generator loss is {g_loss.item()} at step {step}; stopping (last checkpoint: {checkpoint})"
@@ -166,7 +172,13 @@ def train_gan(*, params: dict, data: str, model: str, loss_csv: str, checkpoint:
         save(t["steps"])
     standing_statistics(ema, t["standing_batches"], bs, t["seed"], dev)
     atomic_torch_save(
-        {"kind": "trained", "arch": arch, "class_names": list(split.class_names), "generator": ema.state_dict()},
+        {
+            "kind": "trained",
+            "arch": arch,
+            "class_names": list(split.class_names),
+            "generator": ema.state_dict(),
+            "precision": t["precision"],
+        },
         model,
     )
     atomic_to_csv(pd.DataFrame(history), loss_csv)

@@ -39,7 +39,7 @@ from lowdensity.guidance.guided import Guide, GuidedCell, make_cond_fn
 from lowdensity.io import atomic_to_csv, atomic_torch_save, load_weights
 from lowdensity.networks.ddpm import training_diffusion
 from lowdensity.networks.unet import EncoderUNet, FrozenEncoderHead, count_parameters
-from lowdensity.runtime import select_device
+from lowdensity.runtime import select_device, with_precision
 
 
 def frozen_head_kwargs(cfg: dict, classifier_arch: dict, num_outputs: int) -> dict:
@@ -75,9 +75,10 @@ def train_encoder(
     (`init: classifier`) or whose frozen encoder it trains a head on (`features: frozen_classifier`)."""
     cfg, diffusion_cfg = params[section], params["diffusion"]
     dev = join_world(select_device(device))  # under torchrun: this rank's device in the data-parallel group
+    train_cfg = with_precision(cfg["train"], dev)
     build = cfg.get("features", "own")
     num_outputs = len(train_split.class_names)
-    torch.manual_seed(cfg["train"]["seed"])
+    torch.manual_seed(train_cfg["seed"])
     if build == "frozen_classifier":
         if not init_path:
             raise ValueError(f"{section}.features is 'frozen_classifier': the trained classifier's model.pt is needed")
@@ -95,25 +96,25 @@ def train_encoder(
         diffusion,
         torch.from_numpy(train_split.images),
         torch.from_numpy(train_split.labels),
-        cfg["train"]["batch_size"],
+        train_cfg["batch_size"],
         dev,
         cfg.get("timesteps"),
-        cfg["train"].get("random_flip", False),
+        train_cfg.get("random_flip", False),
     )
     run_id = fingerprint(
-        trajectory_config(cfg["train"]),
+        trajectory_config(train_cfg),
         cfg["model"],
         diffusion_cfg,
         cfg.get("timesteps"),
         hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None,  # the weights it starts from
         array_digest(train_split.images, train_split.labels),
     )
-    ema, history = train(model, compute, cfg["train"], checkpoint_path, run_id, dev, desc=f"train_{section}")
+    ema, history = train(model, compute, train_cfg, checkpoint_path, run_id, dev, desc=f"train_{section}")
     t_max, power, law = timestep_law(diffusion.num_timesteps, cfg.get("timesteps"))  # consulted only at t < max
     if not is_main_process():
         return ema
     accuracy = evaluate_by_timestep(
-        ema, val_split, diffusion, cfg["eval_timesteps"], cfg["train"]["seed"], dark_thresholds
+        ema, val_split, diffusion, cfg["eval_timesteps"], train_cfg["seed"], dark_thresholds
     )
     atomic_torch_save(
         {
@@ -124,6 +125,7 @@ def train_encoder(
             "parameters": count_parameters(ema),
             "history": history,
             "timesteps": {"max": t_max, "power": power, "law": law},
+            "precision": train_cfg["precision"],
         },
         model_path,
     )

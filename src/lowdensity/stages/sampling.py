@@ -16,7 +16,7 @@ from lowdensity.guidance.sampling import balanced_labels, generate
 from lowdensity.io import atomic_path, atomic_savez, read_npz
 from lowdensity.layout import shard_indices
 from lowdensity.networks.ddpm import load_ddpm, sampling_diffusion
-from lowdensity.runtime import device_description, select_device
+from lowdensity.runtime import device_description, resolve_precision, select_device
 
 
 def sample_shard(
@@ -97,7 +97,17 @@ def sample_shard(
             "branch_chain_steps": np.int64(diffusion.num_timesteps),
         }
     write_shard(
-        out_path, images, labels, seeds, indices, meta["class_names"], dev, start, metadata=metadata, arrays=arrays
+        out_path,
+        images,
+        labels,
+        seeds,
+        indices,
+        meta["class_names"],
+        dev,
+        start,
+        metadata=metadata,
+        arrays=arrays,
+        precision=resolve_precision(sampling_cfg.get("precision", "fp32"), dev),
     )
 
 
@@ -147,9 +157,11 @@ def write_shard(
     *,
     metadata: Optional[dict] = None,
     arrays: Optional[dict] = None,
+    precision: str = "fp32",
 ) -> None:
     """Write a shard atomically with the sampler's seconds since `start` (perf_counter) on `device`
-    (and any further `arrays`, such as kept branch states)."""
+    in `precision` (named in the device column when not fp32: it sets the seconds), and any
+    further `arrays`, such as kept branch states."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -161,7 +173,7 @@ def write_shard(
         indices=indices,
         seconds=np.float64(seconds),
         seconds_per_image=np.float64(seconds / max(len(indices), 1)),
-        device=np.asarray(device_description(device)),
+        device=np.asarray(device_description(device) + ("" if precision == "fp32" else f", {precision}")),
         class_names=np.asarray(class_names),
         **{f"meta_{k}": np.asarray(v) for k, v in (metadata or {}).items()},
         **(arrays or {}),
