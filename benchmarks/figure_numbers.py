@@ -8,7 +8,10 @@ improved precision per β (EfficientNet-Lite0 space), figure 7's median AvgkNN p
 precision / recall and FID, Table 1's speed-ups, figure 11's Spearman correlations, the mean NLL
 bound, the memorization distances, figure A.7's precision and the guides' held-out accuracies.
 A change that alters the default's outputs reports its before → after from this table rather than
-typing it (showyourwork's rule: every number from the files a rule wrote).
+typing it (showyourwork's rule: every number from the files a rule wrote). With --before, a second
+table takes every quantity the run's files give a 95 % interval for (figure 4b's precision per β
+in both spaces, each set's precision, density and coverage, Table 1's speed-ups) and says whether
+the new value lies inside the earlier run's interval and whether the two intervals overlap.
 """
 
 from __future__ import annotations
@@ -79,6 +82,43 @@ def figure_numbers(results: Path) -> dict[str, str]:
     return out
 
 
+def interval_numbers(results: Path) -> dict[str, tuple[float, float, float]]:
+    """quantity → (value, low, high) for every headline number the run's files give an interval for."""
+    out: dict[str, tuple[float, float, float]] = {}
+    b = pd.read_csv(results / "guidance/fig4b_fidelity.csv")
+    for r in b[b.metric == "improved_precision"].itertuples():
+        out[f"fig4b precision ({r.space}) α = {r.alpha:g}, β = {r.beta:g}"] = (r.value, r.low, r.high)
+    for space in (SPACE, "classifier"):
+        sets = pd.read_csv(results / f"metrics/{space}_sets.csv").set_index("set")
+        for name in sets.index.drop("real", errors="ignore"):
+            for metric in ("precision", "density", "coverage"):
+                row = sets.loc[name]
+                out[f"{name} {metric} ({space})"] = (row[metric], row[f"{metric}_low"], row[f"{metric}_high"])
+    table1 = pd.read_csv(results / "table1.csv")
+    for r in table1[table1.sampler == "guided"].itertuples():
+        out[f"Table 1 speed-up ({r.space}) at q {r.quantile_low:g}–{r.quantile_high:g}"] = (
+            r.speedup,
+            r.speedup_low,
+            r.speedup_high,
+        )
+    return out
+
+
+def compare_intervals(before: dict, after: dict) -> list[str]:
+    """Markdown rows: before [interval], after [interval], after inside before's interval, overlap."""
+    rows = ["| quantity | before [95 %] | after [95 %] | after in before's interval | intervals overlap |"]
+    rows.append("|---|---|---|---|---|")
+    for key in before.keys() & after.keys():
+        (v0, lo0, hi0), (v1, lo1, hi1) = before[key], after[key]
+        inside = "yes" if lo0 <= v1 <= hi0 else "no"
+        overlap = "yes" if lo1 <= hi0 and lo0 <= hi1 else "no"
+        rows.append(
+            f"| {key} | {v0:.3f} [{lo0:.3f}, {hi0:.3f}] | {v1:.3f} [{lo1:.3f}, {hi1:.3f}] | {inside} | {overlap} |"
+        )
+    header, rule, *body = rows
+    return [header, rule, *sorted(body)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="?", default="results")
@@ -94,6 +134,10 @@ def main() -> int:
     print("| quantity | before | after |\n|---|---|---|")
     for key in dict.fromkeys([*before, *now]):
         print(f"| {key} | {before.get(key, '–')} | {now.get(key, '–')} |")
+    rows = compare_intervals(interval_numbers(Path(args.before)), interval_numbers(Path(args.results)))
+    inside = sum(row.split(" | ")[-2] == "yes" for row in rows[2:])
+    print(f"\n{inside} of {len(rows) - 2} values with intervals lie inside the earlier run's interval\n")
+    print("\n".join(rows))
     return 0
 
 

@@ -835,6 +835,18 @@ def test_figure_numbers_reads_what_the_rules_wrote(tiny_run, repo):
         f"{sets.median_avgknn[s]:.2f}" for s in ("real", "baseline", "guided", "gan")
     )
     assert "fig4a median hardness at α = 0 / 1" in numbers and all(numbers.values())
+    # the interval table: a run compared with itself lies inside its own intervals everywhere
+    intervals = module.interval_numbers(tiny_run / "results")
+    assert intervals["baseline precision (efficientnet_lite0)"] == (
+        sets.precision["baseline"],
+        sets.precision_low["baseline"],
+        sets.precision_high["baseline"],
+    )
+    rows = module.compare_intervals(intervals, intervals)[2:]
+    assert len(rows) == len(intervals) and all(row.endswith("| yes | yes |") for row in rows)
+    finite = {key: v for key, v in intervals.items() if np.isfinite(v).all()}
+    shifted = {key: (high + 1, high + 1, high + 2) for key, (value, low, high) in finite.items()}
+    assert finite and all(row.endswith("| no | no |") for row in module.compare_intervals(finite, shifted)[2:])
 
 
 def test_a_dry_run_prints_each_large_stages_estimated_hours(snakemake_exe, repo, tmp_path):
