@@ -1,4 +1,4 @@
-"""Per-op time of the default's three hot operations under each kernel option, as a ratio to fp32
+"""Per-op time of the default's four hot operations under each kernel option, as a ratio to fp32
 eager measured in the same run, on whatever device the machine has.
 
     python benchmarks/kernel_options.py [--config config.yaml ...] [--threads 1] [--repeats 5]
@@ -10,16 +10,18 @@ discriminator, at `sampling.batch_size`), one feature batch (EfficientNet-Lite0 
 its input size) and one GAN training step (`gan.train.d_steps` discriminator steps on real and
 generated images in one forward, then a generator step, with Adam). Options: fp32 eager (the
 reference), bf16 autocast, channels-last, both, and `torch.compile` (fp32; its first call — the
-compilation — is printed apart and not in the per-op time). bf16 is measured only where the CPU has
-bfloat16 instructions (AVX-512 BF16 or AMX) or on CUDA: elsewhere autocast emulates it and the row
-says so. With --profile, the top operators of one fp32 eager call of each operation
-(torch.profiler, by self CPU time).
+compilation — is printed apart and not in the per-op time), and for the two training steps bf16
+with a fused optimiser step (one kernel for all parameters). Where the CPU has no bfloat16
+instructions (AVX-512 BF16 or AMX) autocast emulates bf16 and the rows say so. Then the EMA
+update's share of a bf16 training step, and with --profile the top operators of one fp32 eager
+call of each operation (torch.profiler, by self CPU time).
 Threads default to one, as each job of the default run has.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -35,7 +37,7 @@ os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "0")
 import torch  # noqa: E402
 
 from lowdensity.config import load_config
-from lowdensity.core.training import compute_precision
+from lowdensity.core.training import compute_precision, ema_update
 from lowdensity.guidance.guided import GuidedCell, make_cond_fn
 from lowdensity.metrics.features import load_efficientnet_lite0
 from lowdensity.networks.ddpm import ddpm_losses, training_diffusion, unet_kwargs
@@ -52,7 +54,9 @@ OPTIONS = {
     "channels-last": {"precision": "fp32", "channels_last": True, "compile": False},
     "bf16 + channels-last": {"precision": "bf16", "channels_last": True, "compile": False},
     "torch.compile": {"precision": "fp32", "channels_last": False, "compile": True},
+    "bf16 + fused optimiser": {"precision": "bf16", "channels_last": False, "compile": False, "fused": True},
 }
+TRAINING_STEPS = ("training step", "GAN training step")  # the operations with an optimiser step
 
 
 def seconds(fn, device, repeats):
@@ -82,7 +86,8 @@ def operations(cfg: dict, device: torch.device, option: dict):
         training_diffusion(cfg["diffusion"]), images, torch.arange(4 * batch) % classes, batch, device, True
     )
     net = torch.compile(unet) if option["compile"] else unet
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
+    fused = option.get("fused", False)  # one multi-tensor kernel for all parameters (torch's fused=True)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4, fused=fused)
     generator = torch.Generator().manual_seed(0)
     context = lambda: compute_precision(device, option["precision"])  # noqa: E731
 
@@ -135,7 +140,8 @@ def operations(cfg: dict, device: torch.device, option: dict):
     )
     gan_nets = [torch.compile(n) if option["compile"] else n for n in (generator_net, discriminator_net)]
     opt_g, opt_d = (
-        torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.0, 0.999)) for n in (generator_net, discriminator_net)
+        torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.0, 0.999), fused=fused)
+        for n in (generator_net, discriminator_net)
     )
     gan_batch = gan_cfg["train"]["batch_size"]
     real = torch.rand(gan_batch, channels, res, res, device=device) * 2 - 1
@@ -166,6 +172,14 @@ def operations(cfg: dict, device: torch.device, option: dict):
     }
 
 
+def ema_update_seconds(cfg: dict, device: torch.device, repeats: int) -> float:
+    """The training loop's EMA update of the configured U-Net (one multiply-add per parameter)."""
+    res, learned = cfg["data"]["resolution"], cfg["diffusion"]["variance"] == "learned_range"
+    unet = UNet(**unet_kwargs(cfg["ddpm"]["model"], res, 1, 10, learned)).to(device)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    return seconds(lambda: ema_update(ema, unet, cfg["ddpm"]["train"]["ema_decay"]), device, repeats)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", nargs="+", default=["config.yaml"])
@@ -184,6 +198,8 @@ def main():
     for option_name, option in OPTIONS.items():
         ops = operations(cfg, device, option)
         for op_name, fn in ops.items():
+            if option.get("fused") and op_name not in TRAINING_STEPS:
+                continue
             start = time.perf_counter()
             fn()
             first = time.perf_counter() - start
@@ -192,6 +208,8 @@ def main():
         reference = results[(op_name, "fp32 eager")][0]
         print(f"\n{op_name}")
         for option_name in OPTIONS:
+            if (op_name, option_name) not in results:
+                continue
             value, first = results[(op_name, option_name)]
             extra = f"   first call (compilation) {first:.1f} s" if OPTIONS[option_name]["compile"] else ""
             note = bf16_note if "bf16" in option_name else ""
@@ -199,6 +217,12 @@ def main():
                 f"  {option_name:<22} {value * 1e3:9.1f} ms   speed x{reference / value:5.2f} of fp32 eager"
                 f"{note}{extra}"
             )
+    ema_ms = ema_update_seconds(cfg, device, args.repeats) * 1e3
+    bf16_step_ms = results[("training step", "bf16 autocast")][0] * 1e3
+    print(
+        f"\nPython-level work per DDPM training step: the EMA update takes {ema_ms:.1f} ms "
+        f"({ema_ms / bf16_step_ms:.1%} of the bf16 step)"
+    )
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

@@ -42,6 +42,18 @@ def test_an_unknown_learning_rate_schedule_names_the_key(default, section):
         validate_config(bad)
 
 
+@pytest.mark.parametrize("path", [("ddpm", "train"), ("sampling",), ("gan", "train"), ("evaluation", "extractors", 0)])
+def test_an_unknown_precision_names_the_key(default, path):
+    bad = copy.deepcopy(default)
+    section = bad
+    for part in path:
+        section = section[part]
+    section["precision"] = "fp16"
+    key = re.escape(".".join(map(str, path)))
+    with pytest.raises(ConfigError, match=rf"'{key}\.precision': 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
+        validate_config(bad)
+
+
 def test_unknown_key_is_named(default):
     bad = copy.deepcopy(default)
     bad["sampling"]["num_sampels"] = 10
