@@ -209,6 +209,12 @@ def render_performance(runs_dir: str | Path, image: str | Path, image_link: str)
             "```",
             "",
         ]
+    effects = sorted(runs_dir.glob("bf16_effects_*.txt"))  # each record names its runs, commit and machine
+    if effects:
+        lines += ["### What bf16 changes: images or features", ""]
+    for record in effects:
+        header, _, table = record.read_text().partition("\n")  # a "# command, commit, machine" line, then the table
+        lines += [f"From `benchmarks/runs/{record.name}`: {header.lstrip('# ')}.", "", table.strip(), ""]
     return "\n".join(lines)
 
 
