@@ -276,7 +276,7 @@ def train(
     seed = int(train_cfg["seed"])
     steps = int(train_cfg["steps"])
     model = memory_format(model.to(device), train_cfg.get("channels_last", False))
-    precision = train_cfg.get("precision", "fp32")
+    precision = resolve_precision(train_cfg.get("precision", "fp32"), device)  # once, not at every step
     ema = copy.deepcopy(model).requires_grad_(False)
     rank, ranks = world()
     net = model

@@ -37,7 +37,7 @@ def sample_shard(
     """Draw shard `shard` of the sample set described by `sampling_cfg` and write it atomically.
 
     Keys used: num_samples, shards, seed, steps, method ('ddpm' ancestral or 'ddim'), eta,
-    batch_size, and optionally precision ('fp32' | 'bf16' autocast of the networks) and
+    batch_size, and optionally precision ('fp32' | 'bf16' autocast of the networks | 'auto') and
     channels_last. `metadata` (scalars, e.g. the guidance weights) is stored alongside.
     `init_scale`, `skip`: see `generate`; `model`: the (network, metadata) already loaded from
     `model_path` by a caller that needs it too.
@@ -68,8 +68,9 @@ def sample_shard(
         start_states = branch_states(branch, diffusion, indices, labels, seeds)
         skip = diffusion.num_timesteps - 1 - int(branch["branch_index"])
         prefix_seconds = float(branch["seconds_per_image"]) * len(indices)
+    precision = resolve_precision(sampling_cfg.get("precision", "fp32"), dev)
     start = time.perf_counter() - prefix_seconds
-    with compute_precision(dev, sampling_cfg.get("precision", "fp32")):
+    with compute_precision(dev, precision):
         result = generate(
             model,
             diffusion,
@@ -107,7 +108,7 @@ def sample_shard(
         start,
         metadata=metadata,
         arrays=arrays,
-        precision=resolve_precision(sampling_cfg.get("precision", "fp32"), dev),
+        precision=precision,
     )
 
 
